@@ -1,0 +1,8 @@
+//! Lotus (XPI) chain primitives, pure: no I/O, no clock, no global RNG.
+//!
+//! Curve arithmetic is libsecp256k1's (the `secp256k1` crate); everything that touches a
+//! secret goes through its constant-time operations.
+
+pub mod hash;
+
+pub use secp256k1;

@@ -1,0 +1,1 @@
+//! lotus-sdk MuSig2.
