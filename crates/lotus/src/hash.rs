@@ -62,7 +62,10 @@ mod tests {
             hex::encode(sha256d(b"hello")),
             "9595c9df90075148eb06860365df33584b75bff782a510c6cd4883a419833d50"
         );
-        assert_eq!(hex::encode(hash160(b"")), "b472a266d0bd89c13706a4132ccfb16f7c3b9fcb");
+        assert_eq!(
+            hex::encode(hash160(b"")),
+            "b472a266d0bd89c13706a4132ccfb16f7c3b9fcb"
+        );
         let mut w = Sha256dWriter::new();
         w.write(b"hel").write(b"lo");
         assert_eq!(w.finish(), sha256d(b"hello"));
