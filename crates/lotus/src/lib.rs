@@ -3,6 +3,11 @@
 //! Curve arithmetic is libsecp256k1's (the `secp256k1` crate); everything that touches a
 //! secret goes through its constant-time operations.
 
+pub mod curve;
 pub mod hash;
+pub mod key;
+pub mod schnorr;
+pub mod taproot;
 
+pub use key::PrivateKey;
 pub use secp256k1;

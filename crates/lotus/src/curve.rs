@@ -1,0 +1,219 @@
+//! Small pieces of secp256k1 arithmetic that libsecp256k1 does not expose: reduction of hash
+//! outputs mod n and the quadratic-residue test of a point's y coordinate. Both operate on
+//! public data only, so variable-time code is fine here.
+
+use secp256k1::{PublicKey, Scalar};
+
+/// The group order n, big-endian.
+pub const ORDER: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe,
+    0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c, 0xd0, 0x36, 0x41, 0x41,
+];
+
+/// The field prime p, big-endian.
+pub const FIELD_PRIME: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+    0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xfc, 0x2f,
+];
+
+/// Little-endian 64-bit limbs of a 256-bit big-endian number.
+type Limbs = [u64; 4];
+
+fn to_limbs(be: &[u8; 32]) -> Limbs {
+    let mut limbs = [0u64; 4];
+    for (i, limb) in limbs.iter_mut().enumerate() {
+        let start = 32 - 8 * (i + 1);
+        *limb = u64::from_be_bytes(be[start..start + 8].try_into().expect("8 bytes"));
+    }
+    limbs
+}
+
+fn from_limbs(limbs: &Limbs) -> [u8; 32] {
+    let mut be = [0u8; 32];
+    for (i, limb) in limbs.iter().enumerate() {
+        let start = 32 - 8 * (i + 1);
+        be[start..start + 8].copy_from_slice(&limb.to_be_bytes());
+    }
+    be
+}
+
+fn less_than(a: &Limbs, b: &Limbs) -> bool {
+    for i in (0..4).rev() {
+        if a[i] != b[i] {
+            return a[i] < b[i];
+        }
+    }
+    false
+}
+
+/// a - b, wrapping; callers guarantee a >= b.
+fn sub(a: &Limbs, b: &Limbs) -> Limbs {
+    let mut out = [0u64; 4];
+    let mut borrow = false;
+    for i in 0..4 {
+        let (d1, b1) = a[i].overflowing_sub(b[i]);
+        let (d2, b2) = d1.overflowing_sub(borrow as u64);
+        out[i] = d2;
+        borrow = b1 || b2;
+    }
+    out
+}
+
+fn shr(a: &Limbs, bits: u32) -> Limbs {
+    debug_assert!(bits < 64);
+    if bits == 0 {
+        return *a;
+    }
+    let mut out = [0u64; 4];
+    for i in 0..4 {
+        out[i] = a[i] >> bits;
+        if i < 3 {
+            out[i] |= a[i + 1] << (64 - bits);
+        }
+    }
+    out
+}
+
+fn is_zero(a: &Limbs) -> bool {
+    a.iter().all(|&l| l == 0)
+}
+
+/// True iff the big-endian number is below n.
+pub fn is_below_order(be: &[u8; 32]) -> bool {
+    less_than(&to_limbs(be), &to_limbs(&ORDER))
+}
+
+/// True iff the big-endian number is below p.
+pub fn is_below_field_prime(be: &[u8; 32]) -> bool {
+    less_than(&to_limbs(be), &to_limbs(&FIELD_PRIME))
+}
+
+/// Interprets 32 big-endian bytes (usually a hash) as an integer and reduces it mod n.
+/// One subtraction suffices because 2^256 < 2n.
+pub fn reduce_to_scalar(be: &[u8; 32]) -> Scalar {
+    let value = to_limbs(be);
+    let order = to_limbs(&ORDER);
+    let reduced = if less_than(&value, &order) {
+        value
+    } else {
+        sub(&value, &order)
+    };
+    Scalar::from_be_bytes(from_limbs(&reduced)).expect("reduced below n")
+}
+
+/// Jacobi symbol (a / m) for odd m, by the binary algorithm. Returns 1, -1 or 0.
+fn jacobi(a: &[u8; 32], m: &[u8; 32]) -> i8 {
+    let mut a = to_limbs(a);
+    let mut m = to_limbs(m);
+    let mut sign = 1i8;
+    while !less_than(&a, &m) {
+        a = sub(&a, &m);
+    }
+    loop {
+        if is_zero(&a) {
+            return if m == [1, 0, 0, 0] { sign } else { 0 };
+        }
+        // (2/m) = -1 exactly when m = 3 or 5 (mod 8).
+        let twos = a[0].trailing_zeros().min(63);
+        if twos > 0 {
+            a = shr(&a, twos);
+            if twos % 2 == 1 && matches!(m[0] & 7, 3 | 5) {
+                sign = -sign;
+            }
+            continue;
+        }
+        if less_than(&a, &m) {
+            // Quadratic reciprocity: flip when both are 3 mod 4.
+            std::mem::swap(&mut a, &mut m);
+            if a[0] & 3 == 3 && m[0] & 3 == 3 {
+                sign = -sign;
+            }
+        }
+        a = sub(&a, &m);
+    }
+}
+
+/// True iff `y` (a field element, big-endian, below p) is a non-zero quadratic residue mod p.
+pub fn is_quadratic_residue(y: &[u8; 32]) -> bool {
+    jacobi(y, &FIELD_PRIME) == 1
+}
+
+/// The Lotus/BCH nonce rule: does the point's y coordinate have a square root mod p?
+pub fn has_square_y(point: &PublicKey) -> bool {
+    let uncompressed = point.serialize_uncompressed();
+    let y: [u8; 32] = uncompressed[33..65].try_into().expect("65-byte encoding");
+    is_quadratic_residue(&y)
+}
+
+/// s·G for a public scalar, `None` when s = 0 (the point at infinity).
+pub fn mul_generator(s: &Scalar) -> Option<PublicKey> {
+    secp256k1::SecretKey::from_secret_bytes(s.to_be_bytes())
+        .ok()
+        .map(|k| PublicKey::from_secret_key(&k))
+}
+
+/// The x coordinate of a point, big-endian.
+pub fn x_coordinate(point: &PublicKey) -> [u8; 32] {
+    point.serialize()[1..33]
+        .try_into()
+        .expect("33-byte encoding")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(v: u64) -> [u8; 32] {
+        let mut be = [0u8; 32];
+        be[24..].copy_from_slice(&v.to_be_bytes());
+        be
+    }
+
+    #[test]
+    fn jacobi_agrees_with_euler_on_small_primes() {
+        for &p in &[3u64, 5, 7, 11, 13, 101, 1009, 65537] {
+            for a in 0..p.min(300) {
+                let euler = (0..p).any(|x| x * x % p == a % p);
+                let expected = if a % p == 0 {
+                    0
+                } else if euler {
+                    1
+                } else {
+                    -1
+                };
+                assert_eq!(jacobi(&num(a), &num(p)), expected, "a={a} p={p}");
+            }
+        }
+    }
+
+    #[test]
+    fn quadratic_residues_mod_field_prime() {
+        // 4 is a square; -1 is not since p = 3 mod 4; 7 is not (no point has x = 0).
+        assert!(is_quadratic_residue(&num(4)));
+        let minus_one = from_limbs(&sub(&to_limbs(&FIELD_PRIME), &[1, 0, 0, 0]));
+        assert!(!is_quadratic_residue(&minus_one));
+        assert!(!is_quadratic_residue(&num(7)));
+    }
+
+    #[test]
+    fn exactly_one_of_a_point_and_its_negation_has_square_y() {
+        let g =
+            PublicKey::from_secret_key(&secp256k1::SecretKey::from_secret_bytes(num(1)).unwrap());
+        for k in 1..50u64 {
+            let p = g
+                .mul_tweak(&Scalar::from_be_bytes(num(k)).unwrap())
+                .unwrap();
+            assert_ne!(has_square_y(&p), has_square_y(&p.negate()), "k={k}");
+        }
+    }
+
+    #[test]
+    fn reduction_mod_order() {
+        assert_eq!(reduce_to_scalar(&ORDER), Scalar::ZERO);
+        assert_eq!(reduce_to_scalar(&[0xff; 32]).to_be_bytes()[..15], [0u8; 15]);
+        assert_eq!(reduce_to_scalar(&num(5)).to_be_bytes(), num(5));
+        assert!(!is_below_order(&ORDER));
+        assert!(is_below_field_prime(&ORDER));
+        assert!(!is_below_field_prime(&FIELD_PRIME));
+    }
+}
