@@ -152,6 +152,32 @@ pub fn mul_generator(s: &Scalar) -> Option<PublicKey> {
         .map(|k| PublicKey::from_secret_key(&k))
 }
 
+/// a + b mod n for public scalars (libsecp256k1 refuses zero keys, hence the special cases).
+pub fn scalar_add(a: &Scalar, b: &Scalar) -> Scalar {
+    match secp256k1::SecretKey::from_secret_bytes(a.to_be_bytes()) {
+        // add_tweak fails only when the sum is zero.
+        Ok(a) => a.add_tweak(b).map_or(Scalar::ZERO, |sum| Scalar::from(sum)),
+        Err(_) => *b,
+    }
+}
+
+/// a · b mod n for public scalars.
+pub fn scalar_mul(a: &Scalar, b: &Scalar) -> Scalar {
+    match secp256k1::SecretKey::from_secret_bytes(a.to_be_bytes()) {
+        // mul_tweak fails only for b = 0; n is prime, so a non-zero product stays non-zero.
+        Ok(a) => a
+            .mul_tweak(b)
+            .map_or(Scalar::ZERO, |product| Scalar::from(product)),
+        Err(_) => Scalar::ZERO,
+    }
+}
+
+/// −a mod n for a public scalar.
+pub fn scalar_negate(a: &Scalar) -> Scalar {
+    secp256k1::SecretKey::from_secret_bytes(a.to_be_bytes())
+        .map_or(Scalar::ZERO, |a| Scalar::from(a.negate()))
+}
+
 /// The x coordinate of a point, big-endian.
 pub fn x_coordinate(point: &PublicKey) -> [u8; 32] {
     point.serialize()[1..33]
@@ -205,6 +231,20 @@ mod tests {
                 .unwrap();
             assert_ne!(has_square_y(&p), has_square_y(&p.negate()), "k={k}");
         }
+    }
+
+    #[test]
+    fn public_scalar_arithmetic() {
+        let s = |v: u64| Scalar::from_be_bytes(num(v)).unwrap();
+        assert_eq!(scalar_add(&s(2), &s(3)), s(5));
+        assert_eq!(scalar_add(&Scalar::ZERO, &s(3)), s(3));
+        assert_eq!(scalar_add(&s(3), &scalar_negate(&s(3))), Scalar::ZERO);
+        assert_eq!(scalar_mul(&s(6), &s(7)), s(42));
+        assert_eq!(scalar_mul(&Scalar::ZERO, &s(7)), Scalar::ZERO);
+        assert_eq!(scalar_mul(&s(7), &Scalar::ZERO), Scalar::ZERO);
+        assert_eq!(scalar_negate(&Scalar::ZERO), Scalar::ZERO);
+        let minus_one = scalar_negate(&Scalar::ONE);
+        assert_eq!(scalar_mul(&minus_one, &minus_one), Scalar::ONE);
     }
 
     #[test]
