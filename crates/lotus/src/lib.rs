@@ -3,10 +3,12 @@
 //! Curve arithmetic is libsecp256k1's (the `secp256k1` crate); everything that touches a
 //! secret goes through its constant-time operations.
 
+pub mod address;
 pub mod curve;
 pub mod hash;
 pub mod key;
 pub mod schnorr;
+pub mod script;
 pub mod taproot;
 
 pub use key::PrivateKey;
