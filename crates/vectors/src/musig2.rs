@@ -335,7 +335,23 @@ fn check_taproot_fields(tap: &Value, context: &KeyAggContext) -> Result<(), Stri
         ),
         None => None,
     };
-    let _ = state;
+    let script = lotus::script::Script::taproot_key_path(&commitment, state.as_ref());
+    expect_hex(
+        "script_pubkey",
+        script.as_bytes(),
+        str_field(tap, "script_pubkey")?,
+    )?;
+    use lotus::address::{taproot_address, Network};
+    expect_eq(
+        "address_mainnet",
+        taproot_address(&commitment, Network::Mainnet).as_str(),
+        str_field(tap, "address_mainnet")?,
+    )?;
+    expect_eq(
+        "address_testnet",
+        taproot_address(&commitment, Network::Testnet).as_str(),
+        str_field(tap, "address_testnet")?,
+    )?;
     Ok(())
 }
 
