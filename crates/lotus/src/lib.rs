@@ -7,9 +7,11 @@ pub mod address;
 pub mod curve;
 pub mod hash;
 pub mod key;
+pub mod merkle;
 pub mod schnorr;
 pub mod script;
 pub mod taproot;
+pub mod tx;
 
 pub use key::PrivateKey;
 pub use secp256k1;
