@@ -1,0 +1,91 @@
+//! The app's data folder: settings file and SQLite database, private to the user.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Name of the folder under the platform data dir (`~/.local/share` on Linux,
+/// `~/Library/Application Support` on macOS, `%APPDATA%` on Windows).
+pub const APP_FOLDER: &str = "lotus-cosigner";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataDirError {
+    #[error("this system reports no per-user data folder; set LOTUS_COSIGNER_DATA_DIR")]
+    NoPlatformDir,
+    #[error("cannot create the data folder {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct DataDir {
+    root: PathBuf,
+}
+
+impl DataDir {
+    /// Uses `explicit` if given, else the platform data folder; creates it (mode 0700 on Unix)
+    /// if it does not exist yet.
+    pub fn open(explicit: Option<PathBuf>) -> Result<Self, DataDirError> {
+        let root = match explicit {
+            Some(path) => path,
+            None => dirs::data_dir()
+                .ok_or(DataDirError::NoPlatformDir)?
+                .join(APP_FOLDER),
+        };
+        create_private_dir(&root).map_err(|source| DataDirError::Create {
+            path: root.clone(),
+            source,
+        })?;
+        Ok(Self { root })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn settings_file(&self) -> PathBuf {
+        self.root.join("settings.json")
+    }
+
+    pub fn database_file(&self) -> PathBuf {
+        self.root.join("cosigner.sqlite3")
+    }
+}
+
+#[cfg(unix)]
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if path.is_dir() {
+        return Ok(());
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+#[cfg(not(unix))]
+fn create_private_dir(path: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_a_private_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(Some(tmp.path().join("a/b"))).unwrap();
+        assert!(dir.path().is_dir());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(dir.path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        // Opening again is fine.
+        DataDir::open(Some(dir.path().to_owned())).unwrap();
+    }
+}

@@ -1,0 +1,161 @@
+//! The signer identity: one secp256k1 key, created once from the OS CSPRNG and kept in the
+//! keychain; its public key and the Lotus addresses derived from it.
+
+use std::path::Path;
+
+use lotus::PrivateKey;
+use secp256k1::PublicKey;
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::app_db::{AppDb, AppDbError, SignerRecord};
+use crate::key_store::{KeyStore, KeyStoreError};
+use crate::settings::Network;
+
+/// What the UI shows about the identity. Public data only.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct IdentityView {
+    /// Compressed public key (33 bytes), lowercase hex.
+    pub public_key_hex: String,
+    /// P2PKH XAddress of the public key.
+    pub p2pkh_address: String,
+    /// Taproot (key path only) XAddress of the key's commitment.
+    pub taproot_address: String,
+    pub network: Network,
+    /// Where the secret lives, e.g. "OS keychain (Secret Service keyring)".
+    pub key_store: String,
+    pub data_dir: String,
+    /// Unix seconds when this profile first recorded the key.
+    #[ts(type = "number")]
+    pub created_at: i64,
+    /// Unix seconds when a backup was confirmed; `null` while there is none.
+    #[ts(type = "number | null")]
+    pub backup_confirmed_at: Option<i64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error(transparent)]
+    KeyStore(#[from] KeyStoreError),
+    #[error(transparent)]
+    Database(#[from] AppDbError),
+    #[error("the OS random number generator failed: {0}")]
+    Random(getrandom::Error),
+    /// The profile has a key on record but the keychain no longer has it. Never answered by
+    /// creating a new key: funds may be locked to the old one.
+    #[error("this profile's signer key {public_key} is missing from the keychain")]
+    KeyMissing { public_key: String },
+    /// The keychain holds a different key than the one this profile recorded.
+    #[error("the keychain holds key {found}, but this profile belongs to key {expected}")]
+    KeyMismatch { expected: String, found: String },
+}
+
+/// Which way [`load_or_create`] found the key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Created,
+    Loaded,
+    /// The keychain had a key that this (new) data folder had not recorded yet.
+    Adopted,
+}
+
+/// Loads the signer key from the keychain and checks it against the profile's record; on the
+/// very first run creates it. Returns only public data: the secret is dropped (and erased)
+/// before this returns. `now` is unix seconds.
+pub fn load_or_create(
+    store: &KeyStore,
+    db: &AppDb,
+    now: i64,
+) -> Result<(SignerRecord, Origin), IdentityError> {
+    db.exclusive(|db| reconcile(store, db, now))
+}
+
+fn reconcile(
+    store: &KeyStore,
+    db: &AppDb,
+    now: i64,
+) -> Result<(SignerRecord, Origin), IdentityError> {
+    let record = db.signer()?;
+    let stored = store.load()?;
+    match (record, stored) {
+        (None, None) => {
+            let key = generate()?;
+            store.store(&key)?;
+            // Read back through the keychain so a store that dropped it fails now, not later.
+            let reread = store.load()?.ok_or(KeyStoreError::NotPersistent {
+                backend: KeyStore::backend_name(),
+                detail: "the new key was gone right after it was stored",
+            })?;
+            let public_key = key.public_key();
+            if reread.public_key() != public_key {
+                return Err(IdentityError::KeyMismatch {
+                    expected: hex::encode(public_key.serialize()),
+                    found: hex::encode(reread.public_key().serialize()),
+                });
+            }
+            db.record_signer(&public_key, now)?;
+            Ok((signer(public_key, now), Origin::Created))
+        }
+        (None, Some(key)) => {
+            let public_key = key.public_key();
+            db.record_signer(&public_key, now)?;
+            Ok((signer(public_key, now), Origin::Adopted))
+        }
+        (Some(record), None) => Err(IdentityError::KeyMissing {
+            public_key: hex::encode(record.public_key.serialize()),
+        }),
+        (Some(record), Some(key)) => {
+            let found = key.public_key();
+            if found != record.public_key {
+                return Err(IdentityError::KeyMismatch {
+                    expected: hex::encode(record.public_key.serialize()),
+                    found: hex::encode(found.serialize()),
+                });
+            }
+            Ok((record, Origin::Loaded))
+        }
+    }
+}
+
+/// The public view of a recorded key.
+pub fn view(record: &SignerRecord, network: Network, data_dir: &Path) -> IdentityView {
+    let net = match network {
+        Network::Mainnet => lotus::address::Network::Mainnet,
+        Network::Testnet => lotus::address::Network::Testnet,
+        Network::Regtest => lotus::address::Network::Regtest,
+    };
+    let public_key = &record.public_key;
+    IdentityView {
+        public_key_hex: hex::encode(public_key.serialize()),
+        p2pkh_address: lotus::address::p2pkh_address(public_key, net),
+        taproot_address: lotus::address::taproot_address(
+            &lotus::taproot::commitment(public_key),
+            net,
+        ),
+        network,
+        key_store: format!("OS keychain ({})", KeyStore::backend_name()),
+        data_dir: data_dir.display().to_string(),
+        created_at: record.created_at,
+        backup_confirmed_at: record.backup_confirmed_at,
+    }
+}
+
+fn signer(public_key: PublicKey, created_at: i64) -> SignerRecord {
+    SignerRecord {
+        public_key,
+        created_at,
+        backup_confirmed_at: None,
+    }
+}
+
+/// A fresh key from the OS CSPRNG. The buffer is erased on drop; a value outside the curve
+/// order (probability ~2^-128) is simply drawn again.
+fn generate() -> Result<PrivateKey, IdentityError> {
+    loop {
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        getrandom::fill(bytes.as_mut()).map_err(IdentityError::Random)?;
+        if let Ok(key) = PrivateKey::from_bytes(&bytes) {
+            return Ok(key);
+        }
+    }
+}

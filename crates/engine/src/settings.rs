@@ -1,0 +1,113 @@
+//! `settings.json` in the data folder: the few choices a person makes that are not secrets.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// Which Lotus network addresses are shown for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    #[default]
+    Mainnet,
+    Testnet,
+    Regtest,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub network: Network,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a valid settings file: {source}")]
+    Invalid {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Settings {
+    /// Reads the file, or writes the defaults there if it does not exist yet.
+    pub fn load_or_init(path: &Path) -> Result<Self, SettingsError> {
+        match fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| SettingsError::Invalid {
+                path: path.to_owned(),
+                source,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let settings = Self::default();
+                settings.save(path)?;
+                Ok(settings)
+            }
+            Err(source) => Err(SettingsError::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    /// Writes through a temporary file and a rename, so a crash leaves the old or the new file.
+    pub fn save(&self, path: &Path) -> Result<(), SettingsError> {
+        let write_err = |source| SettingsError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        let mut json = serde_json::to_vec_pretty(self).expect("settings always serialize");
+        json.push(b'\n');
+        let tmp = path.with_extension("json.tmp");
+        let mut file = fs::File::create(&tmp).map_err(write_err)?;
+        file.write_all(&json).map_err(write_err)?;
+        file.sync_all().map_err(write_err)?;
+        fs::rename(&tmp, path).map_err(write_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_load_writes_defaults_and_later_loads_read_them() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("settings.json");
+        assert_eq!(Settings::load_or_init(&path).unwrap(), Settings::default());
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "{\n  \"network\": \"mainnet\"\n}\n"
+        );
+        fs::write(&path, r#"{"network":"testnet"}"#).unwrap();
+        assert_eq!(
+            Settings::load_or_init(&path).unwrap().network,
+            Network::Testnet
+        );
+    }
+
+    #[test]
+    fn a_broken_file_is_an_error_not_a_reset() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("settings.json");
+        fs::write(&path, "{ not json").unwrap();
+        assert!(matches!(
+            Settings::load_or_init(&path),
+            Err(SettingsError::Invalid { .. })
+        ));
+        assert_eq!(fs::read_to_string(&path).unwrap(), "{ not json");
+    }
+}

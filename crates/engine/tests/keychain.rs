@@ -1,0 +1,172 @@
+//! Key custody against the real OS keychain (Secret Service on Linux), never a mock.
+//!
+//! Needs a D-Bus session bus with an unlocked Secret Service: `./scripts/test` provides one
+//! (dbus-run-session + gnome-keyring-daemon --unlock with a throwaway keyring). Run outside it,
+//! these tests fail with a hint rather than pass without testing anything.
+
+use engine::app_db::AppDb;
+use engine::identity::{self, IdentityError, Origin};
+use engine::key_store::{KeyStore, KeyStoreError, KeychainConfig};
+use engine::{Engine, EngineConfig, ErrorKind, Network};
+
+/// A keychain service name of this test's own; the entry is deleted when the guard drops.
+struct TestEntry(KeyStore);
+
+impl TestEntry {
+    fn new(name: &str) -> Self {
+        require_secret_service();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        Self(KeyStore::new(KeychainConfig {
+            service: format!("lotus-cosigner-test-{name}-{}-{nanos}", std::process::id()),
+            user: KeychainConfig::DEFAULT_USER.to_owned(),
+        }))
+    }
+}
+
+impl Drop for TestEntry {
+    fn drop(&mut self) {
+        let _ = self.0.delete();
+    }
+}
+
+fn require_secret_service() {
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none() {
+        panic!(
+            "no D-Bus session bus: these tests need a real, unlocked Secret Service. \
+             Run them through ./scripts/test (dbus-run-session + gnome-keyring-daemon --unlock)."
+        );
+    }
+}
+
+#[test]
+fn self_test_passes_on_the_real_keychain_and_leaves_nothing_behind() {
+    let entry = TestEntry::new("selftest");
+    entry.0.self_test().expect("keychain self-test");
+    // The probe entry is gone, and the signer entry was never touched.
+    assert!(entry.0.load().unwrap().is_none());
+}
+
+#[test]
+fn first_run_creates_later_runs_load_and_a_lost_key_is_not_replaced() {
+    let entry = TestEntry::new("lifecycle");
+    let store = &entry.0;
+    let tmp = tempfile::tempdir().unwrap();
+    let db_path = tmp.path().join("cosigner.sqlite3");
+
+    let db = AppDb::open(&db_path, 100).unwrap();
+    let (created, origin) = identity::load_or_create(store, &db, 100).unwrap();
+    assert_eq!(origin, Origin::Created);
+    assert_eq!(created.created_at, 100);
+    let in_keychain = store.load().unwrap().expect("key stored in the keychain");
+    assert_eq!(in_keychain.public_key(), created.public_key);
+    drop(db);
+
+    // Later run (new process = new connection, new Entry handles): same key, same record.
+    let db = AppDb::open(&db_path, 200).unwrap();
+    let (loaded, origin) = identity::load_or_create(store, &db, 200).unwrap();
+    assert_eq!(origin, Origin::Loaded);
+    assert_eq!(loaded, created);
+
+    // A fresh data folder adopts the keychain's key instead of making another one.
+    let other_db = AppDb::open(&tmp.path().join("other.sqlite3"), 300).unwrap();
+    let (adopted, origin) = identity::load_or_create(store, &other_db, 300).unwrap();
+    assert_eq!(origin, Origin::Adopted);
+    assert_eq!(adopted.public_key, created.public_key);
+
+    // The key vanishes from the keychain: a loud error, and still no new key.
+    store.delete().unwrap();
+    let err = identity::load_or_create(store, &db, 400).unwrap_err();
+    assert!(matches!(err, IdentityError::KeyMissing { .. }), "{err}");
+    assert!(store.load().unwrap().is_none());
+}
+
+#[test]
+fn a_different_key_in_the_keychain_is_refused() {
+    let first = TestEntry::new("mismatch-a");
+    let second = TestEntry::new("mismatch-b");
+    let tmp = tempfile::tempdir().unwrap();
+    let db = AppDb::open(&tmp.path().join("db.sqlite3"), 1).unwrap();
+    identity::load_or_create(&first.0, &db, 1).unwrap();
+    // The same profile pointed at another keychain entry that holds another key.
+    let other = tempfile::tempdir().unwrap();
+    let other_db = AppDb::open(&other.path().join("db.sqlite3"), 1).unwrap();
+    identity::load_or_create(&second.0, &other_db, 1).unwrap();
+    let err = identity::load_or_create(&second.0, &db, 2).unwrap_err();
+    assert!(matches!(err, IdentityError::KeyMismatch { .. }), "{err}");
+}
+
+#[test]
+fn engine_serves_the_identity_with_addresses_and_no_secret() {
+    let entry = TestEntry::new("engine");
+    let tmp = tempfile::tempdir().unwrap();
+    let config = EngineConfig {
+        data_dir: Some(tmp.path().join("data")),
+        keychain: entry.0.config().clone(),
+    };
+    let view = Engine::start(config.clone()).identity().expect("identity");
+    let key = entry.0.load().unwrap().unwrap();
+    assert_eq!(
+        view.public_key_hex,
+        hex::encode(key.public_key().serialize())
+    );
+    assert_eq!(view.network, Network::Mainnet);
+    assert!(view.p2pkh_address.starts_with("lotus_"), "{view:?}");
+    assert!(view.taproot_address.starts_with("lotus_"), "{view:?}");
+    assert_ne!(view.p2pkh_address, view.taproot_address);
+    assert!(view.key_store.starts_with("OS keychain"));
+    assert_eq!(view.backup_confirmed_at, None);
+    assert!(tmp.path().join("data/settings.json").is_file());
+    assert!(tmp.path().join("data/cosigner.sqlite3").is_file());
+
+    // What goes to the UI holds nothing but public data.
+    let json = serde_json::to_string(&view).unwrap();
+    assert!(!json.contains(&hex::encode(*key.to_bytes())));
+
+    // A second start (the app restarted) shows the same identity.
+    assert_eq!(Engine::start(config).identity().unwrap(), view);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unreachable_keychain_is_a_clear_error_not_a_memory_fallback() {
+    require_secret_service();
+    // A child process with no session bus at all: the keychain cannot be reached.
+    if std::env::var_os("KEYCHAIN_TEST_CHILD").is_some() {
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = Engine::start(EngineConfig {
+            data_dir: Some(tmp.path().to_owned()),
+            keychain: KeychainConfig {
+                service: "lotus-cosigner-test-unreachable".to_owned(),
+                user: "signer-key".to_owned(),
+            },
+        });
+        let err = engine.identity().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::KeychainUnavailable, "{err:?}");
+        assert!(err.action.contains("try again"), "{err:?}");
+        return;
+    }
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "an_unreachable_keychain_is_a_clear_error_not_a_memory_fallback",
+            "--nocapture",
+        ])
+        .env("KEYCHAIN_TEST_CHILD", "1")
+        .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus")
+        .env_remove("DISPLAY")
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn keystore_error_actions_say_what_to_do() {
+    let err = KeyStoreError::NoSecretService {
+        detail: "x".to_owned(),
+    };
+    assert!(err.action().contains("gnome-keyring"));
+}
