@@ -10,6 +10,7 @@ pub mod key;
 pub mod merkle;
 pub mod schnorr;
 pub mod script;
+pub mod sighash;
 pub mod taproot;
 pub mod tx;
 
