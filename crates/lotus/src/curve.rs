@@ -2,7 +2,8 @@
 //! outputs mod n and the quadratic-residue test of a point's y coordinate. Both operate on
 //! public data only, so variable-time code is fine here.
 
-use secp256k1::{PublicKey, Scalar};
+use secp256k1::ecdsa::{RecoverableSignature, RecoveryId};
+use secp256k1::{Message, PublicKey, Scalar};
 
 /// The group order n, big-endian.
 pub const ORDER: [u8; 32] = [
@@ -152,6 +153,45 @@ pub fn mul_generator(s: &Scalar) -> Option<PublicKey> {
         .map(|k| PublicKey::from_secret_key(&k))
 }
 
+/// a·P + g·G for public scalars and a public point, with ONE multi-scalar multiplication.
+///
+/// libsecp256k1 exposes no a·P + g·G, and composing `mul_tweak` + `add_exp_tweak` costs two
+/// multiplications. ECDSA public-key recovery, however, computes Q = r⁻¹·(s·R − z·G) in a single
+/// Strauss multiplication, where R is the point with x = r (+n if recid bit 1) and y parity
+/// recid bit 0. Choosing R = P, r = x(P) mod n, s = r·a and z = −r·g gives Q = a·P + g·G.
+/// Everything here is public (verification only); `None` is the point at infinity.
+pub fn mul_add_generator(point: &PublicKey, a: &Scalar, g: &Scalar) -> Option<PublicKey> {
+    if *a == Scalar::ZERO {
+        return mul_generator(g);
+    }
+    let encoded = point.serialize();
+    let x: [u8; 32] = encoded[1..33].try_into().expect("33-byte encoding");
+    let x_overflows_order = !is_below_order(&x);
+    let r = reduce_to_scalar(&x);
+    if r == Scalar::ZERO {
+        // Only x = n itself; not worth a special recovery, use the two-step form.
+        let a_p = point.mul_tweak(a).ok()?;
+        return if *g == Scalar::ZERO {
+            Some(a_p)
+        } else {
+            a_p.add_exp_tweak(g).ok()
+        };
+    }
+    let s = scalar_mul(&r, a);
+    let z = scalar_negate(&scalar_mul(&r, g));
+    let mut compact = [0u8; 64];
+    compact[..32].copy_from_slice(&r.to_be_bytes());
+    compact[32..].copy_from_slice(&s.to_be_bytes());
+    let odd_y = encoded[0] == 0x03;
+    let recovery_id =
+        RecoveryId::from_u8_masked(u8::from(odd_y) | (u8::from(x_overflows_order) << 1));
+    let signature = RecoverableSignature::from_compact(&compact, recovery_id).ok()?;
+    // Err here means Q is the point at infinity.
+    signature
+        .recover(Message::from_digest(z.to_be_bytes()))
+        .ok()
+}
+
 /// a + b mod n for public scalars (libsecp256k1 refuses zero keys, hence the special cases).
 pub fn scalar_add(a: &Scalar, b: &Scalar) -> Scalar {
     match secp256k1::SecretKey::from_secret_bytes(a.to_be_bytes()) {
@@ -231,6 +271,55 @@ mod tests {
                 .unwrap();
             assert_ne!(has_square_y(&p), has_square_y(&p.negate()), "k={k}");
         }
+    }
+
+    #[test]
+    fn one_multiplication_form_matches_the_two_step_form() {
+        let s = |v: &[u8]| reduce_to_scalar(&crate::hash::sha256(v));
+        let g = mul_generator(&Scalar::ONE).unwrap();
+        for i in 0u8..40 {
+            let point = mul_generator(&s(&[i, 0])).unwrap();
+            let (a, b) = (s(&[i, 1]), s(&[i, 2]));
+            let expected = point.mul_tweak(&a).unwrap().add_exp_tweak(&b).unwrap();
+            assert_eq!(mul_add_generator(&point, &a, &b), Some(expected), "i={i}");
+            assert_eq!(
+                mul_add_generator(&point, &a, &Scalar::ZERO),
+                Some(point.mul_tweak(&a).unwrap())
+            );
+            assert_eq!(
+                mul_add_generator(&point, &Scalar::ZERO, &b),
+                mul_generator(&b)
+            );
+        }
+        // a·P + g·G = infinity is reported as None: P = G, a = 1, g = −1.
+        assert_eq!(
+            mul_add_generator(&g, &Scalar::ONE, &scalar_negate(&Scalar::ONE)),
+            None
+        );
+        // A point whose x exceeds n needs recovery id bit 1: x = n + 1 is not on the curve,
+        // so search a few x >= n values for one that is.
+        let mut found = 0;
+        for delta in 0u8..=255 {
+            let mut x = ORDER;
+            x[31] = x[31].wrapping_add(delta);
+            if delta > 0xbe {
+                break;
+            }
+            for prefix in [2u8, 3] {
+                let mut bytes = [prefix; 33];
+                bytes[1..].copy_from_slice(&x);
+                if let Ok(point) = PublicKey::from_slice(&bytes) {
+                    let (a, b) = (s(&[delta, 3]), s(&[delta, 4]));
+                    let expected = point.mul_tweak(&a).unwrap().add_exp_tweak(&b).unwrap();
+                    assert_eq!(mul_add_generator(&point, &a, &b), Some(expected));
+                    found += 1;
+                }
+            }
+        }
+        assert!(
+            found > 0,
+            "no point with x >= n found to exercise the overflow bit"
+        );
     }
 
     #[test]

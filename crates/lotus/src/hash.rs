@@ -21,14 +21,38 @@ pub fn hash160(data: &[u8]) -> [u8; 20] {
 /// BIP340-style tagged hash: SHA256(SHA256(tag) || SHA256(tag) || parts...).
 /// Used by lotus-sdk MuSig2 and by Lotus Taproot.
 pub fn tagged_hash(tag: &str, parts: &[&[u8]]) -> [u8; 32] {
-    let tag_hash = sha256(tag.as_bytes());
-    let mut hasher = Sha256::new();
-    hasher.update(tag_hash);
-    hasher.update(tag_hash);
+    let mut hasher = tagged_hasher(tag);
     for part in parts {
         hasher.update(part);
     }
     hasher.finalize().into()
+}
+
+/// A SHA-256 state that has absorbed SHA256(tag) || SHA256(tag): exactly one 64-byte block, so
+/// the hot tags are computed once and cloned (saving two compressions per tagged hash).
+fn tagged_hasher(tag: &str) -> Sha256 {
+    use std::sync::OnceLock;
+    const HOT_TAGS: [&str; 7] = [
+        "KeyAgg list",
+        "KeyAgg coefficient",
+        "MuSig/noncecoef",
+        "MuSig/aux",
+        "MuSig/nonce",
+        "TapTweak",
+        "LotusCosigner/envelope",
+    ];
+    static PREFIXED: OnceLock<Vec<Sha256>> = OnceLock::new();
+    let fresh = |tag: &str| {
+        let tag_hash = sha256(tag.as_bytes());
+        let mut hasher = Sha256::new();
+        hasher.update(tag_hash);
+        hasher.update(tag_hash);
+        hasher
+    };
+    match HOT_TAGS.iter().position(|t| *t == tag) {
+        Some(i) => PREFIXED.get_or_init(|| HOT_TAGS.iter().map(|t| fresh(t)).collect())[i].clone(),
+        None => fresh(tag),
+    }
 }
 
 /// Incremental SHA256d for callers that stream a preimage.

@@ -14,14 +14,21 @@ pub enum KeyError {
     WrongLength(usize),
 }
 
-pub struct PrivateKey(secp256k1::SecretKey);
+pub struct PrivateKey {
+    secret: secp256k1::SecretKey,
+    // Cached: deriving it is a full scalar multiplication, and signing needs it every time.
+    public: PublicKey,
+}
 
 impl PrivateKey {
     /// Builds a key from 32 big-endian bytes (e.g. fresh CSPRNG output or the keychain).
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
-        secp256k1::SecretKey::from_secret_bytes(*bytes)
-            .map(Self)
-            .map_err(|_| KeyError::OutOfRange)
+        let secret =
+            secp256k1::SecretKey::from_secret_bytes(*bytes).map_err(|_| KeyError::OutOfRange)?;
+        Ok(Self {
+            public: PublicKey::from_secret_key(&secret),
+            secret,
+        })
     }
 
     pub fn from_slice(bytes: &[u8]) -> Result<Self, KeyError> {
@@ -32,23 +39,23 @@ impl PrivateKey {
     }
 
     pub fn public_key(&self) -> PublicKey {
-        PublicKey::from_secret_key(&self.0)
+        self.public
     }
 
     /// The raw bytes, for the key store only; erased when the returned value drops.
     pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
-        Zeroizing::new(self.0.to_secret_bytes())
+        Zeroizing::new(self.secret.to_secret_bytes())
     }
 
     /// Borrow for libsecp256k1's constant-time operations. Callers must not copy it out.
     pub fn as_secp(&self) -> &secp256k1::SecretKey {
-        &self.0
+        &self.secret
     }
 }
 
 impl Drop for PrivateKey {
     fn drop(&mut self) {
-        self.0.non_secure_erase();
+        self.secret.non_secure_erase();
     }
 }
 

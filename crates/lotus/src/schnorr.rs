@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::curve::{
-    has_square_y, is_below_field_prime, is_below_order, mul_generator, reduce_to_scalar,
-    x_coordinate,
+    has_square_y, is_below_field_prime, is_below_order, mul_add_generator, reduce_to_scalar,
+    scalar_negate, x_coordinate,
 };
 use crate::key::PrivateKey;
 
@@ -79,13 +79,7 @@ pub fn verify(signature: &Signature, message: &[u8; 32], public_key: &PublicKey)
 
 /// R = s·G − e·P, or `None` for the point at infinity. Public data only.
 pub(crate) fn nonce_point(s: &Scalar, e: &Scalar, public_key: &PublicKey) -> Option<PublicKey> {
-    if *e == Scalar::ZERO {
-        // libsecp256k1 refuses a zero multiplier; R is then just s·G.
-        return mul_generator(s);
-    }
-    let minus_e_p = public_key.mul_tweak(e).ok()?.negate();
-    // add_exp_tweak fails exactly when the sum is the point at infinity.
-    minus_e_p.add_exp_tweak(s).ok()
+    mul_add_generator(public_key, &scalar_negate(e), s)
 }
 
 /// The 16-byte algorithm tag lotusd passes to its RFC6979 nonce function for Schnorr.

@@ -9,6 +9,8 @@ use lotus::hash::tagged_hash;
 use lotus::secp256k1::{PublicKey, Scalar};
 use lotus::taproot;
 
+use std::sync::OnceLock;
+
 use crate::MusigError;
 
 /// The largest group this crate aggregates; the protocol limits groups to 100 signers.
@@ -31,14 +33,26 @@ pub struct SigningKey {
     pub tweak: Option<Scalar>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct KeyAggContext {
     sorted_keys: Vec<PublicKey>,
     coefficient_hashes: Vec<[u8; 32]>,
     coefficients: Vec<Scalar>,
     list_hash: [u8; 32],
     aggregated_key: PublicKey,
+    // Computed on first use: the commitment costs a scalar multiplication, and every Taproot
+    // session asks for it.
+    taproot_key: OnceLock<SigningKey>,
 }
+
+impl PartialEq for KeyAggContext {
+    fn eq(&self, other: &Self) -> bool {
+        // Everything else is derived from the sorted keys.
+        self.sorted_keys == other.sorted_keys
+    }
+}
+
+impl Eq for KeyAggContext {}
 
 fn one_as_bytes() -> [u8; 32] {
     Scalar::ONE.to_be_bytes()
@@ -56,12 +70,10 @@ impl KeyAggContext {
                 got: keys.len(),
             });
         }
-        let mut encoded: Vec<[u8; 33]> = keys.iter().map(PublicKey::serialize).collect();
-        encoded.sort_unstable();
-        let sorted_keys: Vec<PublicKey> = encoded
-            .iter()
-            .map(|bytes| PublicKey::from_slice(bytes).expect("re-parsing a serialized key"))
-            .collect();
+        let mut pairs: Vec<([u8; 33], PublicKey)> =
+            keys.iter().map(|k| (k.serialize(), *k)).collect();
+        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let (encoded, sorted_keys): (Vec<[u8; 33]>, Vec<PublicKey>) = pairs.into_iter().unzip();
 
         let concatenated: Vec<u8> = encoded.concat();
         let list_hash = tagged_hash("KeyAgg list", &[&concatenated]);
@@ -97,6 +109,7 @@ impl KeyAggContext {
             coefficients,
             list_hash,
             aggregated_key,
+            taproot_key: OnceLock::new(),
         })
     }
 
@@ -145,13 +158,13 @@ impl KeyAggContext {
                 key: self.aggregated_key,
                 tweak: None,
             },
-            SpendPath::TaprootKeyPath => SigningKey {
+            SpendPath::TaprootKeyPath => *self.taproot_key.get_or_init(|| SigningKey {
                 key: taproot::commitment(&self.aggregated_key),
                 tweak: Some(taproot::tweak(
                     &self.aggregated_key,
                     &taproot::KEY_PATH_ONLY_ROOT,
                 )),
-            },
+            }),
         }
     }
 

@@ -3,8 +3,8 @@
 //! `musigPartialSigVerify`, `musigSigAgg`, and their Taproot key-path variants).
 
 use lotus::curve::{
-    has_square_y, is_below_order, reduce_to_scalar, scalar_add, scalar_mul, scalar_negate,
-    x_coordinate,
+    has_square_y, is_below_order, mul_add_generator, reduce_to_scalar, scalar_add, scalar_mul,
+    scalar_negate, x_coordinate,
 };
 use lotus::hash::tagged_hash;
 use lotus::schnorr::{self, Signature};
@@ -214,16 +214,14 @@ impl<'a> Session<'a> {
         if signer_index == 0 && self.signing_key.tweak.is_some() {
             s = scalar_add(&s, &scalar_negate(&self.tweak_term()));
         }
+        // e·a_i·P_i − s_i·G must equal −R'_i: one multiplication, then a comparison.
         let e_a = scalar_mul(&self.e, coefficient);
-        // rhs − s·G must be the point at infinity; add_exp_tweak reports exactly that as Err.
-        let rhs = match public_key.mul_tweak(&e_a) {
-            Ok(e_a_p) => match effective.combine(&e_a_p) {
-                Ok(sum) => sum,
-                Err(_) => return Ok(s == Scalar::ZERO),
+        Ok(
+            match mul_add_generator(public_key, &e_a, &scalar_negate(&s)) {
+                Some(lhs) => lhs == effective.negate(),
+                None => false,
             },
-            Err(_) => effective,
-        };
-        Ok(rhs.add_exp_tweak(&scalar_negate(&s)).is_err())
+        )
     }
 
     /// Blame: the sorted indices whose partial signature does not verify. Empty means every
