@@ -14,6 +14,25 @@ use zeroize::Zeroizing;
 
 use crate::MusigError;
 
+/// The misuse this type rules out at compile time:
+///
+/// ```compile_fail
+/// fn needs_clone<T: Clone>() {}
+/// needs_clone::<musig::SecretNonce>(); // not Clone
+/// ```
+///
+/// ```compile_fail
+/// fn needs_copy<T: Copy>() {}
+/// needs_copy::<musig::SecretNonce>(); // not Copy
+/// ```
+///
+/// ```compile_fail
+/// # use musig::*;
+/// # fn twice(session: &Session, key: &lotus::PrivateKey, nonce: SecretNonce) {
+/// let first = session.sign(0, key, nonce);
+/// let second = session.sign(0, key, nonce); // use after move: a nonce signs once
+/// # }
+/// ```
 pub struct SecretNonce {
     k1: secp256k1::SecretKey,
     k2: secp256k1::SecretKey,
