@@ -12,6 +12,7 @@ mod merkle_txid;
 mod musig2;
 mod regtest;
 mod schnorr;
+mod script_notation;
 mod sighash;
 mod sighash_lotus;
 mod util;
