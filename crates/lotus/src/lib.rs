@@ -11,6 +11,7 @@ pub mod merkle;
 pub mod schnorr;
 pub mod script;
 pub mod sighash;
+pub mod spend;
 pub mod taproot;
 pub mod tx;
 

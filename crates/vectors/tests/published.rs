@@ -38,3 +38,8 @@ fn sighash_lotus_json() {
 fn sighash_json() {
     assert_all_pass("sighash.json", 1000);
 }
+
+#[test]
+fn regtest_lotusd_json() {
+    assert_all_pass("regtest_lotusd.json", 22);
+}
