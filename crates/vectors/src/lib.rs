@@ -39,26 +39,39 @@ impl FileReport {
     }
 }
 
+/// Errors name the problem; callers print the file path (`path()`) next to them.
 #[derive(Debug, thiserror::Error)]
 pub enum VectorError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read: {source}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path} is not JSON: {source}")]
+    #[error("not JSON: {source}")]
     Json {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("{path}: not a recognised vector file (no known `file` field or lotusd file name)")]
+    #[error("not a recognised vector file (no known `file` field or lotusd file name)")]
     Unrecognised { path: PathBuf },
-    #[error("{path}: malformed {schema} file: {reason}")]
+    #[error("malformed {schema} file: {reason}")]
     Malformed {
         path: PathBuf,
         schema: &'static str,
         reason: String,
     },
+}
+
+impl VectorError {
+    /// The file or folder the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            VectorError::Read { path, .. }
+            | VectorError::Json { path, .. }
+            | VectorError::Unrecognised { path }
+            | VectorError::Malformed { path, .. } => path,
+        }
+    }
 }
 
 /// The schemas this runner knows.
