@@ -15,8 +15,7 @@ use std::str::FromStr;
 use secp256k1::PublicKey;
 use sha2::{Digest, Sha256};
 
-use crate::hash::hash160;
-use crate::script::{pubkey_len_from_header, Script};
+use crate::script::Script;
 
 /// The only token lotusd's `Parse` accepts.
 pub const TOKEN: &str = "lotus";
@@ -129,7 +128,7 @@ pub enum XAddressError {
     WrongNetwork { expected: Network, found: Network },
     #[error("address type {0} has no destination")]
     UnsupportedType(u8),
-    #[error("script payload is not a P2PKH, P2PK, P2SH or Taproot output")]
+    #[error("script payload is not a P2PKH or P2SH output")]
     NoDestination,
     #[error("Taproot payload is not a valid 33-byte compressed point")]
     InvalidTaprootCommitment,
@@ -345,25 +344,19 @@ pub fn taproot_address(commitment: &PublicKey, network: Network) -> String {
     .encode()
 }
 
-/// lotusd `ExtractDestination` for the output types the wallet can name.
+/// The destination of a type-0 payload: P2PKH or P2SH only.
+///
+/// Deliberately narrower than lotusd's `ExtractDestination`, which also turns a pay-to-pubkey
+/// script into the P2PKH of its key (so paying the "address" would pay a different script than
+/// the one it contains) and reaches undefined behaviour on a Taproot script (its `Solver` returns
+/// no solution to index). A wallet must pay exactly the script an address names, so those are
+/// refused; Taproot has its own address type (2).
 fn extract_destination(script: &Script) -> Result<Destination, XAddressError> {
-    if let Some(h) = script.as_p2sh() {
-        return Ok(Destination::ScriptHash(h));
-    }
-    if let Some(t) = script.as_taproot() {
-        return t
-            .commitment_key()
-            .map(Destination::Taproot)
-            .map_err(|_| XAddressError::InvalidTaprootCommitment);
-    }
-    if let Some(key) = script.as_p2pk() {
-        // lotusd maps a pay-to-pubkey script to the PKHash of the key as pushed; `CPubKey::IsValid`
-        // only checks the header/length pairing, which `as_p2pk` already did.
-        debug_assert!(pubkey_len_from_header(key[0]) == Some(key.len()));
-        return Ok(Destination::PubKeyHash(hash160(key)));
-    }
     if let Some(h) = script.as_p2pkh() {
         return Ok(Destination::PubKeyHash(h));
+    }
+    if let Some(h) = script.as_p2sh() {
+        return Ok(Destination::ScriptHash(h));
     }
     Err(XAddressError::NoDestination)
 }
@@ -405,6 +398,7 @@ fn compact_size(n: usize) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hash::hash160;
 
     const FIRST: &str = "lotus_16PSJLk9W86KAZp26x3uM176w6N9vUU8YNQQnQTHN";
     const FIRST_LEGACY: &str = "lotus_16PSJLk9W86KAZp26x3uM176w6N9vUU8YNQLVBwUQ";
@@ -517,6 +511,14 @@ mod tests {
             XAddress::parse(&garbage.encode(), Network::Mainnet),
             Err(XAddressError::NoDestination)
         );
+        let mut p2pk = vec![33];
+        p2pk.extend_from_slice(&hex::decode(G).unwrap());
+        p2pk.push(0xac);
+        let g = PublicKey::from_slice(&hex::decode(G).unwrap()).unwrap();
+        for script in [Script::from(p2pk), Script::taproot_key_path(&g, None)] {
+            let a = XAddress::for_script(&script, Network::Mainnet);
+            assert_eq!(a.destination(), Err(XAddressError::NoDestination));
+        }
         let not_point = XAddress {
             network: Network::Mainnet,
             kind: AddressType::Taproot,
