@@ -196,7 +196,7 @@ pub fn mul_add_generator(point: &PublicKey, a: &Scalar, g: &Scalar) -> Option<Pu
 pub fn scalar_add(a: &Scalar, b: &Scalar) -> Scalar {
     match secp256k1::SecretKey::from_secret_bytes(a.to_be_bytes()) {
         // add_tweak fails only when the sum is zero.
-        Ok(a) => a.add_tweak(b).map_or(Scalar::ZERO, |sum| Scalar::from(sum)),
+        Ok(a) => a.add_tweak(b).map_or(Scalar::ZERO, Scalar::from),
         Err(_) => *b,
     }
 }
@@ -205,9 +205,7 @@ pub fn scalar_add(a: &Scalar, b: &Scalar) -> Scalar {
 pub fn scalar_mul(a: &Scalar, b: &Scalar) -> Scalar {
     match secp256k1::SecretKey::from_secret_bytes(a.to_be_bytes()) {
         // mul_tweak fails only for b = 0; n is prime, so a non-zero product stays non-zero.
-        Ok(a) => a
-            .mul_tweak(b)
-            .map_or(Scalar::ZERO, |product| Scalar::from(product)),
+        Ok(a) => a.mul_tweak(b).map_or(Scalar::ZERO, Scalar::from),
         Err(_) => Scalar::ZERO,
     }
 }

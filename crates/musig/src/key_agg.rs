@@ -72,7 +72,7 @@ impl KeyAggContext {
         }
         let mut pairs: Vec<([u8; 33], PublicKey)> =
             keys.iter().map(|k| (k.serialize(), *k)).collect();
-        pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        pairs.sort_unstable_by_key(|pair| pair.0);
         let (encoded, sorted_keys): (Vec<[u8; 33]>, Vec<PublicKey>) = pairs.into_iter().unzip();
 
         let concatenated: Vec<u8> = encoded.concat();

@@ -80,8 +80,11 @@ fn hex_list(v: &Value, name: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// A named sub-case and its outcome.
+type SubCase = (String, Result<(), String>);
+
 /// One vector case; returns the outcomes of its negative sub-cases.
-fn check_case(case: &Value, path: SpendPath) -> Result<Vec<(String, Result<(), String>)>, String> {
+fn check_case(case: &Value, path: SpendPath) -> Result<Vec<SubCase>, String> {
     let message: [u8; 32] = hex_array(case, "message")?;
     let input_keys = points(case, "input_public_keys")?;
     let context = KeyAggContext::new(&input_keys).map_err(|e| format!("key aggregation: {e}"))?;

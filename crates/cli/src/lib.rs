@@ -1,0 +1,6 @@
+//! The `lotus-cosigner` command line. Subcommands live in their own modules; `main.rs` only
+//! parses arguments.
+
+pub mod bench;
+pub mod vectors_cmd;
+pub mod workload;

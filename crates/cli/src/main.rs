@@ -1,0 +1,65 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "lotus-cosigner",
+    version,
+    about = "Lotus Cosigner headless tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check known-answer vector files (lotusd / lotus-sdk schemas); files or folders.
+    Vectors {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Print every failing case, not just the first few per file.
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Benchmark Lotus Schnorr and MuSig2 against libsecp256k1 BIP340/BIP327 in one process.
+    Bench {
+        /// Group sizes for the MuSig2 session benchmark.
+        #[arg(long, value_delimiter = ',', default_values_t = vec![3, 10, 100])]
+        sizes: Vec<usize>,
+        /// Timed batches per measurement (the median is reported).
+        #[arg(long, default_value_t = 15)]
+        rounds: usize,
+    },
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        Command::Vectors { paths, verbose } => {
+            let ok = cli::vectors_cmd::run(&paths, verbose, &mut stdout)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Bench { sizes, rounds } => {
+            anyhow::ensure!(rounds > 0, "--rounds must be at least 1");
+            anyhow::ensure!(
+                sizes.iter().all(|&n| (1..=1000).contains(&n)),
+                "sizes must be 1..=1000"
+            );
+            let options = cli::bench::Options {
+                sizes,
+                rounds,
+                ..Default::default()
+            };
+            cli::bench::run(&options, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
