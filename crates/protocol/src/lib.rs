@@ -4,4 +4,5 @@
 
 pub mod election;
 pub mod failover;
+pub mod group;
 pub mod wire;
