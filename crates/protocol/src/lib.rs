@@ -3,6 +3,7 @@
 //! store; `sim` drives many instances over a simulated faulty network.
 
 pub mod election;
+pub mod envelope;
 pub mod failover;
 pub mod group;
 pub mod wire;
