@@ -5,5 +5,7 @@
 pub mod election;
 pub mod envelope;
 pub mod failover;
+pub mod gate;
 pub mod group;
+pub mod messages;
 pub mod wire;

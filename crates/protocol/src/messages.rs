@@ -1,0 +1,239 @@
+//! Payloads of the signed envelopes, one type per `MessageKind` (the proposal's own encoding
+//! lives in `proposal`). All bounded by the group size: at most `MAX_INPUTS` inputs per session.
+
+use lotus::hash::tagged_hash;
+use lotus::schnorr::Signature;
+use musig::{PartialSignature, PublicNonce};
+
+use crate::wire::{DecodeError, Reader, Writer};
+
+/// Inputs one session may sign (each is a parallel MuSig2 instance).
+pub const MAX_INPUTS: usize = 256;
+pub const MAX_REASON_BYTES: usize = 280;
+
+/// Round 1: a pair of public nonces per input, plus this participant's election salt share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Nonces {
+    pub salt_share: [u8; 32],
+    pub nonces: Vec<PublicNonce>,
+}
+
+impl Nonces {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(&self.salt_share).count(self.nonces.len());
+        for n in &self.nonces {
+            w.raw(&n.serialize());
+        }
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let salt_share = r.array("salt share")?;
+        let count = r.count(MAX_INPUTS, 66, "nonces")?;
+        let nonces = (0..count)
+            .map(|_| {
+                PublicNonce::from_slice(r.take(66, "public nonce")?)
+                    .map_err(|e| DecodeError::invalid("public nonce", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        r.finish()?;
+        Ok(Self { salt_share, nonces })
+    }
+
+    /// Round 0 commits to exactly these bytes.
+    pub fn commitment(&self, session_id: &[u8; 32], attempt: u32, sender: u16) -> [u8; 32] {
+        tagged_hash(
+            "LotusCosigner/commitment",
+            &[
+                session_id,
+                &attempt.to_be_bytes(),
+                &sender.to_be_bytes(),
+                &self.encode(),
+            ],
+        )
+    }
+}
+
+/// Round 0: H(round-1 contribution). Revealed in round 1; a mismatch is provable misbehaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commitment(pub [u8; 32]);
+
+impl Commitment {
+    pub fn encode(&self) -> Vec<u8> {
+        self.0.to_vec()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let hash = r.array("commitment")?;
+        r.finish()?;
+        Ok(Self(hash))
+    }
+}
+
+/// Round 2: one partial signature per input, and the election proof the sender computed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partials {
+    pub election_proof: [u8; 32],
+    pub partials: Vec<PartialSignature>,
+}
+
+impl Partials {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.raw(&self.election_proof).count(self.partials.len());
+        for p in &self.partials {
+            w.raw(&p.to_bytes());
+        }
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let election_proof = r.array("election proof")?;
+        let count = r.count(MAX_INPUTS, 32, "partials")?;
+        let partials = (0..count)
+            .map(|_| {
+                PartialSignature::from_slice(r.take(32, "partial signature")?)
+                    .map_err(|e| DecodeError::invalid("partial signature", e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        r.finish()?;
+        Ok(Self {
+            election_proof,
+            partials,
+        })
+    }
+}
+
+/// The final signatures, one per input; anyone can check them against the sighashes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    pub signatures: Vec<Signature>,
+}
+
+impl Completed {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.count(self.signatures.len());
+        for s in &self.signatures {
+            w.raw(&s.to_bytes());
+        }
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let count = r.count(MAX_INPUTS, 64, "signatures")?;
+        let signatures = (0..count)
+            .map(|_| Ok(Signature::from_bytes(r.array("signature")?)))
+            .collect::<Result<Vec<_>, DecodeError>>()?;
+        r.finish()?;
+        Ok(Self { signatures })
+    }
+}
+
+/// A signed refusal, with an optional human reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub reason: String,
+}
+
+impl Reject {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.string(&self.reason);
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let reason = r.string(MAX_REASON_BYTES, "reject reason")?;
+        r.finish()?;
+        Ok(Self { reason })
+    }
+}
+
+/// Why a participant abandoned an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AbortCode {
+    /// It restarted after releasing nonces: its secret nonces are gone for good.
+    Restart,
+    /// Its round timer ran out.
+    Timeout,
+}
+
+impl AbortCode {
+    pub fn encode(&self) -> Vec<u8> {
+        vec![match self {
+            AbortCode::Restart => 1,
+            AbortCode::Timeout => 2,
+        }]
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        match bytes {
+            [1] => Ok(AbortCode::Restart),
+            [2] => Ok(AbortCode::Timeout),
+            _ => Err(DecodeError::invalid("abort code", "unknown")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lotus::hash::sha256;
+    use lotus::PrivateKey;
+    use musig::SecretNonce;
+
+    #[test]
+    fn payloads_roundtrip_and_reject_garbage() {
+        let key = PrivateKey::from_bytes(&sha256(b"k")).unwrap();
+        let (_s, n) = SecretNonce::generate(&key, &key.public_key(), None).unwrap();
+        let nonces = Nonces {
+            salt_share: [4; 32],
+            nonces: vec![n, n],
+        };
+        assert_eq!(Nonces::decode(&nonces.encode()).unwrap(), nonces);
+        let partials = Partials {
+            election_proof: [1; 32],
+            partials: vec![PartialSignature::from_slice(&[3; 32]).unwrap()],
+        };
+        assert_eq!(Partials::decode(&partials.encode()).unwrap(), partials);
+        let completed = Completed {
+            signatures: vec![Signature::from_bytes([9; 64])],
+        };
+        assert_eq!(Completed::decode(&completed.encode()).unwrap(), completed);
+        let reject = Reject {
+            reason: "fee too high".into(),
+        };
+        assert_eq!(Reject::decode(&reject.encode()).unwrap(), reject);
+        for code in [AbortCode::Restart, AbortCode::Timeout] {
+            assert_eq!(AbortCode::decode(&code.encode()).unwrap(), code);
+        }
+        // Out-of-range partial signatures, bad points, trailing bytes: all errors.
+        let mut bad = partials.encode();
+        bad[34..66].copy_from_slice(&[0xff; 32]);
+        assert!(Partials::decode(&bad).is_err());
+        let mut bad = nonces.encode();
+        bad[34] = 7;
+        assert!(Nonces::decode(&bad).is_err());
+        let mut trailing = reject.encode();
+        trailing.push(0);
+        assert!(Reject::decode(&trailing).is_err());
+        assert!(Reject::decode(
+            &Reject {
+                reason: "x".repeat(300)
+            }
+            .encode()
+        )
+        .is_err());
+        assert_ne!(
+            nonces.commitment(&[0; 32], 0, 1),
+            nonces.commitment(&[0; 32], 0, 2)
+        );
+    }
+}
