@@ -8,4 +8,6 @@ pub mod failover;
 pub mod gate;
 pub mod group;
 pub mod messages;
+pub mod policy;
+pub mod proposal;
 pub mod wire;
