@@ -1,0 +1,441 @@
+//! Blame evidence: a self-contained record that any third party holding the group descriptor
+//! re-verifies from signed messages alone, without trusting whoever reports it.
+//!
+//! Silence is never evidence (it is a timeout record, see `session::Event::TimedOut`).
+
+use musig::{AggregatedNonce, KeyAggContext, Session as MusigSession};
+
+use crate::election::{derive_salt, elect, ElectionInput};
+use crate::envelope::{Envelope, MessageKind};
+use crate::group::GroupDescriptor;
+use crate::messages::{Commitment, Completed, Nonces, Partials};
+use crate::proposal::Proposal;
+use crate::wire::{DecodeError, Reader, Writer};
+
+/// Largest envelope an evidence record carries (a proposal may be large).
+const MAX_EVIDENCE_ENVELOPE: usize = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Offence {
+    /// A partial signature that does not verify against the sender's own signed nonces.
+    InvalidPartial,
+    /// Two different signed messages for the same slot (session, attempt, kind).
+    Equivocation,
+    /// A signed contribution that breaks the rules on its face: round-1 nonces that don't open
+    /// the round-0 commitment, the wrong number of nonces or partials, or final signatures
+    /// that don't verify.
+    MalformedContribution,
+    /// A round-2 message whose election proof differs from the one the data determines.
+    WrongElectionProof,
+}
+
+impl Offence {
+    pub fn name(self) -> &'static str {
+        match self {
+            Offence::InvalidPartial => "invalid partial signature",
+            Offence::Equivocation => "equivocation",
+            Offence::MalformedContribution => "malformed signed contribution",
+            Offence::WrongElectionProof => "wrong election proof",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Offence::InvalidPartial => 1,
+            Offence::Equivocation => 2,
+            Offence::MalformedContribution => 3,
+            Offence::WrongElectionProof => 4,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        [
+            Offence::InvalidPartial,
+            Offence::Equivocation,
+            Offence::MalformedContribution,
+            Offence::WrongElectionProof,
+        ]
+        .into_iter()
+        .find(|o| o.code() == code)
+    }
+}
+
+/// The record: the offence claimed and the signed envelopes that prove it. The culprit is
+/// derived (the signer of the offending message), never taken from the reporter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    pub offence: Offence,
+    /// The signed proposal (needed to recompute sighashes and the election); may be empty
+    /// for equivocation.
+    pub proposal: Vec<u8>,
+    /// Signed envelopes, in an order fixed per offence (see `verify`).
+    pub envelopes: Vec<Vec<u8>>,
+}
+
+/// What verified evidence establishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blame {
+    pub offence: Offence,
+    pub culprit: u16,
+    pub session_id: [u8; 32],
+    pub attempt: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("evidence is malformed: {0}")]
+    Decode(#[from] DecodeError),
+    #[error("a message in the evidence is not validly signed by a member: {0}")]
+    Unsigned(String),
+    #[error("the messages do not belong together: {0}")]
+    Inconsistent(&'static str),
+    #[error("the messages do not show the claimed offence")]
+    NoOffence,
+}
+
+impl Evidence {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u8(self.offence.code())
+            .bytes(&self.proposal)
+            .count(self.envelopes.len());
+        for e in &self.envelopes {
+            w.bytes(e);
+        }
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let code = r.u8("offence")?;
+        let offence = Offence::from_code(code)
+            .ok_or_else(|| DecodeError::invalid("offence", format!("code {code}")))?;
+        let proposal = r.bytes(MAX_EVIDENCE_ENVELOPE, "proposal")?.to_vec();
+        let count = r.count(crate::group::MAX_MEMBERS + 1, 4, "envelopes")?;
+        let envelopes = (0..count)
+            .map(|_| Ok(r.bytes(MAX_EVIDENCE_ENVELOPE, "envelope")?.to_vec()))
+            .collect::<Result<Vec<_>, DecodeError>>()?;
+        r.finish()?;
+        Ok(Self {
+            offence,
+            proposal,
+            envelopes,
+        })
+    }
+
+    /// Re-verifies everything from the signed bytes and returns who is to blame.
+    pub fn verify(&self, group: &GroupDescriptor) -> Result<Blame, EvidenceError> {
+        let envelopes = self
+            .envelopes
+            .iter()
+            .map(|bytes| {
+                let e = Envelope::decode(bytes, MAX_EVIDENCE_ENVELOPE)?;
+                e.verify_signature(group)
+                    .map_err(|err| EvidenceError::Unsigned(err.to_string()))?;
+                Ok(e)
+            })
+            .collect::<Result<Vec<_>, EvidenceError>>()?;
+        match self.offence {
+            Offence::Equivocation => verify_equivocation(&envelopes),
+            Offence::InvalidPartial => self.verify_invalid_partial(group, &envelopes),
+            Offence::MalformedContribution => self.verify_malformed(group, &envelopes),
+            Offence::WrongElectionProof => self.verify_wrong_proof(group, &envelopes),
+        }
+    }
+
+    fn proposal(&self, group: &GroupDescriptor) -> Result<Proposal, EvidenceError> {
+        let proposal = Proposal::decode(&self.proposal, MAX_EVIDENCE_ENVELOPE)
+            .map_err(EvidenceError::Decode)?;
+        proposal
+            .verify_signature(group)
+            .map_err(|e| EvidenceError::Unsigned(e.to_string()))?;
+        Ok(proposal)
+    }
+
+    /// envelopes = [the culprit's Partials, then every member's Nonces of that attempt].
+    fn verify_invalid_partial(
+        &self,
+        group: &GroupDescriptor,
+        envelopes: &[Envelope],
+    ) -> Result<Blame, EvidenceError> {
+        let (partials_env, nonce_envs) = envelopes
+            .split_first()
+            .ok_or(EvidenceError::Inconsistent("no messages"))?;
+        let proposal = self.proposal(group)?;
+        let context = attempt_context(group, &proposal, partials_env, nonce_envs)?;
+        let blame = blame_for(Offence::InvalidPartial, partials_env);
+        expect_kind(partials_env, MessageKind::Partials)?;
+        let partials = match Partials::decode(&partials_env.payload) {
+            Ok(p) => p,
+            Err(_) => return Ok(blame), // signed garbage in a partials slot is itself the fault
+        };
+        if partials.partials.len() != context.messages.len() {
+            return Ok(blame);
+        }
+        let sender = partials_env.header.sender as usize;
+        let signer = context.sorted_index[sender];
+        for (input, partial) in partials.partials.iter().enumerate() {
+            let session = MusigSession::new(
+                &context.key_agg,
+                group.output.spend_path(),
+                &context.aggregated[input],
+                &context.messages[input],
+            )
+            .map_err(|_| EvidenceError::Inconsistent("nonces do not aggregate"))?;
+            if !session.verify_partial(signer, &context.nonces[sender].nonces[input], partial) {
+                return Ok(blame);
+            }
+        }
+        Err(EvidenceError::NoOffence)
+    }
+
+    /// envelopes = [the culprit's Partials, then every member's Nonces of that attempt].
+    fn verify_wrong_proof(
+        &self,
+        group: &GroupDescriptor,
+        envelopes: &[Envelope],
+    ) -> Result<Blame, EvidenceError> {
+        let (partials_env, nonce_envs) = envelopes
+            .split_first()
+            .ok_or(EvidenceError::Inconsistent("no messages"))?;
+        expect_kind(partials_env, MessageKind::Partials)?;
+        let proposal = self.proposal(group)?;
+        let context = attempt_context(group, &proposal, partials_env, nonce_envs)?;
+        let partials = Partials::decode(&partials_env.payload)?;
+        let shares: Vec<[u8; 32]> = context.nonces.iter().map(|n| n.salt_share).collect();
+        let header = &partials_env.header;
+        let penalized = penalized_members(group, &proposal);
+        let election = elect(
+            group.election,
+            &ElectionInput {
+                members: &group.members,
+                session_id: header.session_id,
+                attempt: header.attempt,
+                sequence: proposal.sequence,
+                salt: Some(derive_salt(&header.session_id, header.attempt, &shares)),
+                penalized: &penalized,
+            },
+        )
+        .map_err(|_| EvidenceError::Inconsistent("election cannot run"))?;
+        if election.proof != partials.election_proof {
+            Ok(blame_for(Offence::WrongElectionProof, partials_env))
+        } else {
+            Err(EvidenceError::NoOffence)
+        }
+    }
+
+    /// envelopes = [the offending message, optionally the same sender's commitment].
+    fn verify_malformed(
+        &self,
+        group: &GroupDescriptor,
+        envelopes: &[Envelope],
+    ) -> Result<Blame, EvidenceError> {
+        let offending = envelopes
+            .first()
+            .ok_or(EvidenceError::Inconsistent("no messages"))?;
+        let proposal = self.proposal(group)?;
+        if offending.header.session_id != proposal.session_id.0 {
+            return Err(EvidenceError::Inconsistent(
+                "message is for another session",
+            ));
+        }
+        let blame = blame_for(Offence::MalformedContribution, offending);
+        let inputs = proposal.tx.inputs.len();
+        match offending.header.kind {
+            MessageKind::Nonces => {
+                let Ok(nonces) = Nonces::decode(&offending.payload) else {
+                    return Ok(blame);
+                };
+                if nonces.nonces.len() != inputs {
+                    return Ok(blame);
+                }
+                let commitment_env = envelopes.get(1).ok_or(EvidenceError::NoOffence)?;
+                expect_kind(commitment_env, MessageKind::Commitment)?;
+                same_slot_owner(offending, commitment_env)?;
+                let commitment = Commitment::decode(&commitment_env.payload)?;
+                let h = &offending.header;
+                if nonces.commitment(&h.session_id, h.attempt, h.sender) != commitment.0 {
+                    Ok(blame)
+                } else {
+                    Err(EvidenceError::NoOffence)
+                }
+            }
+            MessageKind::Commitment => match Commitment::decode(&offending.payload) {
+                Ok(_) => Err(EvidenceError::NoOffence),
+                Err(_) => Ok(blame),
+            },
+            MessageKind::Completed => {
+                let Ok(completed) = Completed::decode(&offending.payload) else {
+                    return Ok(blame);
+                };
+                let sighashes = proposal
+                    .sighashes(group)
+                    .map_err(|_| EvidenceError::Inconsistent("proposal has no sighashes"))?;
+                let key_agg = group
+                    .key_agg()
+                    .map_err(|_| EvidenceError::Inconsistent("group key"))?;
+                let key = key_agg.signing_key(group.output.spend_path()).key;
+                let all_valid = completed.signatures.len() == sighashes.len()
+                    && completed
+                        .signatures
+                        .iter()
+                        .zip(&sighashes)
+                        .all(|(s, m)| lotus::schnorr::verify(s, m, &key));
+                if all_valid {
+                    Err(EvidenceError::NoOffence)
+                } else {
+                    Ok(blame)
+                }
+            }
+            _ => Err(EvidenceError::Inconsistent(
+                "this message kind cannot be malformed evidence",
+            )),
+        }
+    }
+}
+
+fn blame_for(offence: Offence, envelope: &Envelope) -> Blame {
+    Blame {
+        offence,
+        culprit: envelope.header.sender,
+        session_id: envelope.header.session_id,
+        attempt: envelope.header.attempt,
+    }
+}
+
+fn expect_kind(envelope: &Envelope, kind: MessageKind) -> Result<(), EvidenceError> {
+    if envelope.header.kind == kind {
+        Ok(())
+    } else {
+        Err(EvidenceError::Inconsistent("unexpected message kind"))
+    }
+}
+
+fn same_slot_owner(a: &Envelope, b: &Envelope) -> Result<(), EvidenceError> {
+    let (x, y) = (&a.header, &b.header);
+    if x.group_id == y.group_id
+        && x.session_id == y.session_id
+        && x.attempt == y.attempt
+        && x.sender == y.sender
+    {
+        Ok(())
+    } else {
+        Err(EvidenceError::Inconsistent(
+            "messages are from different senders or attempts",
+        ))
+    }
+}
+
+/// envelopes = [first, second]: same sender, session, attempt and kind; different payloads.
+fn verify_equivocation(envelopes: &[Envelope]) -> Result<Blame, EvidenceError> {
+    let [first, second] = envelopes else {
+        return Err(EvidenceError::Inconsistent(
+            "equivocation needs exactly two messages",
+        ));
+    };
+    same_slot_owner(first, second)?;
+    if first.header.kind != second.header.kind {
+        return Err(EvidenceError::Inconsistent("different message kinds"));
+    }
+    if first.payload == second.payload {
+        return Err(EvidenceError::NoOffence);
+    }
+    Ok(blame_for(Offence::Equivocation, first))
+}
+
+/// What the rest of an attempt looked like, rebuilt from every member's signed nonces.
+struct AttemptContext {
+    key_agg: KeyAggContext,
+    messages: Vec<[u8; 32]>,
+    nonces: Vec<Nonces>,
+    aggregated: Vec<AggregatedNonce>,
+    /// member index → MuSig2 sorted index.
+    sorted_index: Vec<usize>,
+}
+
+fn attempt_context(
+    group: &GroupDescriptor,
+    proposal: &Proposal,
+    anchor: &Envelope,
+    nonce_envs: &[Envelope],
+) -> Result<AttemptContext, EvidenceError> {
+    let h = &anchor.header;
+    if h.session_id != proposal.session_id.0 {
+        return Err(EvidenceError::Inconsistent(
+            "message is for another session",
+        ));
+    }
+    let n = group.members.len();
+    if nonce_envs.len() != n {
+        return Err(EvidenceError::Inconsistent("need every member's nonces"));
+    }
+    let messages = proposal
+        .sighashes(group)
+        .map_err(|_| EvidenceError::Inconsistent("proposal has no sighashes"))?;
+    let mut nonces = Vec::with_capacity(n);
+    for (member, env) in nonce_envs.iter().enumerate() {
+        let e = &env.header;
+        if e.kind != MessageKind::Nonces
+            || e.sender as usize != member
+            || e.session_id != h.session_id
+            || e.attempt != h.attempt
+        {
+            return Err(EvidenceError::Inconsistent(
+                "nonces must be every member's, in member order, for this attempt",
+            ));
+        }
+        let decoded = Nonces::decode(&env.payload)?;
+        if decoded.nonces.len() != messages.len() {
+            return Err(EvidenceError::Inconsistent(
+                "a member's nonces are malformed (that is separate evidence)",
+            ));
+        }
+        nonces.push(decoded);
+    }
+    let key_agg = group
+        .key_agg()
+        .map_err(|_| EvidenceError::Inconsistent("group key"))?;
+    let sorted_index: Vec<usize> = group
+        .members
+        .iter()
+        .map(|k| {
+            key_agg
+                .index_of(k)
+                .expect("member keys are in the aggregate")
+        })
+        .collect();
+    let mut aggregated = Vec::with_capacity(messages.len());
+    for input in 0..messages.len() {
+        // Sum in sorted order, as every signer does (addition is commutative anyway).
+        let per_input: Vec<_> = nonces.iter().map(|n| n.nonces[input]).collect();
+        aggregated.push(
+            AggregatedNonce::sum(&per_input)
+                .map_err(|_| EvidenceError::Inconsistent("nonces do not aggregate"))?,
+        );
+    }
+    Ok(AttemptContext {
+        key_agg,
+        messages,
+        nonces,
+        aggregated,
+        sorted_index,
+    })
+}
+
+/// Members named by verified evidence attached to a proposal (reputation-aware election).
+/// Records that don't verify are ignored, so a proposer cannot penalize anyone by claiming.
+pub fn penalized_members(group: &GroupDescriptor, proposal: &Proposal) -> Vec<u16> {
+    let mut penalized: Vec<u16> = proposal
+        .evidence
+        .iter()
+        .filter_map(|bytes| Evidence::decode(bytes).ok())
+        // Wrong-election-proof records are not followed here: verifying one needs the penalized
+        // list of *its* proposal, and following that chain would make verification unbounded.
+        .filter(|e| e.offence != Offence::WrongElectionProof)
+        .filter_map(|e| e.verify(group).ok())
+        .map(|blame| blame.culprit)
+        .collect();
+    penalized.sort_unstable();
+    penalized.dedup();
+    penalized
+}
