@@ -173,13 +173,13 @@ fn valid_p2pkh_proposal_recognises_its_change() {
 fn the_review_digest_changes_with_every_signed_field() {
     let (g, keys) = group(OutputType::Taproot, 2);
     let base = sign(unsigned(&g), &keys).review_digest();
-    let edits: Vec<Box<dyn Fn(&mut UnsignedProposal)>> = vec![
-        Box::new(|p| p.expires_ms += 1),
-        Box::new(|p| p.sequence += 1),
-        Box::new(|p| p.session_id.0[0] ^= 1),
-        Box::new(|p| p.tx.outputs[0].value -= 1),
-        Box::new(|p| p.spent_outputs[0].value += 1),
-        Box::new(|p| p.evidence.push(vec![1, 2, 3])),
+    let edits: [fn(&mut UnsignedProposal); 6] = [
+        |p| p.expires_ms += 1,
+        |p| p.sequence += 1,
+        |p| p.session_id.0[0] ^= 1,
+        |p| p.tx.outputs[0].value -= 1,
+        |p| p.spent_outputs[0].value += 1,
+        |p| p.evidence.push(vec![1, 2, 3]),
     ];
     for edit in edits {
         let mut p = unsigned(&g);
