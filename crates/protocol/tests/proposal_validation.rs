@@ -789,6 +789,9 @@ proptest! {
         }
         let cut = cut.index(bytes.len() + 1);
         if let Ok(p) = Proposal::decode(&bytes[..cut], MAX_LEN) {
+            // Canonical: what decodes re-encodes to exactly the received signing bytes.
+            let resigned = Proposal::sign(p.unsigned().clone(), &keys[0]).expect("encodable");
+            prop_assert_eq!(resigned.signing_bytes(), p.signing_bytes());
             let _ = p.validate(&g, NOW);
             let _ = p.sighashes(&g);
         }
