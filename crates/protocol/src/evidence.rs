@@ -15,7 +15,7 @@ use crate::wire::{DecodeError, Reader, Writer};
 /// Largest envelope an evidence record carries (a proposal may be large).
 const MAX_EVIDENCE_ENVELOPE: usize = 1 << 20;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Offence {
     /// A partial signature that does not verify against the sender's own signed nonces.
     InvalidPartial,

@@ -503,6 +503,67 @@ impl Node {
         }
     }
 
+    /// Rebuilds a session after a restart from what the store kept: the proposal envelope, the
+    /// last attempt whose nonces were released (its secret nonces died with the process, so it
+    /// is announced as aborted and the session resumes at the next attempt), the user's
+    /// approval, and the signed transaction if signing had finished.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore_session(
+        &mut self,
+        proposal_envelope: &[u8],
+        last_released_attempt: Option<u32>,
+        approved: bool,
+        signed_tx: Option<Transaction>,
+        now: Millis,
+        key: &PrivateKey,
+        entropy: &mut dyn Entropy,
+        out: &mut Vec<Output>,
+    ) -> Result<[u8; 32], NodeError> {
+        let envelope = Envelope::decode(proposal_envelope, MAX_ANY_MESSAGE)
+            .map_err(|e| NodeError::Proposal(ProposalError::Decode(e)))?;
+        let group_id = envelope.header.group_id;
+        let entry = self.groups.get(&group_id).ok_or(NodeError::UnknownGroup)?;
+        let group = entry.descriptor.clone();
+        envelope
+            .verify_signature(&group)
+            .map_err(|_| NodeError::ProposalEnvelopeMismatch)?;
+        let proposal = Proposal::decode(&envelope.payload, MAX_ANY_MESSAGE)
+            .map_err(|e| NodeError::Proposal(ProposalError::Decode(e)))?;
+        proposal.verify_signature(&group)?;
+        // Validation against the proposal's own creation time: expiry is the session's job.
+        let review = proposal.validate(&group, proposal.created_ms)?;
+        let session_id = proposal.session_id.0;
+        self.seen.insert(envelope.id(), now);
+        let sighashes = proposal.sighashes(&group)?;
+        let setup = SessionSetup {
+            group: group.clone(),
+            key_agg: entry.key_agg.clone(),
+            me: entry.me,
+            proposal,
+            proposal_envelope: proposal_envelope.to_vec(),
+            review: review.clone(),
+            sighashes,
+        };
+        let mut step = Step::new(now, key, entropy);
+        let first_attempt = last_released_attempt.map_or(0, |a| a + 1);
+        let mut session = Session::start(setup, first_attempt, &mut step);
+        if let Some(abandoned) = last_released_attempt {
+            session.announce_restart(abandoned, &mut step);
+        }
+        if let Some(tx) = signed_tx {
+            session.restore_signed(tx, &mut step);
+        } else if approved {
+            session.approve(&review.digest, &mut step)?;
+        }
+        let _ = self.capacity.admit_pending(session_id);
+        if approved {
+            let _ = self.capacity.promote(&session_id);
+        }
+        tag(session_id, step.actions, out);
+        self.sessions.insert(session_id, session);
+        Ok(session_id)
+    }
+
     /// The store refused a nonce (it was released before): abort that session for good.
     pub fn nonce_conflict(
         &mut self,

@@ -1,0 +1,197 @@
+//! What a simulation run looks like: sizes, faults, attackers, the seed.
+
+use protocol::election::ElectionMethod;
+
+/// A Byzantine behaviour; each is an actor that runs the honest protocol but tampers with what
+/// it sends (re-signing with its own key, as a real attacker would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Byzantine {
+    /// Sends a partial signature that does not verify.
+    InvalidPartial,
+    /// Sends two different signed round-1 messages.
+    EquivocatingNonces,
+    /// Sends messages claiming to be another member (signed with its own key).
+    Impersonation,
+    /// Re-sends old messages of this and other sessions.
+    Replay,
+    /// Never sends its round-0 commitment.
+    WithholdCommitment,
+    /// Never sends its round-1 nonces.
+    WithholdNonces,
+    /// Never sends its round-2 partial signatures.
+    WithholdPartials,
+    /// Never broadcasts when elected (the failover must cover it).
+    SilentCoordinator,
+    /// Sends far more proposals than the rate limit allows.
+    FloodProposals,
+    /// Sends messages above the size limit.
+    Oversized,
+    /// Sends undecodable bytes.
+    Malformed,
+    /// Puts a wrong election proof in its round-2 message.
+    WrongElectionProof,
+}
+
+impl Byzantine {
+    pub const ALL: [Byzantine; 12] = [
+        Byzantine::InvalidPartial,
+        Byzantine::EquivocatingNonces,
+        Byzantine::Impersonation,
+        Byzantine::Replay,
+        Byzantine::WithholdCommitment,
+        Byzantine::WithholdNonces,
+        Byzantine::WithholdPartials,
+        Byzantine::SilentCoordinator,
+        Byzantine::FloodProposals,
+        Byzantine::Oversized,
+        Byzantine::Malformed,
+        Byzantine::WrongElectionProof,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Byzantine::InvalidPartial => "invalid-partial",
+            Byzantine::EquivocatingNonces => "equivocating-nonces",
+            Byzantine::Impersonation => "impersonation",
+            Byzantine::Replay => "replay",
+            Byzantine::WithholdCommitment => "withhold-commitment",
+            Byzantine::WithholdNonces => "withhold-nonces",
+            Byzantine::WithholdPartials => "withhold-partials",
+            Byzantine::SilentCoordinator => "silent-coordinator",
+            Byzantine::FloodProposals => "flood-proposals",
+            Byzantine::Oversized => "oversized",
+            Byzantine::Malformed => "malformed",
+            Byzantine::WrongElectionProof => "wrong-election-proof",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.name() == name)
+    }
+
+    /// Whether the behaviour leaves signed proof that honest members must turn into blame.
+    pub fn is_provable(self) -> bool {
+        matches!(
+            self,
+            Byzantine::InvalidPartial
+                | Byzantine::EquivocatingNonces
+                | Byzantine::WrongElectionProof
+        )
+    }
+
+    /// Whether sessions can still complete with this attacker in the group.
+    pub fn allows_completion(self) -> bool {
+        matches!(
+            self,
+            Byzantine::Impersonation
+                | Byzantine::Replay
+                | Byzantine::SilentCoordinator
+                | Byzantine::FloodProposals
+                | Byzantine::Oversized
+                | Byzantine::Malformed
+                | Byzantine::WrongElectionProof
+        )
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub seed: u64,
+    pub nodes: usize,
+    pub groups: usize,
+    pub signers: usize,
+    /// Proposals per group.
+    pub sessions_per_group: usize,
+    /// Inputs per proposal (each a parallel MuSig2 instance).
+    pub inputs: usize,
+    pub election: ElectionMethod,
+    pub commit_round: bool,
+    /// Probability that a message is lost / duplicated.
+    pub loss: f64,
+    pub duplicate: f64,
+    /// One-way latency bounds, ms (reordering comes from the spread).
+    pub latency_ms: (u64, u64),
+    /// Max absolute clock skew per node, ms.
+    pub skew_ms: u64,
+    /// Attacker behaviour and how many members of each group have it (placed first in the
+    /// priority order where that matters, e.g. silent coordinators).
+    pub byzantine: Option<Byzantine>,
+    pub byzantine_per_group: usize,
+    /// Crash probability before each durable step a node executes.
+    pub crash_rate: f64,
+    /// How long a crashed node stays down, ms.
+    pub downtime_ms: u64,
+    pub round_ms: u64,
+    pub broadcast_slot_ms: u64,
+    pub proposal_ttl_ms: u64,
+    /// How long the simulated users take to approve, ms (uniform up to this).
+    pub approval_delay_ms: u64,
+    pub network_partition: Option<Partition>,
+}
+
+/// A window of time in which members on different sides cannot reach each other.
+#[derive(Debug, Clone, Copy)]
+pub struct Partition {
+    pub from_ms: u64,
+    pub until_ms: u64,
+}
+
+impl Default for Scenario {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            nodes: 12,
+            groups: 3,
+            signers: 3,
+            sessions_per_group: 2,
+            inputs: 2,
+            election: ElectionMethod::Salted,
+            commit_round: true,
+            loss: 0.0,
+            duplicate: 0.0,
+            latency_ms: (5, 80),
+            skew_ms: 500,
+            byzantine: None,
+            byzantine_per_group: 0,
+            crash_rate: 0.0,
+            downtime_ms: 3_000,
+            round_ms: 4_000,
+            broadcast_slot_ms: 6_000,
+            proposal_ttl_ms: 30 * 60_000,
+            approval_delay_ms: 3_000,
+            network_partition: None,
+        }
+    }
+}
+
+impl Scenario {
+    /// The command that replays this run.
+    pub fn replay_command(&self) -> String {
+        let mut cmd = format!(
+            "lotus-cosigner sim --nodes {} --groups {} --signers {} --sessions {} --inputs {} --loss {} --duplicate {} --election {} --seeds 1 --first-seed {}",
+            self.nodes,
+            self.groups,
+            self.signers,
+            self.sessions_per_group,
+            self.inputs,
+            self.loss,
+            self.duplicate,
+            self.election.name().replace(' ', "-"),
+            self.seed
+        );
+        if !self.commit_round {
+            cmd.push_str(" --no-commit-round");
+        }
+        if let Some(b) = self.byzantine {
+            cmd.push_str(&format!(
+                " --byzantine {} --byzantine-per-group {}",
+                b.name(),
+                self.byzantine_per_group
+            ));
+        }
+        if self.crash_rate > 0.0 {
+            cmd.push_str(&format!(" --crash-rate {}", self.crash_rate));
+        }
+        cmd
+    }
+}

@@ -1,0 +1,949 @@
+//! The simulated world: nodes, network, chain, users, attackers, and the event loop.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use lotus::address::Network;
+use lotus::hash::sha256;
+use lotus::script::Script;
+use lotus::secp256k1::PublicKey;
+use lotus::tx::{OutPoint, Transaction, TxId, TxIn, TxOut};
+use lotus::PrivateKey;
+use protocol::envelope::{Envelope, Header, MessageKind};
+use protocol::evidence::Offence;
+use protocol::failover::FailoverEvent;
+use protocol::group::GroupDescriptor;
+use protocol::messages::{Nonces, Partials};
+use protocol::node::{Node, NodeConfig, Output};
+use protocol::session::{AbortReason, Action, Durable, Event, Outcome, Recipient};
+
+use crate::durable::DurableModel;
+use crate::report::Report;
+use crate::rng::SimRng;
+use crate::scenario::{Byzantine, Scenario};
+
+type Time = u64;
+
+#[derive(Debug, Clone)]
+enum Happening {
+    Deliver {
+        to: usize,
+        bytes: Vec<u8>,
+    },
+    Wake {
+        node: usize,
+    },
+    Approve {
+        node: usize,
+        session: [u8; 32],
+        digest: [u8; 32],
+    },
+    Propose {
+        node: usize,
+        group: usize,
+    },
+    Restart {
+        node: usize,
+    },
+    ChainSeen {
+        node: usize,
+        txid: [u8; 32],
+    },
+    /// A replaying attacker re-sends something old.
+    Replay {
+        node: usize,
+    },
+}
+
+struct SimNode {
+    key: PrivateKey,
+    public: PublicKey,
+    protocol: Option<Node>,
+    store: DurableModel,
+    entropy: SimRng,
+    skew: i64,
+    byzantine: Option<Byzantine>,
+    groups: Vec<usize>,
+    wake_at: Option<Time>,
+    /// Attempts released before the last crash: signing any of them later is a violation.
+    lost_attempts: BTreeSet<([u8; 32], u32)>,
+}
+
+struct SimGroup {
+    descriptor: GroupDescriptor,
+    members: Vec<usize>,
+    /// Member indices (in the group) that are Byzantine.
+    byzantine: BTreeSet<u16>,
+}
+
+struct SessionRecord {
+    group: usize,
+    proposer: usize,
+    proposed_at: Time,
+    txid: [u8; 32],
+    /// Honest members (world node ids) who approved this exact review.
+    approvals: BTreeSet<usize>,
+    outcome: BTreeMap<usize, String>,
+    confirmed_at: Option<Time>,
+}
+
+pub struct World {
+    scenario: Scenario,
+    rng: SimRng,
+    now: Time,
+    seq: u64,
+    queue: BinaryHeap<Reverse<(Time, u64, usize)>>,
+    happenings: BTreeMap<usize, Happening>,
+    next_happening: usize,
+    nodes: Vec<SimNode>,
+    groups: Vec<SimGroup>,
+    sessions: BTreeMap<[u8; 32], SessionRecord>,
+    /// Every released nonce hash, across all nodes and restarts.
+    nonce_registry: BTreeSet<[u8; 32]>,
+    /// The chain: txid → transaction, and the outputs the simulated UTXOs had.
+    chain: BTreeMap<[u8; 32], Transaction>,
+    spent_outputs: BTreeMap<[u8; 32], Vec<TxOut>>,
+    replay_log: Vec<Vec<u8>>,
+    report: Report,
+}
+
+impl World {
+    pub fn new(scenario: Scenario) -> Self {
+        let mut rng = SimRng::new(scenario.seed);
+        let nodes = (0..scenario.nodes)
+            .map(|i| {
+                let key = PrivateKey::from_bytes(&sha256(
+                    &[&scenario.seed.to_be_bytes()[..], &(i as u64).to_be_bytes()].concat(),
+                ))
+                .expect("hash is a valid key");
+                let public = key.public_key();
+                let skew = rng.range(0, 2 * scenario.skew_ms) as i64 - scenario.skew_ms as i64;
+                SimNode {
+                    key,
+                    public,
+                    protocol: Some(Node::new(public, NodeConfig::default())),
+                    store: DurableModel::default(),
+                    entropy: rng.fork(),
+                    skew,
+                    byzantine: None,
+                    groups: Vec::new(),
+                    wake_at: None,
+                    lost_attempts: BTreeSet::new(),
+                }
+            })
+            .collect();
+        let mut world = Self {
+            scenario,
+            rng,
+            now: 1_000_000,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            happenings: BTreeMap::new(),
+            next_happening: 0,
+            nodes,
+            groups: Vec::new(),
+            sessions: BTreeMap::new(),
+            nonce_registry: BTreeSet::new(),
+            chain: BTreeMap::new(),
+            spent_outputs: BTreeMap::new(),
+            replay_log: Vec::new(),
+            report: Report::default(),
+        };
+        world.build_groups();
+        world
+    }
+
+    fn schedule(&mut self, at: Time, happening: Happening) {
+        let id = self.next_happening;
+        self.next_happening += 1;
+        self.happenings.insert(id, happening);
+        self.seq += 1;
+        self.queue.push(Reverse((at, self.seq, id)));
+    }
+
+    fn local_time(&self, node: usize) -> Time {
+        (self.now as i64 + self.nodes[node].skew).max(0) as Time
+    }
+
+    fn build_groups(&mut self) {
+        let s = self.scenario.clone();
+        for g in 0..s.groups {
+            // Distinct members, drawn from all nodes.
+            let mut members: Vec<usize> = Vec::new();
+            while members.len() < s.signers.min(s.nodes) {
+                let candidate = self.rng.below(s.nodes as u64) as usize;
+                if !members.contains(&candidate) {
+                    members.push(candidate);
+                }
+            }
+            let keys = members.iter().map(|&m| self.nodes[m].public).collect();
+            let mut descriptor =
+                GroupDescriptor::new(&format!("group-{g}"), Network::Regtest, keys)
+                    .expect("valid simulated group");
+            descriptor.election = s.election;
+            descriptor.commit_round = s.commit_round;
+            descriptor.timeouts.round_ms = s.round_ms;
+            descriptor.timeouts.broadcast_slot_ms = s.broadcast_slot_ms;
+            descriptor.timeouts.max_proposal_ttl_ms = s.proposal_ttl_ms;
+            descriptor.limits.max_pending_sessions = 1000;
+            descriptor.limits.max_active_sessions = 1000;
+            if s.byzantine == Some(Byzantine::FloodProposals) {
+                descriptor.limits.proposals_per_minute = 5;
+            } else {
+                descriptor.limits.proposals_per_minute = 1000;
+            }
+            let mut byzantine = BTreeSet::new();
+            if let Some(kind) = s.byzantine {
+                for member in 0..s.byzantine_per_group.min(members.len()) {
+                    byzantine.insert(member as u16);
+                    self.nodes[members[member]].byzantine = Some(kind);
+                }
+            }
+            for &m in &members {
+                self.nodes[m].groups.push(g);
+                if let Some(node) = self.nodes[m].protocol.as_mut() {
+                    node.add_group(descriptor.clone())
+                        .expect("member of its group");
+                }
+            }
+            self.groups.push(SimGroup {
+                descriptor,
+                members,
+                byzantine,
+            });
+        }
+        // A node that is Byzantine in one group is Byzantine everywhere; keep group views
+        // consistent with that.
+        for g in 0..self.groups.len() {
+            let byzantine: Vec<u16> = self.groups[g]
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(_, &m)| self.nodes[m].byzantine.is_some())
+                .map(|(i, _)| i as u16)
+                .collect();
+            self.groups[g].byzantine.extend(byzantine);
+        }
+        // Proposals: honest proposers, spread over the first minute.
+        for g in 0..self.groups.len() {
+            for _ in 0..s.sessions_per_group {
+                let honest: Vec<usize> = self.groups[g]
+                    .members
+                    .iter()
+                    .copied()
+                    .filter(|&m| self.nodes[m].byzantine.is_none())
+                    .collect();
+                let proposer = if honest.is_empty() {
+                    self.groups[g].members[0]
+                } else {
+                    honest[self.rng.below(honest.len() as u64) as usize]
+                };
+                let at = self.now + self.rng.range(0, 60_000);
+                self.schedule(
+                    at,
+                    Happening::Propose {
+                        node: proposer,
+                        group: g,
+                    },
+                );
+            }
+            if s.byzantine == Some(Byzantine::FloodProposals) {
+                if let Some(&attacker) = self.groups[g]
+                    .members
+                    .iter()
+                    .find(|&&m| self.nodes[m].byzantine.is_some())
+                {
+                    for k in 0..30 {
+                        self.schedule(
+                            self.now + 1_000 + k * 100,
+                            Happening::Propose {
+                                node: attacker,
+                                group: g,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        for n in 0..self.nodes.len() {
+            if self.nodes[n].byzantine == Some(Byzantine::Replay) {
+                self.schedule(self.now + 5_000, Happening::Replay { node: n });
+            }
+        }
+    }
+
+    /// A transaction spending `inputs` fresh group outputs: most to an outside address, the
+    /// rest back to the group, a small fee.
+    fn make_spend(&mut self, group: usize) -> (Transaction, Vec<TxOut>) {
+        let script = self.groups[group]
+            .descriptor
+            .script_pubkey()
+            .expect("group script");
+        let mut inputs = Vec::new();
+        let mut spent = Vec::new();
+        let mut total = 0i64;
+        for _ in 0..self.scenario.inputs.max(1) {
+            let mut txid = [0u8; 32];
+            self.rng.fill(&mut txid);
+            let value = self.rng.range(2_000_000, 50_000_000) as i64;
+            total += value;
+            inputs.push(TxIn {
+                prev_out: OutPoint::new(TxId(txid), 0),
+                script_sig: Script::new(),
+                sequence: TxIn::SEQUENCE_FINAL,
+            });
+            spent.push(TxOut::new(value, script.clone()));
+        }
+        let fee = 5_000;
+        let pay = total / 2;
+        let destination = Script::p2pkh(&lotus::hash::hash160(&self.rng.next_u64().to_be_bytes()));
+        let outputs = vec![
+            TxOut::new(pay, destination),
+            TxOut::new(total - pay - fee, script),
+        ];
+        let tx = Transaction {
+            version: 2,
+            inputs,
+            outputs,
+            lock_time: 0,
+        };
+        (tx, spent)
+    }
+
+    /// Runs until nothing is left to do (or the time limit), then checks invariants.
+    pub fn run(mut self) -> Report {
+        let limit = self.now + self.scenario.proposal_ttl_ms + 120_000;
+        while let Some(Reverse((at, _, id))) = self.queue.pop() {
+            if at > limit {
+                break;
+            }
+            self.now = at;
+            let happening = self.happenings.remove(&id).expect("scheduled");
+            self.handle(happening);
+            if self.all_sessions_settled() {
+                break;
+            }
+        }
+        self.finish()
+    }
+
+    fn all_sessions_settled(&self) -> bool {
+        let expected = self.scenario.groups * self.scenario.sessions_per_group;
+        self.sessions.len() >= expected
+            && self.queue.iter().all(|Reverse((_, _, id))| {
+                !matches!(self.happenings.get(id), Some(Happening::Propose { .. }))
+            })
+            && self.nodes.iter().all(|n| {
+                n.protocol
+                    .as_ref()
+                    .is_some_and(|p| p.sessions().all(|s| s.is_closed()))
+            })
+    }
+
+    fn handle(&mut self, happening: Happening) {
+        match happening {
+            Happening::Deliver { to, bytes } => {
+                let now = self.local_time(to);
+                let n = &mut self.nodes[to];
+                let Some(protocol) = n.protocol.as_mut() else {
+                    return;
+                };
+                let mut out = Vec::new();
+                if let Err(rejection) =
+                    protocol.receive(&bytes, now, &n.key, &mut n.entropy, &mut out)
+                {
+                    *self
+                        .report
+                        .rejections
+                        .entry(rejection.label().to_string())
+                        .or_default() += 1;
+                }
+                if n.byzantine == Some(Byzantine::Replay) && self.replay_log.len() < 2_000 {
+                    self.replay_log.push(bytes);
+                }
+                self.execute(to, out);
+            }
+            Happening::Wake { node } => {
+                self.nodes[node].wake_at = None;
+                let now = self.local_time(node);
+                let n = &mut self.nodes[node];
+                let Some(protocol) = n.protocol.as_mut() else {
+                    return;
+                };
+                let mut out = Vec::new();
+                protocol.tick(now, &n.key, &mut n.entropy, &mut out);
+                self.execute(node, out);
+            }
+            Happening::Approve {
+                node,
+                session,
+                digest,
+            } => {
+                let now = self.local_time(node);
+                let n = &mut self.nodes[node];
+                let Some(protocol) = n.protocol.as_mut() else {
+                    return;
+                };
+                let mut out = Vec::new();
+                if protocol
+                    .approve(&session, &digest, now, &n.key, &mut n.entropy, &mut out)
+                    .is_ok()
+                {
+                    n.store.approved.insert(session);
+                    if let Some(record) = self.sessions.get_mut(&session) {
+                        record.approvals.insert(node);
+                    }
+                }
+                self.execute(node, out);
+            }
+            Happening::Propose { node, group } => self.propose(node, group),
+            Happening::Restart { node } => self.restart(node),
+            Happening::ChainSeen { node, txid } => {
+                let now = self.local_time(node);
+                let n = &mut self.nodes[node];
+                let Some(protocol) = n.protocol.as_mut() else {
+                    return;
+                };
+                let mut out = Vec::new();
+                protocol.broadcast_observed(&txid, now, &n.key, &mut n.entropy, &mut out);
+                self.execute(node, out);
+            }
+            Happening::Replay { node } => {
+                if !self.replay_log.is_empty() {
+                    for _ in 0..5 {
+                        let pick = self.rng.below(self.replay_log.len() as u64) as usize;
+                        let bytes = self.replay_log[pick].clone();
+                        for group in self.nodes[node].groups.clone() {
+                            self.send_to_group(node, group, bytes.clone());
+                        }
+                    }
+                }
+                self.schedule(self.now + 7_000, Happening::Replay { node });
+            }
+        }
+        self.reschedule_wakes();
+    }
+
+    fn reschedule_wakes(&mut self) {
+        for i in 0..self.nodes.len() {
+            let Some(deadline) = self.nodes[i]
+                .protocol
+                .as_ref()
+                .and_then(Node::next_deadline)
+            else {
+                continue;
+            };
+            // Local deadline → global time.
+            let global = (deadline as i64 - self.nodes[i].skew).max(self.now as i64 + 1) as Time;
+            if self.nodes[i].wake_at.is_none_or(|w| global < w) {
+                self.nodes[i].wake_at = Some(global);
+                self.schedule(global, Happening::Wake { node: i });
+            }
+        }
+    }
+
+    fn propose(&mut self, node: usize, group: usize) {
+        if self.nodes[node].protocol.is_none() {
+            // The proposer is down: try again shortly.
+            self.schedule(self.now + 1_000, Happening::Propose { node, group });
+            return;
+        }
+        let (tx, spent) = self.make_spend(group);
+        let now = self.local_time(node);
+        let expires = now + self.scenario.proposal_ttl_ms - 1_000;
+        let group_id = self.groups[group].descriptor.id();
+        let txid = tx.txid().0;
+        let n = &mut self.nodes[node];
+        let protocol = n.protocol.as_mut().expect("checked up");
+        let mut out = Vec::new();
+        match protocol.propose(
+            &group_id,
+            tx,
+            spent.clone(),
+            expires,
+            Vec::new(),
+            now,
+            &n.key,
+            &mut n.entropy,
+            &mut out,
+        ) {
+            Ok(session) => {
+                self.spent_outputs.insert(txid, spent);
+                self.sessions.insert(
+                    session,
+                    SessionRecord {
+                        group,
+                        proposer: node,
+                        proposed_at: self.now,
+                        txid,
+                        approvals: BTreeSet::new(),
+                        outcome: BTreeMap::new(),
+                        confirmed_at: None,
+                    },
+                );
+                self.report.sessions += 1;
+            }
+            Err(_) => self.report.proposals_refused += 1,
+        }
+        self.execute(node, out);
+    }
+
+    fn crash(&mut self, node: usize) {
+        let n = &mut self.nodes[node];
+        if n.protocol.take().is_none() {
+            return;
+        }
+        self.report.crashes += 1;
+        for (session, attempt) in n.store.released.keys() {
+            if !n.store.closed.contains_key(&(*session, *attempt)) {
+                n.lost_attempts.insert((*session, *attempt));
+            }
+        }
+        n.wake_at = None;
+        let back = self.now + self.scenario.downtime_ms;
+        self.schedule(back, Happening::Restart { node });
+    }
+
+    fn restart(&mut self, node: usize) {
+        let now = self.local_time(node);
+        let groups: Vec<GroupDescriptor> = self.nodes[node]
+            .groups
+            .iter()
+            .map(|&g| self.groups[g].descriptor.clone())
+            .collect();
+        let n = &mut self.nodes[node];
+        let mut protocol = Node::new(n.public, NodeConfig::default());
+        for g in groups {
+            protocol.add_group(g).expect("member");
+        }
+        let mut out = Vec::new();
+        let open = n.store.open_released_attempts();
+        for (session, proposal) in n.store.proposals.clone() {
+            let signed = n
+                .store
+                .signed
+                .get(&session)
+                .and_then(|bytes| Transaction::decode(bytes).ok());
+            let finished = n
+                .store
+                .closed
+                .iter()
+                .any(|((s, _), signed)| *s == session && *signed)
+                && signed.is_none();
+            if finished {
+                continue;
+            }
+            let last_open = open.get(&session).copied();
+            // Attempts past the last released one also need a fresh start above it.
+            let last_released = last_open.or_else(|| n.store.last_released_attempt(&session));
+            let approved = n.store.approved.contains(&session);
+            let _ = protocol.restore_session(
+                &proposal,
+                last_released,
+                approved,
+                signed,
+                now,
+                &n.key,
+                &mut n.entropy,
+                &mut out,
+            );
+        }
+        n.protocol = Some(protocol);
+        self.report.restarts += 1;
+        self.execute(node, out);
+    }
+
+    /// Executes outputs in order, as the engine would; a crash can strike before any durable
+    /// step, losing everything after it.
+    fn execute(&mut self, node: usize, outputs: Vec<Output>) {
+        for Output { session_id, action } in outputs {
+            if self.nodes[node].protocol.is_none() {
+                return;
+            }
+            match action {
+                Action::Persist(durable) => {
+                    if self.scenario.crash_rate > 0.0 && self.rng.chance(self.scenario.crash_rate) {
+                        self.crash(node);
+                        return;
+                    }
+                    self.persist(node, &durable);
+                }
+                Action::Send { to, bytes } => self.send(node, session_id, to, bytes),
+                Action::Broadcast { tx } => self.broadcast(node, tx),
+                Action::Event(event) => self.event(node, session_id, event),
+            }
+        }
+    }
+
+    fn persist(&mut self, node: usize, durable: &Durable) {
+        match durable {
+            Durable::NonceReleased { nonce_hash, .. } => {
+                if !self.nonce_registry.insert(*nonce_hash) {
+                    self.report.violation(format!(
+                        "node {node}: public nonce {} released twice",
+                        hex(nonce_hash)
+                    ));
+                }
+            }
+            Durable::AttemptSigning {
+                session_id,
+                attempt,
+            } => {
+                if self.nodes[node]
+                    .lost_attempts
+                    .contains(&(*session_id, *attempt))
+                {
+                    self.report.violation(format!("node {node}: signed attempt {attempt} whose nonces were released before a crash"));
+                }
+                if !self.nodes[node].store.approved.contains(session_id) {
+                    self.report
+                        .violation(format!("node {node}: signed without the user's approval"));
+                }
+            }
+            _ => {}
+        }
+        self.nodes[node].store.apply(durable);
+    }
+
+    fn group_of_session(&self, session_id: &[u8; 32]) -> Option<usize> {
+        self.sessions.get(session_id).map(|r| r.group)
+    }
+
+    fn send(&mut self, node: usize, session_id: [u8; 32], to: Recipient, bytes: Vec<u8>) {
+        let Some(group) = self
+            .group_of_session(&session_id)
+            .or_else(|| self.nodes[node].groups.first().copied())
+        else {
+            return;
+        };
+        let outgoing = match self.nodes[node].byzantine {
+            Some(kind) => self.tamper(node, kind, bytes),
+            None => vec![bytes],
+        };
+        for bytes in outgoing {
+            match to {
+                Recipient::Members => self.send_to_group(node, group, bytes),
+                Recipient::Member(m) => {
+                    if let Some(&target) = self.groups[group].members.get(m as usize) {
+                        self.deliver(node, target, bytes);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_to_group(&mut self, from: usize, group: usize, bytes: Vec<u8>) {
+        for target in self.groups[group].members.clone() {
+            if target != from {
+                self.deliver(from, target, bytes.clone());
+            }
+        }
+    }
+
+    /// The network: loss, duplication, latency (and so reordering), partitions.
+    fn deliver(&mut self, from: usize, to: usize, bytes: Vec<u8>) {
+        self.report.messages_sent += 1;
+        if let Some(p) = self.scenario.network_partition {
+            if self.now >= p.from_ms + 1_000_000
+                && self.now < p.until_ms + 1_000_000
+                && (from % 2) != (to % 2)
+            {
+                return;
+            }
+        }
+        if self.rng.chance(self.scenario.loss) {
+            self.report.messages_lost += 1;
+            return;
+        }
+        let copies = if self.rng.chance(self.scenario.duplicate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let (lo, hi) = self.scenario.latency_ms;
+            let at = self.now + self.rng.range(lo, hi);
+            self.schedule(
+                at,
+                Happening::Deliver {
+                    to,
+                    bytes: bytes.clone(),
+                },
+            );
+        }
+    }
+
+    fn broadcast(&mut self, node: usize, tx: Transaction) {
+        if self.nodes[node].byzantine == Some(Byzantine::SilentCoordinator) {
+            self.report.silent_broadcasts += 1;
+            return;
+        }
+        self.report.broadcasts += 1;
+        let txid = tx.txid().0;
+        let Some(spent) = self.spent_outputs.get(&txid).cloned() else {
+            self.report.violation(format!(
+                "node {node} broadcast a transaction nobody proposed"
+            ));
+            return;
+        };
+        if let Err(e) = lotus::spend::verify_transaction(&tx, &spent) {
+            self.report
+                .violation(format!("node {node} broadcast an invalid transaction: {e}"));
+            return;
+        }
+        if self.chain.insert(txid, tx).is_some() {
+            return; // a harmless re-broadcast
+        }
+        let Some((session_id, record)) = self.sessions.iter_mut().find(|(_, r)| r.txid == txid)
+        else {
+            return;
+        };
+        record.confirmed_at = Some(self.now);
+        let _ = session_id;
+        let members = self.groups[record.group].members.clone();
+        for m in members {
+            let (lo, hi) = self.scenario.latency_ms;
+            let at = self.now + self.rng.range(lo, hi) * 3;
+            self.schedule(at, Happening::ChainSeen { node: m, txid });
+        }
+    }
+
+    fn event(&mut self, node: usize, session_id: [u8; 32], event: Event) {
+        match event {
+            Event::ReviewReady { review } => {
+                let delay = self.rng.range(0, self.scenario.approval_delay_ms);
+                self.schedule(
+                    self.now + delay,
+                    Happening::Approve {
+                        node,
+                        session: session_id,
+                        digest: review.digest,
+                    },
+                );
+            }
+            Event::Blamed { blame, evidence } => {
+                let Some(group) = self.group_of_session(&session_id) else {
+                    return;
+                };
+                let honest_reporter = self.nodes[node].byzantine.is_none();
+                if !honest_reporter {
+                    return;
+                }
+                let culprit_is_byzantine = self.groups[group].byzantine.contains(&blame.culprit);
+                match evidence.verify(&self.groups[group].descriptor) {
+                    Ok(b) if b == blame && culprit_is_byzantine => {
+                        self.report.blame_correct += 1;
+                        self.report
+                            .blamed
+                            .insert((group, blame.culprit, blame.offence));
+                    }
+                    Ok(_) => {
+                        self.report.blame_incorrect += 1;
+                        self.report.violation(format!(
+                            "node {node} blamed honest member {} ({})",
+                            blame.culprit,
+                            blame.offence.name()
+                        ));
+                    }
+                    Err(e) => {
+                        self.report.blame_incorrect += 1;
+                        self.report.violation(format!(
+                            "node {node} reported evidence that does not verify: {e}"
+                        ));
+                    }
+                }
+            }
+            Event::TimedOut { .. } => self.report.timeouts += 1,
+            Event::Failover(FailoverEvent::CoordinatorFailed { .. }) => self.report.failovers += 1,
+            Event::Failover(FailoverEvent::FailoverExhausted) => {
+                self.report.failover_exhausted += 1
+            }
+            Event::ElectionProofMismatch { .. } => self.report.election_mismatches += 1,
+            Event::Closed { outcome } => {
+                let label = match &outcome {
+                    Outcome::Confirmed { .. } => "confirmed".to_string(),
+                    Outcome::Aborted(reason) => abort_label(reason).to_string(),
+                };
+                if let Some(record) = self.sessions.get_mut(&session_id) {
+                    record.outcome.insert(node, label);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What an attacker sends instead of the honest message (re-signed with its own key).
+    fn tamper(&mut self, node: usize, kind: Byzantine, bytes: Vec<u8>) -> Vec<Vec<u8>> {
+        let Ok(envelope) = Envelope::decode(&bytes, usize::MAX) else {
+            return vec![bytes];
+        };
+        let key = &self.nodes[node].key;
+        let resign =
+            |header: Header, payload: Vec<u8>| Envelope::sign(header, payload, key).encode();
+        let h = envelope.header;
+        match (kind, h.kind) {
+            (Byzantine::InvalidPartial, MessageKind::Partials) => {
+                let Ok(mut partials) = Partials::decode(&envelope.payload) else {
+                    return vec![bytes];
+                };
+                for p in partials.partials.iter_mut() {
+                    let mut b = p.to_bytes();
+                    b[31] ^= 1;
+                    if let Ok(tampered) = musig::PartialSignature::from_slice(&b) {
+                        *p = tampered;
+                    }
+                }
+                vec![resign(h, partials.encode())]
+            }
+            (Byzantine::WrongElectionProof, MessageKind::Partials) => {
+                let Ok(mut partials) = Partials::decode(&envelope.payload) else {
+                    return vec![bytes];
+                };
+                partials.election_proof[0] ^= 0xff;
+                vec![resign(h, partials.encode())]
+            }
+            (Byzantine::EquivocatingNonces, MessageKind::Nonces) => {
+                let Ok(mut nonces) = Nonces::decode(&envelope.payload) else {
+                    return vec![bytes];
+                };
+                nonces.salt_share[0] ^= 0xff;
+                let second = resign(h, nonces.encode());
+                vec![bytes, second]
+            }
+            (Byzantine::WithholdCommitment, MessageKind::Commitment)
+            | (Byzantine::WithholdNonces, MessageKind::Nonces)
+            | (Byzantine::WithholdPartials, MessageKind::Partials) => Vec::new(),
+            (Byzantine::Impersonation, _) => {
+                let group = self.nodes[node].groups.first().copied();
+                let victim = group.and_then(|g| {
+                    let n = self.groups[g].members.len() as u16;
+                    (0..n).find(|&m| m != h.sender)
+                });
+                match victim {
+                    Some(victim) => {
+                        let forged = resign(
+                            Header {
+                                sender: victim,
+                                ..h
+                            },
+                            envelope.payload.clone(),
+                        );
+                        vec![bytes, forged]
+                    }
+                    None => vec![bytes],
+                }
+            }
+            (Byzantine::Oversized, _) => vec![bytes, vec![0u8; 2 << 20]],
+            (Byzantine::Malformed, _) => {
+                let mut junk = vec![0u8; 200];
+                self.rng.fill(&mut junk);
+                vec![bytes, junk]
+            }
+            _ => vec![bytes],
+        }
+    }
+
+    fn finish(mut self) -> Report {
+        let honest = |w: &World, n: usize| w.nodes[n].byzantine.is_none();
+        // Safety: everything on chain was approved by every honest member of its group.
+        for (txid, _tx) in self.chain.clone() {
+            let Some(record) = self.sessions.values().find(|r| r.txid == txid) else {
+                continue;
+            };
+            for &m in &self.groups[record.group].members {
+                if honest(&self, m) && !record.approvals.contains(&m) {
+                    self.report.violation(format!(
+                        "tx {} confirmed without honest member {m}'s approval",
+                        hex(&txid)
+                    ));
+                }
+            }
+        }
+        // Liveness.
+        let kind = self.scenario.byzantine;
+        let live_expected = self.scenario.crash_rate == 0.0
+            && self.scenario.loss <= 0.3
+            && self.scenario.network_partition.is_none()
+            && kind.is_none_or(|k| k.allows_completion() || self.scenario.byzantine_per_group == 0);
+        for record in self.sessions.values() {
+            let confirmed = record.confirmed_at.is_some();
+            if confirmed {
+                self.report.completed += 1;
+                self.report
+                    .latencies
+                    .push(record.confirmed_at.unwrap_or(0) - record.proposed_at);
+            } else {
+                let reason = record
+                    .outcome
+                    .iter()
+                    .find(|(n, _)| self.nodes[**n].byzantine.is_none())
+                    .map(|(_, r)| r.clone())
+                    .unwrap_or_else(|| "unfinished".into());
+                *self.report.aborted.entry(reason).or_default() += 1;
+                if live_expected {
+                    self.report.violation(format!(
+                        "liveness: session of group {} proposed by node {} did not complete",
+                        record.group, record.proposer
+                    ));
+                }
+            }
+        }
+        // Blame: provable attacks must be named (where a session reached the faulty step).
+        if let Some(kind) = kind {
+            if kind.is_provable() && self.scenario.byzantine_per_group > 0 {
+                let offence = match kind {
+                    Byzantine::InvalidPartial => Offence::InvalidPartial,
+                    Byzantine::EquivocatingNonces => {
+                        if self.scenario.commit_round {
+                            Offence::MalformedContribution
+                        } else {
+                            Offence::Equivocation
+                        }
+                    }
+                    _ => Offence::WrongElectionProof,
+                };
+                for (g, group) in self.groups.iter().enumerate() {
+                    let had_session = self.sessions.values().any(|r| r.group == g);
+                    for &culprit in &group.byzantine {
+                        let named = self.report.blamed.iter().any(|(bg, c, o)| {
+                            *bg == g
+                                && *c == culprit
+                                && (*o == offence || *o == Offence::Equivocation)
+                        });
+                        if had_session && !named {
+                            self.report.violation(format!(
+                                "group {g}: attacker {culprit} ({}) was never blamed",
+                                kind.name()
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        self.report.nodes = self.nodes.len();
+        self.report.replay = self.scenario.replay_command();
+        self.report
+    }
+}
+
+fn abort_label(reason: &AbortReason) -> &'static str {
+    match reason {
+        AbortReason::RejectedBy { .. } => "rejected",
+        AbortReason::Timeout { .. } => "timeout",
+        AbortReason::InvalidPartial { .. } => "invalid partial",
+        AbortReason::Equivocation { .. } => "equivocation",
+        AbortReason::MalformedContribution { .. } => "malformed contribution",
+        AbortReason::Expired => "expired",
+        AbortReason::NonceRegistryConflict => "nonce registry conflict",
+        AbortReason::Restart { .. } => "restart",
+        AbortReason::PeerTimedOut { .. } => "peer timed out",
+        AbortReason::Superseded { .. } => "superseded",
+        AbortReason::DegenerateNonces => "degenerate nonces",
+        AbortReason::AttemptsExhausted => "attempts exhausted",
+        AbortReason::Evicted => "evicted",
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
