@@ -2,5 +2,6 @@
 //! parses arguments.
 
 pub mod bench;
+pub mod sim_cmd;
 pub mod vectors_cmd;
 pub mod workload;

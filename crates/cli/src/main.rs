@@ -24,6 +24,9 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Simulate many nodes over a faulty network with attackers; prints a table and the
+    /// invariant violations (0 is the only acceptable count).
+    Sim(cli::sim_cmd::SimArgs),
     /// Benchmark Lotus Schnorr and MuSig2 against libsecp256k1 BIP340/BIP327 in one process.
     Bench {
         /// Group sizes for the MuSig2 session benchmark.
@@ -41,6 +44,14 @@ fn main() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Vectors { paths, verbose } => {
             let ok = cli::vectors_cmd::run(&paths, verbose, &mut stdout)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Sim(args) => {
+            let ok = cli::sim_cmd::run(&args, &mut stdout)?;
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {

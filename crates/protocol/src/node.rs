@@ -504,14 +504,15 @@ impl Node {
     }
 
     /// Rebuilds a session after a restart from what the store kept: the proposal envelope, the
-    /// last attempt whose nonces were released (its secret nonces died with the process, so it
-    /// is announced as aborted and the session resumes at the next attempt), the user's
-    /// approval, and the signed transaction if signing had finished.
+    /// last attempt this node took part in (released nonces or sent any message: its secret
+    /// nonces died with the process, and a new message in that attempt would contradict the
+    /// old one, so it is announced as aborted and the session resumes at the next attempt), the
+    /// user's approval, and the signed transaction if signing had finished.
     #[allow(clippy::too_many_arguments)]
     pub fn restore_session(
         &mut self,
         proposal_envelope: &[u8],
-        last_released_attempt: Option<u32>,
+        last_active_attempt: Option<u32>,
         approved: bool,
         signed_tx: Option<Transaction>,
         now: Millis,
@@ -545,9 +546,9 @@ impl Node {
             sighashes,
         };
         let mut step = Step::new(now, key, entropy);
-        let first_attempt = last_released_attempt.map_or(0, |a| a + 1);
+        let first_attempt = last_active_attempt.map_or(0, |a| a + 1);
         let mut session = Session::start(setup, first_attempt, &mut step);
-        if let Some(abandoned) = last_released_attempt {
+        if let Some(abandoned) = last_active_attempt {
             session.announce_restart(abandoned, &mut step);
         }
         if let Some(tx) = signed_tx {

@@ -689,6 +689,13 @@ impl Session {
                 }
             }
             MessageKind::Completed => self.on_completed(&envelope, step),
+            MessageKind::Partials if matches!(self.state, State::Completed { .. }) => {
+                // Signatures are done, but a late round-2 message still gets checked so a
+                // wrong election proof or an invalid partial is reported, not forgotten.
+                if header.attempt == self.attempt.number && self.store(envelope, step).is_none() {
+                    let _already_finished = self.check_partials(step);
+                }
+            }
             _ if !matches!(self.state, State::Running) => {}
             _ if header.attempt < self.attempt.number => {}
             _ if header.attempt >= MAX_ATTEMPTS => {}

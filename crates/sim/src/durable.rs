@@ -16,6 +16,8 @@ pub struct DurableModel {
     pub signed: BTreeMap<[u8; 32], Vec<u8>>,
     pub approved: BTreeSet<[u8; 32]>,
     pub messages: usize,
+    /// Highest attempt this node sent any message in, per session.
+    pub sent_attempt: BTreeMap<[u8; 32], u32>,
 }
 
 impl DurableModel {
@@ -46,10 +48,19 @@ impl DurableModel {
                 self.closed.insert((*session_id, *attempt), *signed);
             }
             Durable::Message {
-                session_id, bytes, ..
+                session_id,
+                bytes,
+                outgoing,
             } => {
                 self.messages += 1;
                 if let Ok(envelope) = Envelope::decode(bytes, usize::MAX) {
+                    if *outgoing {
+                        let attempt = self
+                            .sent_attempt
+                            .entry(*session_id)
+                            .or_insert(envelope.header.attempt);
+                        *attempt = (*attempt).max(envelope.header.attempt);
+                    }
                     if envelope.header.kind == MessageKind::Proposal {
                         self.proposals
                             .entry(*session_id)
@@ -63,24 +74,15 @@ impl DurableModel {
         }
     }
 
-    /// Attempts that released nonces and never closed: after a crash these are abandoned.
-    pub fn open_released_attempts(&self) -> BTreeMap<[u8; 32], u32> {
-        let mut last = BTreeMap::new();
-        for (session, attempt) in self.released.keys() {
-            if !self.closed.contains_key(&(*session, *attempt)) {
-                let entry = last.entry(*session).or_insert(*attempt);
-                *entry = (*entry).max(*attempt);
-            }
-        }
-        last
-    }
-
-    /// The highest attempt with released nonces per session (closed or not).
-    pub fn last_released_attempt(&self, session: &[u8; 32]) -> Option<u32> {
-        self.released
+    /// The highest attempt this node took part in (released nonces or sent anything): after a
+    /// restart it must never send in that attempt again, or it would contradict itself.
+    pub fn last_active_attempt(&self, session: &[u8; 32]) -> Option<u32> {
+        let released = self
+            .released
             .keys()
             .filter(|(s, _)| s == session)
             .map(|(_, a)| *a)
-            .max()
+            .max();
+        released.max(self.sent_attempt.get(session).copied())
     }
 }

@@ -79,6 +79,8 @@ struct SimGroup {
 struct SessionRecord {
     group: usize,
     proposer: usize,
+    /// Proposals by attackers (e.g. floods) are not owed liveness.
+    byzantine_proposer: bool,
     proposed_at: Time,
     txid: [u8; 32],
     /// Honest members (world node ids) who approved this exact review.
@@ -474,6 +476,7 @@ impl World {
                     SessionRecord {
                         group,
                         proposer: node,
+                        byzantine_proposer: self.nodes[node].byzantine.is_some(),
                         proposed_at: self.now,
                         txid,
                         approvals: BTreeSet::new(),
@@ -517,7 +520,6 @@ impl World {
             protocol.add_group(g).expect("member");
         }
         let mut out = Vec::new();
-        let open = n.store.open_released_attempts();
         for (session, proposal) in n.store.proposals.clone() {
             let signed = n
                 .store
@@ -533,13 +535,11 @@ impl World {
             if finished {
                 continue;
             }
-            let last_open = open.get(&session).copied();
-            // Attempts past the last released one also need a fresh start above it.
-            let last_released = last_open.or_else(|| n.store.last_released_attempt(&session));
+            let last_active = n.store.last_active_attempt(&session);
             let approved = n.store.approved.contains(&session);
             let _ = protocol.restore_session(
                 &proposal,
-                last_released,
+                last_active,
                 approved,
                 signed,
                 now,
@@ -880,7 +880,7 @@ impl World {
                     .map(|(_, r)| r.clone())
                     .unwrap_or_else(|| "unfinished".into());
                 *self.report.aborted.entry(reason).or_default() += 1;
-                if live_expected {
+                if live_expected && !record.byzantine_proposer {
                     self.report.violation(format!(
                         "liveness: session of group {} proposed by node {} did not complete",
                         record.group, record.proposer
