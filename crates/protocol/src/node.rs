@@ -555,6 +555,10 @@ impl Node {
             session.restore_signed(tx, &mut step);
         } else if approved {
             session.approve(&review.digest, &mut step)?;
+        } else {
+            // Still waiting for this user's decision: show it again.
+            step.actions
+                .push(Action::Event(Event::ReviewReady { review }));
         }
         let _ = self.capacity.admit_pending(session_id);
         if approved {

@@ -31,6 +31,8 @@ pub struct Report {
     pub latencies: Vec<u64>,
     pub violations: Vec<String>,
     pub replay: String,
+    /// Durable steps each node executed (to aim crash injection at every one of them).
+    pub persist_steps: Vec<usize>,
 }
 
 impl Report {

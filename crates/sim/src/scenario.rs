@@ -119,6 +119,8 @@ pub struct Scenario {
     pub byzantine_per_group: usize,
     /// Crash probability before each durable step a node executes.
     pub crash_rate: f64,
+    /// Crash node `.0` right before its `.1`-th durable step (0-based), deterministically.
+    pub crash_at: Option<(usize, usize)>,
     /// How long a crashed node stays down, ms.
     pub downtime_ms: u64,
     pub round_ms: u64,
@@ -154,6 +156,7 @@ impl Default for Scenario {
             byzantine: None,
             byzantine_per_group: 0,
             crash_rate: 0.0,
+            crash_at: None,
             downtime_ms: 3_000,
             round_ms: 4_000,
             broadcast_slot_ms: 6_000,

@@ -67,6 +67,8 @@ struct SimNode {
     wake_at: Option<Time>,
     /// Attempts released before the last crash: signing any of them later is a violation.
     lost_attempts: BTreeSet<([u8; 32], u32)>,
+    /// Durable steps executed so far (for deterministic crash points).
+    persist_steps: usize,
 }
 
 struct SimGroup {
@@ -131,6 +133,7 @@ impl World {
                     groups: Vec::new(),
                     wake_at: None,
                     lost_attempts: BTreeSet::new(),
+                    persist_steps: 0,
                 }
             })
             .collect();
@@ -488,7 +491,20 @@ impl World {
             }
             Err(_) => self.report.proposals_refused += 1,
         }
+        let session = out.first().map(|o| o.session_id);
         self.execute(node, out);
+        // Crashed before the proposal was stored: it never left, so the user proposes again.
+        if let Some(session) = session {
+            if !self.nodes[node].store.proposals.contains_key(&session) {
+                if self.sessions.remove(&session).is_some() {
+                    self.report.sessions -= 1;
+                }
+                self.schedule(
+                    self.now + self.scenario.downtime_ms + 1_000,
+                    Happening::Propose { node, group },
+                );
+            }
+        }
     }
 
     fn crash(&mut self, node: usize) {
@@ -562,6 +578,12 @@ impl World {
             }
             match action {
                 Action::Persist(durable) => {
+                    let step = self.nodes[node].persist_steps;
+                    self.nodes[node].persist_steps += 1;
+                    if self.scenario.crash_at == Some((node, step)) {
+                        self.crash(node);
+                        return;
+                    }
                     if self.scenario.crash_rate > 0.0 && self.rng.chance(self.scenario.crash_rate) {
                         self.crash(node);
                         return;
@@ -921,6 +943,7 @@ impl World {
             }
         }
         self.report.nodes = self.nodes.len();
+        self.report.persist_steps = self.nodes.iter().map(|n| n.persist_steps).collect();
         self.report.replay = self.scenario.replay_command();
         self.report
     }
