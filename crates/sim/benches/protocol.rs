@@ -1,0 +1,235 @@
+//! Protocol benches, each against a baseline in the same process:
+//! - cheap-check rejection: invalid messages dropped by `Node::receive` before any curve
+//!   operation, vs. one envelope signature verification (the first curve op a message costs);
+//! - one full honest 3-of-3, 2-input session through the real state machines (proposal,
+//!   rounds 0–2, aggregation, finalisation), vs. the bare MuSig2 crypto of that session.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use lotus::address::Network;
+use lotus::hash::sha256;
+use lotus::script::Script;
+use lotus::tx::{OutPoint, Transaction, TxId, TxIn, TxOut};
+use lotus::PrivateKey;
+use musig::{AggregatedNonce, KeyAggContext, SecretNonce, Session, SpendPath};
+use protocol::envelope::{Envelope, Header, MessageKind};
+use protocol::group::GroupDescriptor;
+use protocol::node::{Node, NodeConfig, Output};
+use protocol::session::{Action, Event};
+use sim::rng::SimRng;
+
+const NOW: u64 = 10_000_000;
+
+fn keys(n: usize) -> Vec<PrivateKey> {
+    (0..n)
+        .map(|i| PrivateKey::from_bytes(&sha256(&[i as u8, 77])).unwrap())
+        .collect()
+}
+
+fn group(keys: &[PrivateKey]) -> GroupDescriptor {
+    GroupDescriptor::new(
+        "bench",
+        Network::Regtest,
+        keys.iter().map(|k| k.public_key()).collect(),
+    )
+    .unwrap()
+}
+
+fn spend(group: &GroupDescriptor) -> (Transaction, Vec<TxOut>) {
+    let script = group.script_pubkey().unwrap();
+    let inputs: Vec<TxIn> = (0..2u8)
+        .map(|i| TxIn {
+            prev_out: OutPoint::new(TxId([i + 1; 32]), 0),
+            script_sig: Script::new(),
+            sequence: TxIn::SEQUENCE_FINAL,
+        })
+        .collect();
+    let spent = vec![TxOut::new(10_000_000, script.clone()); 2];
+    let outputs = vec![
+        TxOut::new(15_000_000, Script::p2pkh(&[9; 20])),
+        TxOut::new(4_990_000, script),
+    ];
+    (
+        Transaction {
+            version: 2,
+            inputs,
+            outputs,
+            lock_time: 0,
+        },
+        spent,
+    )
+}
+
+/// Runs one session to completion over a lossless in-process network; returns the signed tx.
+fn honest_session(keys: &[PrivateKey], group: &GroupDescriptor, rng: &mut SimRng) -> Transaction {
+    let mut nodes: Vec<Node> = keys
+        .iter()
+        .map(|k| {
+            let mut node = Node::new(k.public_key(), NodeConfig::default());
+            node.add_group(group.clone()).unwrap();
+            node
+        })
+        .collect();
+    let (tx, spent) = spend(group);
+    let mut queue: Vec<(usize, Output)> = Vec::new();
+    let mut out = Vec::new();
+    nodes[0]
+        .propose(
+            &group.id(),
+            tx,
+            spent,
+            NOW + 600_000,
+            Vec::new(),
+            NOW,
+            &keys[0],
+            rng,
+            &mut out,
+        )
+        .unwrap();
+    queue.extend(out.drain(..).map(|o| (0, o)));
+    let mut signed = None;
+    while let Some((from, Output { session_id, action })) = queue.pop() {
+        match action {
+            Action::Send { bytes, .. } => {
+                for to in (0..nodes.len()).filter(|&t| t != from) {
+                    let _ = nodes[to].receive(&bytes, NOW, &keys[to], rng, &mut out);
+                    queue.extend(out.drain(..).map(|o| (to, o)));
+                }
+            }
+            Action::Event(Event::ReviewReady { review }) => {
+                nodes[from]
+                    .approve(&session_id, &review.digest, NOW, &keys[from], rng, &mut out)
+                    .unwrap();
+                queue.extend(out.drain(..).map(|o| (from, o)));
+            }
+            Action::Broadcast { tx } => signed = Some(tx),
+            _ => {}
+        }
+    }
+    signed.expect("the session completes")
+}
+
+/// The same session's cryptography alone: key aggregation, nonces, signing, verification.
+fn bare_crypto(keys: &[PrivateKey], group: &GroupDescriptor) {
+    let context = KeyAggContext::new(&group.members).unwrap();
+    let mut sorted: Vec<&PrivateKey> = keys.iter().collect();
+    sorted.sort_by_key(|k| k.public_key().serialize());
+    for input in 0..2u8 {
+        let message = sha256(&[input]);
+        let mut secrets = Vec::new();
+        let mut publics = Vec::new();
+        for k in &sorted {
+            let (s, p) =
+                SecretNonce::generate(k, context.aggregated_key(), Some(&message)).unwrap();
+            secrets.push(s);
+            publics.push(p);
+        }
+        let aggregated = AggregatedNonce::sum(&publics).unwrap();
+        // Every participant verifies everything, as in the protocol.
+        let session =
+            Session::new(&context, SpendPath::TaprootKeyPath, &aggregated, &message).unwrap();
+        let partials: Vec<_> = sorted
+            .iter()
+            .zip(secrets)
+            .enumerate()
+            .map(|(i, (k, s))| session.sign(i, k, s).unwrap())
+            .collect();
+        for _participant in 0..keys.len() {
+            assert!(session.verify_all(&publics, &partials).unwrap().is_empty());
+            assert!(session.verify_final(&session.aggregate(&partials).unwrap()));
+        }
+    }
+}
+
+fn cheap_checks(c: &mut Criterion) {
+    let keys = keys(3);
+    let group = group(&keys);
+    let mut node = Node::new(keys[1].public_key(), NodeConfig::default());
+    node.add_group(group.clone()).unwrap();
+    let header = Header::new(MessageKind::Nonces, group.id(), [5; 32], 0, 0, NOW);
+    let valid = Envelope::sign(header, vec![0; 100], &keys[0]);
+    let stale = Envelope::sign(
+        Header {
+            timestamp_ms: NOW - 3_600_000,
+            ..header
+        },
+        vec![0; 100],
+        &keys[0],
+    )
+    .encode();
+    let wrong_sequence = Envelope::sign(
+        Header {
+            sequence: 99,
+            ..header
+        },
+        vec![0; 100],
+        &keys[0],
+    )
+    .encode();
+    let unknown_group = Envelope::sign(
+        Header {
+            group_id: protocol::group::GroupId([9; 32]),
+            ..header
+        },
+        vec![0; 100],
+        &keys[0],
+    )
+    .encode();
+    let outsider = Envelope::sign(
+        Header {
+            sender: 40,
+            ..header
+        },
+        vec![0; 100],
+        &keys[0],
+    )
+    .encode();
+    let oversized = vec![0u8; 70_000];
+    let junk = vec![0x17u8; 300];
+    let rejected = [
+        stale,
+        wrong_sequence,
+        unknown_group,
+        outsider,
+        oversized,
+        junk,
+    ];
+    let mut rng = SimRng::new(1);
+    let mut out = Vec::new();
+    let mut g = c.benchmark_group("cheap_checks");
+    g.bench_function("reject 6 invalid messages (no curve op)", |b| {
+        b.iter(|| {
+            for bytes in &rejected {
+                assert!(node
+                    .receive(bytes, NOW, &keys[1], &mut rng, &mut out)
+                    .is_err());
+            }
+        })
+    });
+    g.bench_function("baseline: 6 envelope signature verifications", |b| {
+        b.iter(|| {
+            for _ in 0..rejected.len() {
+                valid.verify_signature(&group).unwrap();
+            }
+        })
+    });
+    g.finish();
+}
+
+fn full_session(c: &mut Criterion) {
+    let keys = keys(3);
+    let group = group(&keys);
+    let mut rng = SimRng::new(2);
+    let mut g = c.benchmark_group("session_3_of_3_2_inputs");
+    g.sample_size(20);
+    g.bench_function(
+        "protocol: proposal to signed tx, all 3 state machines",
+        |b| b.iter(|| honest_session(&keys, &group, &mut rng)),
+    );
+    g.bench_function("baseline: bare MuSig2 crypto of the same session", |b| {
+        b.iter(|| bare_crypto(&keys, &group))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, cheap_checks, full_session);
+criterion_main!(benches);
