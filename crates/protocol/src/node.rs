@@ -263,7 +263,7 @@ impl Node {
         };
         let mut step = Step::new(now, key, entropy);
         step.actions
-            .push(Action::Event(Event::ReviewReady { review }));
+            .push(Action::Event(Event::ReviewReady { review: Box::new(review) }));
         let mut session = Session::start(setup, 0, &mut step);
         // Messages that outran the proposal.
         for envelope in self.early.remove(&session_id).unwrap_or_default() {
@@ -558,7 +558,7 @@ impl Node {
         } else {
             // Still waiting for this user's decision: show it again.
             step.actions
-                .push(Action::Event(Event::ReviewReady { review }));
+                .push(Action::Event(Event::ReviewReady { review: Box::new(review) }));
         }
         let _ = self.capacity.admit_pending(session_id);
         if approved {

@@ -148,7 +148,7 @@ pub enum Recipient {
 pub enum Event {
     /// A validated proposal is waiting for this user's decision.
     ReviewReady {
-        review: Review,
+        review: Box<Review>,
     },
     /// A proposal that failed validation (not a session; never signed).
     ProposalRefused {

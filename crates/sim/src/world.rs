@@ -599,13 +599,13 @@ impl World {
 
     fn persist(&mut self, node: usize, durable: &Durable) {
         match durable {
-            Durable::NonceReleased { nonce_hash, .. } => {
-                if !self.nonce_registry.insert(*nonce_hash) {
-                    self.report.violation(format!(
-                        "node {node}: public nonce {} released twice",
-                        hex(nonce_hash)
-                    ));
-                }
+            Durable::NonceReleased { nonce_hash, .. }
+                if !self.nonce_registry.insert(*nonce_hash) =>
+            {
+                self.report.violation(format!(
+                    "node {node}: public nonce {} released twice",
+                    hex(nonce_hash)
+                ));
             }
             Durable::AttemptSigning {
                 session_id,
