@@ -131,6 +131,10 @@ pub enum GroupError {
     ParallelBroadcasts,
     #[error("message size limit must be between 1 KiB and 1 MiB")]
     MessageLimit,
+    #[error("rate and session limits must be at least 1")]
+    ZeroLimit,
+    #[error("proof-of-work difficulty {0} bits is above the {max} bits a proposer can mine", max = crate::policy::MAX_POW_BITS)]
+    PowTooHard(u8),
     #[error("the members' keys aggregate to the point at infinity")]
     AggregateKey,
     #[error("invite is not a Lotus Cosigner invite (expected {INVITE_PREFIX}…)")]
@@ -197,6 +201,16 @@ impl GroupDescriptor {
         }
         if !(1024..=1 << 20).contains(&self.limits.max_message_bytes) {
             return Err(GroupError::MessageLimit);
+        }
+        let l = &self.limits;
+        if l.proposals_per_minute == 0 || l.max_active_sessions == 0 || l.max_pending_sessions == 0
+        {
+            return Err(GroupError::ZeroLimit);
+        }
+        if let Admission::Open { pow_bits } = self.admission {
+            if pow_bits > crate::policy::MAX_POW_BITS {
+                return Err(GroupError::PowTooHard(pow_bits));
+            }
         }
         Ok(())
     }

@@ -13,9 +13,10 @@ use musig::KeyAggContext;
 use crate::envelope::{Envelope, Header, MessageKind};
 use crate::failover::Millis;
 use crate::gate::{precheck, Rejection, SeenSet, Window};
-use crate::group::{GroupDescriptor, GroupError, GroupId};
+use crate::group::{Admission, GroupDescriptor, GroupError, GroupId};
 use crate::policy::{
-    Blacklist, PolicyError, ProposalRateLimit, SessionCapacity, VerificationBudget,
+    check_admission_work, mine_pow, Blacklist, PolicyError, ProposalRateLimit, SessionCapacity,
+    VerificationBudget,
 };
 use crate::proposal::{
     required_hash_type, Proposal, ProposalError, Review, SessionId, UnsignedProposal,
@@ -200,6 +201,11 @@ impl Node {
         let proposal = Proposal::sign(unsigned, key)?;
         let review = proposal.validate(&entry.descriptor, now)?;
         entry.last_sequence = Some(sequence);
+        // Open groups ask proposals for proof-of-work (analysis §6.1); invite-only groups don't.
+        let pow_nonce = match entry.descriptor.admission {
+            Admission::Open { pow_bits } => mine_pow(&proposal.review_digest(), pow_bits, 0)?,
+            Admission::InviteOnly => 0,
+        };
         let header = Header::new(
             MessageKind::Proposal,
             *group_id,
@@ -208,7 +214,7 @@ impl Node {
             entry.me,
             now,
         );
-        let envelope = Envelope::sign(header, proposal.encode(), key);
+        let envelope = Envelope::sign(header, proposal_payload(&proposal, pow_nonce), key);
         let bytes = envelope.encode();
         self.seen.insert(envelope.id(), now);
         out.push(Output {
@@ -262,8 +268,9 @@ impl Node {
             sighashes,
         };
         let mut step = Step::new(now, key, entropy);
-        step.actions
-            .push(Action::Event(Event::ReviewReady { review: Box::new(review) }));
+        step.actions.push(Action::Event(Event::ReviewReady {
+            review: Box::new(review),
+        }));
         let mut session = Session::start(setup, 0, &mut step);
         // Messages that outran the proposal.
         for envelope in self.early.remove(&session_id).unwrap_or_default() {
@@ -398,8 +405,10 @@ impl Node {
         let group = entry.descriptor.clone();
         let proposer_key = group.members[envelope.header.sender as usize];
         self.proposal_rate.check(&proposer_key, now)?;
-        let proposal = Proposal::decode(&envelope.payload, group.limits.max_message_bytes as usize)
+        let (pow_nonce, proposal_bytes) = split_proposal_payload(&envelope.payload)?;
+        let proposal = Proposal::decode(proposal_bytes, group.limits.max_message_bytes as usize)
             .map_err(|e| NodeError::Proposal(ProposalError::Decode(e)))?;
+        check_admission_work(&group.admission, &proposal.review_digest(), Some(pow_nonce))?;
         if proposal.session_id.0 != envelope.header.session_id
             || proposal.proposer != envelope.header.sender
         {
@@ -528,7 +537,8 @@ impl Node {
         envelope
             .verify_signature(&group)
             .map_err(|_| NodeError::ProposalEnvelopeMismatch)?;
-        let proposal = Proposal::decode(&envelope.payload, MAX_ANY_MESSAGE)
+        let (_pow_nonce, proposal_bytes) = split_proposal_payload(&envelope.payload)?;
+        let proposal = Proposal::decode(proposal_bytes, MAX_ANY_MESSAGE)
             .map_err(|e| NodeError::Proposal(ProposalError::Decode(e)))?;
         proposal.verify_signature(&group)?;
         // Validation against the proposal's own creation time: expiry is the session's job.
@@ -557,8 +567,9 @@ impl Node {
             session.approve(&review.digest, &mut step)?;
         } else {
             // Still waiting for this user's decision: show it again.
-            step.actions
-                .push(Action::Event(Event::ReviewReady { review: Box::new(review) }));
+            step.actions.push(Action::Event(Event::ReviewReady {
+                review: Box::new(review),
+            }));
         }
         let _ = self.capacity.admit_pending(session_id);
         if approved {
@@ -584,6 +595,26 @@ impl Node {
             tag(*session_id, step.actions, out);
         }
     }
+}
+
+/// A proposal envelope's payload: the proof-of-work nonce (0 for invite-only groups), then the
+/// signed proposal.
+pub fn proposal_payload(proposal: &Proposal, pow_nonce: u64) -> Vec<u8> {
+    let mut payload = pow_nonce.to_be_bytes().to_vec();
+    payload.extend_from_slice(&proposal.encode());
+    payload
+}
+
+pub fn split_proposal_payload(payload: &[u8]) -> Result<(u64, &[u8]), NodeError> {
+    if payload.len() < 8 {
+        let missing = crate::wire::DecodeError::Truncated("proof-of-work nonce");
+        return Err(NodeError::Proposal(ProposalError::Decode(missing)));
+    }
+    let (nonce, proposal) = payload.split_at(8);
+    Ok((
+        u64::from_be_bytes(nonce.try_into().expect("8 bytes")),
+        proposal,
+    ))
 }
 
 fn tag(session_id: [u8; 32], actions: Vec<Action>, out: &mut Vec<Output>) {

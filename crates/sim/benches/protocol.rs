@@ -7,17 +7,14 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use lotus::address::Network;
 use lotus::hash::sha256;
-use lotus::script::Script;
-use lotus::tx::{OutPoint, Transaction, TxId, TxIn, TxOut};
+use lotus::tx::Transaction;
 use lotus::PrivateKey;
 use musig::{AggregatedNonce, KeyAggContext, SecretNonce, Session, SpendPath};
 use protocol::envelope::{Envelope, Header, MessageKind};
 use protocol::group::GroupDescriptor;
-use protocol::node::{Node, NodeConfig, Output};
-use protocol::session::{Action, Event};
+use protocol::node::{Node, NodeConfig};
+use sim::lossless::{Decision, Lossless, NOW};
 use sim::rng::SimRng;
-
-const NOW: u64 = 10_000_000;
 
 fn keys(n: usize) -> Vec<PrivateKey> {
     (0..n)
@@ -34,78 +31,11 @@ fn group(keys: &[PrivateKey]) -> GroupDescriptor {
     .unwrap()
 }
 
-fn spend(group: &GroupDescriptor) -> (Transaction, Vec<TxOut>) {
-    let script = group.script_pubkey().unwrap();
-    let inputs: Vec<TxIn> = (0..2u8)
-        .map(|i| TxIn {
-            prev_out: OutPoint::new(TxId([i + 1; 32]), 0),
-            script_sig: Script::new(),
-            sequence: TxIn::SEQUENCE_FINAL,
-        })
-        .collect();
-    let spent = vec![TxOut::new(10_000_000, script.clone()); 2];
-    let outputs = vec![
-        TxOut::new(15_000_000, Script::p2pkh(&[9; 20])),
-        TxOut::new(4_990_000, script),
-    ];
-    (
-        Transaction {
-            version: 2,
-            inputs,
-            outputs,
-            lock_time: 0,
-        },
-        spent,
-    )
-}
-
-/// Runs one session to completion over a lossless in-process network; returns the signed tx.
-fn honest_session(keys: &[PrivateKey], group: &GroupDescriptor, rng: &mut SimRng) -> Transaction {
-    let mut nodes: Vec<Node> = keys
-        .iter()
-        .map(|k| {
-            let mut node = Node::new(k.public_key(), NodeConfig::default());
-            node.add_group(group.clone()).unwrap();
-            node
-        })
-        .collect();
-    let (tx, spent) = spend(group);
-    let mut queue: Vec<(usize, Output)> = Vec::new();
-    let mut out = Vec::new();
-    nodes[0]
-        .propose(
-            &group.id(),
-            tx,
-            spent,
-            NOW + 600_000,
-            Vec::new(),
-            NOW,
-            &keys[0],
-            rng,
-            &mut out,
-        )
-        .unwrap();
-    queue.extend(out.drain(..).map(|o| (0, o)));
-    let mut signed = None;
-    while let Some((from, Output { session_id, action })) = queue.pop() {
-        match action {
-            Action::Send { bytes, .. } => {
-                for to in (0..nodes.len()).filter(|&t| t != from) {
-                    let _ = nodes[to].receive(&bytes, NOW, &keys[to], rng, &mut out);
-                    queue.extend(out.drain(..).map(|o| (to, o)));
-                }
-            }
-            Action::Event(Event::ReviewReady { review }) => {
-                nodes[from]
-                    .approve(&session_id, &review.digest, NOW, &keys[from], rng, &mut out)
-                    .unwrap();
-                queue.extend(out.drain(..).map(|o| (from, o)));
-            }
-            Action::Broadcast { tx } => signed = Some(tx),
-            _ => {}
-        }
-    }
-    signed.expect("the session completes")
+/// One session to completion through every node's state machine (lossless, instant network).
+fn honest_session() -> Transaction {
+    let mut net = Lossless::new(3, |_| {});
+    net.propose(0, &mut |_, _| Decision::Approve).unwrap();
+    net.broadcast_tx().expect("the session completes").clone()
 }
 
 /// The same session's cryptography alone: key aggregation, nonces, signing, verification.
@@ -218,12 +148,11 @@ fn cheap_checks(c: &mut Criterion) {
 fn full_session(c: &mut Criterion) {
     let keys = keys(3);
     let group = group(&keys);
-    let mut rng = SimRng::new(2);
     let mut g = c.benchmark_group("session_3_of_3_2_inputs");
     g.sample_size(20);
     g.bench_function(
         "protocol: proposal to signed tx, all 3 state machines",
-        |b| b.iter(|| honest_session(&keys, &group, &mut rng)),
+        |b| b.iter(honest_session),
     );
     g.bench_function("baseline: bare MuSig2 crypto of the same session", |b| {
         b.iter(|| bare_crypto(&keys, &group))

@@ -5,6 +5,7 @@
 //! carries the command that replays it.
 
 mod durable;
+pub mod lossless;
 pub mod report;
 pub mod rng;
 pub mod scenario;

@@ -1,0 +1,185 @@
+//! A tiny lossless, instant, in-process driver for direct protocol tests and benches: every
+//! message reaches every other member at once, users answer reviews through a callback.
+
+use lotus::address::Network;
+use lotus::hash::sha256;
+use lotus::script::Script;
+use lotus::tx::{OutPoint, Transaction, TxId, TxIn, TxOut};
+use lotus::PrivateKey;
+use protocol::group::GroupDescriptor;
+use protocol::node::{Node, NodeConfig, NodeError, Output};
+use protocol::proposal::Review;
+use protocol::session::{Action, Event};
+
+use crate::rng::SimRng;
+
+pub const NOW: u64 = 10_000_000;
+
+/// What a simulated user does with a review.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Reject(String),
+    /// Leaves it pending.
+    Ignore,
+}
+
+pub struct Lossless {
+    pub keys: Vec<PrivateKey>,
+    pub group: GroupDescriptor,
+    pub nodes: Vec<Node>,
+    pub rng: SimRng,
+    /// Every (node, action) executed, in order.
+    pub log: Vec<(usize, Action)>,
+}
+
+impl Lossless {
+    pub fn new(members: usize, tweak: impl FnOnce(&mut GroupDescriptor)) -> Self {
+        let keys: Vec<PrivateKey> = (0..members)
+            .map(|i| PrivateKey::from_bytes(&sha256(&[i as u8, 77])).unwrap())
+            .collect();
+        let mut group = GroupDescriptor::new(
+            "lossless",
+            Network::Regtest,
+            keys.iter().map(|k| k.public_key()).collect(),
+        )
+        .unwrap();
+        tweak(&mut group);
+        group.validate().expect("tweaked group stays valid");
+        let nodes = keys
+            .iter()
+            .map(|k| {
+                let mut node = Node::new(k.public_key(), NodeConfig::default());
+                node.add_group(group.clone()).unwrap();
+                node
+            })
+            .collect();
+        Self {
+            keys,
+            group,
+            nodes,
+            rng: SimRng::new(9),
+            log: Vec::new(),
+        }
+    }
+
+    /// A 2-input spend of the group's outputs: most out, the rest back as change.
+    pub fn spend(&self) -> (Transaction, Vec<TxOut>) {
+        let script = self.group.script_pubkey().unwrap();
+        let inputs = (0..2u8)
+            .map(|i| TxIn {
+                prev_out: OutPoint::new(TxId([i + 1; 32]), 0),
+                script_sig: Script::new(),
+                sequence: TxIn::SEQUENCE_FINAL,
+            })
+            .collect();
+        let spent = vec![TxOut::new(10_000_000, script.clone()); 2];
+        let outputs = vec![
+            TxOut::new(15_000_000, Script::p2pkh(&[9; 20])),
+            TxOut::new(4_990_000, script),
+        ];
+        (
+            Transaction {
+                version: 2,
+                inputs,
+                outputs,
+                lock_time: 0,
+            },
+            spent,
+        )
+    }
+
+    /// Node `proposer` proposes the standard spend; returns the session id.
+    pub fn propose(
+        &mut self,
+        proposer: usize,
+        decide: &mut dyn FnMut(usize, &Review) -> Decision,
+    ) -> Result<[u8; 32], NodeError> {
+        let (tx, spent) = self.spend();
+        let mut out = Vec::new();
+        let group_id = self.group.id();
+        let session = self.nodes[proposer].propose(
+            &group_id,
+            tx,
+            spent,
+            NOW + 600_000,
+            Vec::new(),
+            NOW,
+            &self.keys[proposer],
+            &mut self.rng,
+            &mut out,
+        )?;
+        self.run(proposer, out, decide);
+        Ok(session)
+    }
+
+    /// Delivers everything until the network is quiet.
+    pub fn run(
+        &mut self,
+        origin: usize,
+        outputs: Vec<Output>,
+        decide: &mut dyn FnMut(usize, &Review) -> Decision,
+    ) {
+        let mut queue: std::collections::VecDeque<(usize, Output)> =
+            outputs.into_iter().map(|o| (origin, o)).collect();
+        let mut out = Vec::new();
+        while let Some((from, Output { session_id, action })) = queue.pop_front() {
+            self.log.push((from, action.clone()));
+            match action {
+                Action::Send { bytes, .. } => {
+                    for to in (0..self.nodes.len()).filter(|&t| t != from) {
+                        let _ = self.nodes[to].receive(
+                            &bytes,
+                            NOW,
+                            &self.keys[to],
+                            &mut self.rng,
+                            &mut out,
+                        );
+                        queue.extend(out.drain(..).map(|o| (to, o)));
+                    }
+                }
+                Action::Event(Event::ReviewReady { review }) => match decide(from, &review) {
+                    Decision::Approve => {
+                        let _ = self.nodes[from].approve(
+                            &session_id,
+                            &review.digest,
+                            NOW,
+                            &self.keys[from],
+                            &mut self.rng,
+                            &mut out,
+                        );
+                        queue.extend(out.drain(..).map(|o| (from, o)));
+                    }
+                    Decision::Reject(reason) => {
+                        let _ = self.nodes[from].reject(
+                            &session_id,
+                            &reason,
+                            NOW,
+                            &self.keys[from],
+                            &mut self.rng,
+                            &mut out,
+                        );
+                        queue.extend(out.drain(..).map(|o| (from, o)));
+                    }
+                    Decision::Ignore => {}
+                },
+                _ => {}
+            }
+        }
+    }
+
+    /// The first transaction any node asked to broadcast.
+    pub fn broadcast_tx(&self) -> Option<&Transaction> {
+        self.log.iter().find_map(|(_, a)| match a {
+            Action::Broadcast { tx } => Some(tx),
+            _ => None,
+        })
+    }
+
+    pub fn events(&self) -> impl Iterator<Item = (usize, &Event)> {
+        self.log.iter().filter_map(|(n, a)| match a {
+            Action::Event(e) => Some((*n, e)),
+            _ => None,
+        })
+    }
+}
