@@ -7,7 +7,9 @@
 pub mod app_db;
 pub mod data_dir;
 pub mod identity;
+pub mod key_file;
 pub mod key_store;
+pub mod runtime;
 pub mod settings;
 
 use std::path::PathBuf;

@@ -1,0 +1,322 @@
+//! The synchronous heart of the runtime: the protocol `Node`, the `Store`, the key and the
+//! clock, and the one place that executes the node's outputs in order. The tokio runtime and
+//! the crash-injection child process both drive this same code.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use lotus::secp256k1::PublicKey;
+use lotus::tx::Transaction;
+use lotus::PrivateKey;
+use protocol::group::{GroupDescriptor, GroupId};
+use protocol::node::{Node, NodeConfig, Output};
+use protocol::session::{Action, Durable, Event, Recipient};
+use protocol::{Entropy, OsEntropy};
+use store::Store;
+use tokio::sync::broadcast;
+
+use super::chain::ChainBackend;
+use super::transport::Transport;
+use super::{Clock, EngineEvent, RuntimeError, SessionSummary};
+
+pub struct Core {
+    pub(crate) node: Node,
+    pub(crate) key: PrivateKey,
+    pub(crate) store: Store,
+    transport: Arc<dyn Transport>,
+    chain: Arc<dyn ChainBackend>,
+    events: broadcast::Sender<EngineEvent>,
+    clock: Box<dyn Clock>,
+    entropy: OsEntropy,
+    /// group → member keys other than ours, for addressing sends.
+    members: BTreeMap<GroupId, Vec<PublicKey>>,
+    session_group: BTreeMap<[u8; 32], GroupId>,
+    /// Called after each durable step commits (the crash-injection harness pauses here).
+    persist_hook: Option<Box<dyn FnMut(&Durable) + Send>>,
+}
+
+impl Core {
+    pub fn new(
+        key: PrivateKey,
+        store: Store,
+        transport: Arc<dyn Transport>,
+        chain: Arc<dyn ChainBackend>,
+        events: broadcast::Sender<EngineEvent>,
+        clock: Box<dyn Clock>,
+    ) -> Self {
+        Self {
+            node: Node::new(key.public_key(), NodeConfig::default()),
+            key,
+            store,
+            transport,
+            chain,
+            events,
+            clock,
+            entropy: OsEntropy,
+            members: BTreeMap::new(),
+            session_group: BTreeMap::new(),
+            persist_hook: None,
+        }
+    }
+
+    pub fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+
+    pub fn set_persist_hook(&mut self, hook: Box<dyn FnMut(&Durable) + Send>) {
+        self.persist_hook = Some(hook);
+    }
+
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.node.next_deadline()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn add_group(&mut self, group: GroupDescriptor) -> Result<GroupId, RuntimeError> {
+        let others: Vec<PublicKey> = group
+            .members
+            .iter()
+            .copied()
+            .filter(|k| *k != self.key.public_key())
+            .collect();
+        let id = self.node.add_group(group)?;
+        self.members.insert(id, others);
+        Ok(id)
+    }
+
+    /// Every unfinished session comes back above the last attempt it took part in.
+    pub fn restore(&mut self) -> Result<usize, RuntimeError> {
+        let now = self.now();
+        // Attempts whose secret nonces died with the last process can never sign: close them in
+        // the store first, so even a bug above could not get a signing mark for them.
+        let abandoned = self.store.abort_unfinished_attempts(now)?;
+        if !abandoned.is_empty() {
+            tracing::info!(
+                count = abandoned.len(),
+                "aborted attempts interrupted by a restart"
+            );
+        }
+        let mut out = Vec::new();
+        let mut restored = 0;
+        for session in self.store.sessions_to_restore()? {
+            let signed = session
+                .signed_tx
+                .as_deref()
+                .and_then(|b| Transaction::decode(b).ok());
+            let approved = session.approval.is_some();
+            let entropy: &mut dyn Entropy = &mut self.entropy;
+            match self.node.restore_session(
+                &session.proposal_envelope,
+                session.last_active_attempt,
+                approved,
+                signed,
+                now,
+                &self.key,
+                entropy,
+                &mut out,
+            ) {
+                Ok(id) => {
+                    restored += 1;
+                    if let Some(group) = self.node.session(&id).map(|s| s.group_id()) {
+                        self.session_group.insert(id, group);
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "could not restore a session"),
+            }
+        }
+        self.execute(out);
+        Ok(restored)
+    }
+
+    pub fn receive(&mut self, bytes: &[u8]) {
+        let now = self.now();
+        let mut out = Vec::new();
+        let entropy: &mut dyn Entropy = &mut self.entropy;
+        if let Err(rejection) = self.node.receive(bytes, now, &self.key, entropy, &mut out) {
+            tracing::debug!(reason = rejection.label(), "dropped a message");
+        }
+        self.learn_sessions(&out);
+        self.execute(out);
+    }
+
+    pub fn tick(&mut self) {
+        let now = self.now();
+        let mut out = Vec::new();
+        let entropy: &mut dyn Entropy = &mut self.entropy;
+        self.node.tick(now, &self.key, entropy, &mut out);
+        self.execute(out);
+    }
+
+    pub fn broadcast_observed(&mut self, txid: &[u8; 32]) {
+        let now = self.now();
+        let mut out = Vec::new();
+        let entropy: &mut dyn Entropy = &mut self.entropy;
+        self.node
+            .broadcast_observed(txid, now, &self.key, entropy, &mut out);
+        self.execute(out);
+    }
+
+    pub fn propose(
+        &mut self,
+        group: GroupId,
+        tx: Transaction,
+        spent: Vec<lotus::tx::TxOut>,
+        expires_ms: u64,
+    ) -> Result<[u8; 32], RuntimeError> {
+        let now = self.now();
+        let mut out = Vec::new();
+        let entropy: &mut dyn Entropy = &mut self.entropy;
+        let result = self.node.propose(
+            &group,
+            tx,
+            spent,
+            expires_ms,
+            Vec::new(),
+            now,
+            &self.key,
+            entropy,
+            &mut out,
+        );
+        if let Ok(id) = &result {
+            self.session_group.insert(*id, group);
+        }
+        self.execute(out);
+        Ok(result?)
+    }
+
+    /// The user's decision is made durable before anything it unlocks is sent.
+    pub fn approve(&mut self, session: &[u8; 32], digest: &[u8; 32]) -> Result<(), RuntimeError> {
+        let now = self.now();
+        let mut out = Vec::new();
+        let entropy: &mut dyn Entropy = &mut self.entropy;
+        self.node
+            .approve(session, digest, now, &self.key, entropy, &mut out)?;
+        self.store.record_approval(*session, *digest, now)?;
+        self.execute(out);
+        Ok(())
+    }
+
+    pub fn reject(&mut self, session: &[u8; 32], reason: &str) -> Result<(), RuntimeError> {
+        let now = self.now();
+        let mut out = Vec::new();
+        let entropy: &mut dyn Entropy = &mut self.entropy;
+        self.node
+            .reject(session, reason, now, &self.key, entropy, &mut out)?;
+        self.execute(out);
+        Ok(())
+    }
+
+    pub fn sessions(&self) -> Vec<SessionSummary> {
+        self.node
+            .sessions()
+            .map(|s| SessionSummary {
+                session_id: s.session_id(),
+                group_id: s.group_id(),
+                attempt: s.attempt(),
+                approved: s.is_approved(),
+                signed_txid: s.signed_tx().map(|tx| tx.txid().0),
+                closed: s.is_closed(),
+            })
+            .collect()
+    }
+
+    fn learn_sessions(&mut self, out: &[Output]) {
+        for o in out {
+            if !self.session_group.contains_key(&o.session_id) {
+                if let Some(group) = self.node.session(&o.session_id).map(|s| s.group_id()) {
+                    self.session_group.insert(o.session_id, group);
+                }
+            }
+        }
+    }
+
+    /// Runs outputs in order. A failed persist stops that session's remaining outputs in this
+    /// batch: nothing it guarded leaves the process.
+    pub fn execute(&mut self, outputs: Vec<Output>) {
+        let mut halted: Vec<[u8; 32]> = Vec::new();
+        for Output { session_id, action } in outputs {
+            if halted.contains(&session_id) {
+                continue;
+            }
+            match action {
+                Action::Persist(durable) => {
+                    let now = self.now();
+                    let applied = self.store.apply(&durable, now);
+                    if applied.is_ok() {
+                        if let Some(hook) = self.persist_hook.as_mut() {
+                            hook(&durable);
+                        }
+                    }
+                    if let Err(error) = applied {
+                        halted.push(session_id);
+                        let reuse = error.is_nonce_conflict();
+                        let _ = self.events.send(EngineEvent::StorageFailure {
+                            session_id,
+                            error: error.to_string(),
+                        });
+                        if reuse {
+                            let mut out = Vec::new();
+                            let entropy: &mut dyn Entropy = &mut self.entropy;
+                            self.node.nonce_conflict(
+                                &session_id,
+                                now,
+                                &self.key,
+                                entropy,
+                                &mut out,
+                            );
+                            // Only its closing events: the session sends nothing more.
+                            for o in out {
+                                if let Action::Event(event) = o.action {
+                                    self.record(o.session_id, event);
+                                }
+                            }
+                        }
+                    }
+                }
+                Action::Send { to, bytes } => {
+                    let Some(group) = self.session_group.get(&session_id).copied() else {
+                        continue;
+                    };
+                    let recipients: Vec<PublicKey> = match to {
+                        Recipient::Members => self.members.get(&group).cloned().unwrap_or_default(),
+                        Recipient::Member(index) => self
+                            .node
+                            .group(&group)
+                            .and_then(|g| g.members.get(index as usize).copied())
+                            .into_iter()
+                            .collect(),
+                    };
+                    self.transport.send(&recipients, &bytes);
+                }
+                Action::Broadcast { tx } => {
+                    if let Err(e) = self.chain.broadcast(&tx) {
+                        let _ = self.events.send(EngineEvent::BroadcastFailed {
+                            session_id,
+                            error: e.to_string(),
+                        });
+                    }
+                }
+                Action::Event(event) => self.record(session_id, event),
+            }
+        }
+    }
+
+    /// Audit first (the tamper-evident log), then the live event stream.
+    fn record(&mut self, session_id: [u8; 32], event: Event) {
+        let now = self.now();
+        let group = self
+            .session_group
+            .get(&session_id)
+            .and_then(|g| self.node.group(g))
+            .cloned();
+        if let Some(group) = group {
+            if let Err(e) = self.store.record_event(&group, session_id, &event, now) {
+                tracing::error!(error = %e, "audit append failed");
+            }
+        }
+        let _ = self.events.send(EngineEvent::Session { session_id, event });
+    }
+}

@@ -1,0 +1,288 @@
+//! The session runtime: one tokio task per signer that owns the protocol `Node`, the durable
+//! `Store`, the signer key and the clock, and executes the node's outputs in order —
+//! persist (committed, fsync'd) before the messages it guards, then send, broadcast, record.
+//! Callers talk to it through `SessionEngine` (async methods) and one event stream.
+
+pub mod chain;
+pub mod core;
+pub mod stdio;
+pub mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lotus::secp256k1::PublicKey;
+use lotus::tx::{Transaction, TxOut};
+use lotus::PrivateKey;
+use protocol::group::{GroupDescriptor, GroupId};
+use protocol::node::NodeError;
+use protocol::session::Event;
+use store::Store;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use self::core::Core;
+use chain::ChainBackend;
+use transport::Transport;
+
+/// Milliseconds since the Unix epoch, from the injected clock.
+pub trait Clock: Send + 'static {
+    fn now_ms(&self) -> u64;
+}
+
+/// Wall-clock time.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
+    }
+}
+
+/// Tokio's clock from a fixed base: with `tokio::time::pause()` tests run deterministically.
+pub struct TokioClock {
+    base_ms: u64,
+    start: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn new(base_ms: u64) -> Self {
+        Self {
+            base_ms,
+            start: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now_ms(&self) -> u64 {
+        self.base_ms + self.start.elapsed().as_millis() as u64
+    }
+}
+
+/// What the runtime tells the UI and CLI. Public data only.
+#[derive(Debug, Clone)]
+pub enum EngineEvent {
+    Session {
+        session_id: [u8; 32],
+        event: Event,
+    },
+    /// The store refused a step; the session stopped before anything unsafe left.
+    StorageFailure {
+        session_id: [u8; 32],
+        error: String,
+    },
+    BroadcastFailed {
+        session_id: [u8; 32],
+        error: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("the session engine has stopped")]
+    Stopped,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, RuntimeError>>;
+
+enum Request {
+    AddGroup {
+        group: GroupDescriptor,
+        reply: Reply<GroupId>,
+    },
+    Propose {
+        group: GroupId,
+        tx: Transaction,
+        spent: Vec<TxOut>,
+        expires_ms: u64,
+        reply: Reply<[u8; 32]>,
+    },
+    Approve {
+        session: [u8; 32],
+        digest: [u8; 32],
+        reply: Reply<()>,
+    },
+    Reject {
+        session: [u8; 32],
+        reason: String,
+        reply: Reply<()>,
+    },
+    Sessions {
+        reply: Reply<Vec<SessionSummary>>,
+    },
+}
+
+/// A session as a list row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSummary {
+    pub session_id: [u8; 32],
+    pub group_id: GroupId,
+    pub attempt: u32,
+    pub approved: bool,
+    pub signed_txid: Option<[u8; 32]>,
+    pub closed: bool,
+}
+
+/// The handle: cheap to clone, all methods async.
+#[derive(Clone)]
+pub struct SessionEngine {
+    requests: mpsc::Sender<Request>,
+    events: broadcast::Sender<EngineEvent>,
+    public_key: PublicKey,
+}
+
+impl SessionEngine {
+    /// Starts the runtime task: restores every unfinished session from the store first.
+    pub fn spawn(
+        key: PrivateKey,
+        store: Store,
+        groups: Vec<GroupDescriptor>,
+        transport: Arc<dyn Transport>,
+        inbox: mpsc::UnboundedReceiver<Vec<u8>>,
+        chain: Arc<dyn ChainBackend>,
+        clock: Box<dyn Clock>,
+    ) -> Result<(Self, tokio::task::JoinHandle<()>), RuntimeError> {
+        let public_key = key.public_key();
+        let (requests, request_rx) = mpsc::channel(64);
+        let (events, _) = broadcast::channel(4096);
+        let mut core = Core::new(key, store, transport, chain.clone(), events.clone(), clock);
+        for group in groups {
+            core.add_group(group)?;
+        }
+        core.restore()?;
+        let seen = chain.subscribe();
+        let task = tokio::spawn(run(core, request_rx, inbox, seen));
+        Ok((
+            Self {
+                requests,
+                events,
+                public_key,
+            },
+            task,
+        ))
+    }
+
+    pub fn public_key(&self) -> PublicKey {
+        self.public_key
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, RuntimeError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(make(reply))
+            .await
+            .map_err(|_| RuntimeError::Stopped)?;
+        answer.await.map_err(|_| RuntimeError::Stopped)?
+    }
+
+    pub async fn add_group(&self, group: GroupDescriptor) -> Result<GroupId, RuntimeError> {
+        self.ask(|reply| Request::AddGroup { group, reply }).await
+    }
+
+    pub async fn propose(
+        &self,
+        group: GroupId,
+        tx: Transaction,
+        spent: Vec<TxOut>,
+        expires_ms: u64,
+    ) -> Result<[u8; 32], RuntimeError> {
+        self.ask(|reply| Request::Propose {
+            group,
+            tx,
+            spent,
+            expires_ms,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn approve(&self, session: [u8; 32], digest: [u8; 32]) -> Result<(), RuntimeError> {
+        self.ask(|reply| Request::Approve {
+            session,
+            digest,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn reject(&self, session: [u8; 32], reason: String) -> Result<(), RuntimeError> {
+        self.ask(|reply| Request::Reject {
+            session,
+            reason,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn sessions(&self) -> Result<Vec<SessionSummary>, RuntimeError> {
+        self.ask(|reply| Request::Sessions { reply }).await
+    }
+}
+
+async fn run(
+    mut core: Core,
+    mut requests: mpsc::Receiver<Request>,
+    mut inbox: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut seen: broadcast::Receiver<[u8; 32]>,
+) {
+    loop {
+        let now = core.now();
+        let wait = core.next_deadline().map_or(Duration::from_secs(3600), |d| {
+            Duration::from_millis(d.saturating_sub(now))
+        });
+        tokio::select! {
+            request = requests.recv() => match request {
+                Some(request) => handle(&mut core, request),
+                None => break,
+            },
+            Some(bytes) = inbox.recv() => core.receive(&bytes),
+            Ok(txid) = seen.recv() => core.broadcast_observed(&txid),
+            _ = tokio::time::sleep(wait) => core.tick(),
+        }
+    }
+}
+
+fn handle(core: &mut Core, request: Request) {
+    match request {
+        Request::AddGroup { group, reply } => {
+            let _ = reply.send(core.add_group(group));
+        }
+        Request::Propose {
+            group,
+            tx,
+            spent,
+            expires_ms,
+            reply,
+        } => {
+            let _ = reply.send(core.propose(group, tx, spent, expires_ms));
+        }
+        Request::Approve {
+            session,
+            digest,
+            reply,
+        } => {
+            let _ = reply.send(core.approve(&session, &digest));
+        }
+        Request::Reject {
+            session,
+            reason,
+            reply,
+        } => {
+            let _ = reply.send(core.reject(&session, &reason));
+        }
+        Request::Sessions { reply } => {
+            let _ = reply.send(Ok(core.sessions()));
+        }
+    }
+}

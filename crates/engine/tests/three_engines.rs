@@ -1,0 +1,137 @@
+//! Three engines in one process — real keys, real SQLite stores, the in-process transport and
+//! chain — sign a 2-input Lotus transaction; the signatures verify with crates/lotus. Time is
+//! tokio's paused clock, so the run is deterministic and instant.
+
+use std::sync::Arc;
+
+use engine::runtime::chain::{ChainBackend, InProcessChain};
+use engine::runtime::transport::InProcessHub;
+use engine::runtime::{EngineEvent, SessionEngine, TokioClock};
+use lotus::address::Network;
+use lotus::hash::sha256;
+use lotus::script::Script;
+use lotus::tx::{OutPoint, Transaction, TxId, TxIn, TxOut};
+use lotus::PrivateKey;
+use protocol::group::GroupDescriptor;
+use protocol::session::{Event, Outcome};
+
+const START_MS: u64 = 1_800_000_000_000;
+
+fn spend(group: &GroupDescriptor) -> (Transaction, Vec<TxOut>) {
+    let script = group.script_pubkey().unwrap();
+    let inputs = (0..2u8)
+        .map(|i| TxIn {
+            prev_out: OutPoint::new(TxId([i + 1; 32]), 0),
+            script_sig: Script::new(),
+            sequence: TxIn::SEQUENCE_FINAL,
+        })
+        .collect();
+    let spent = vec![
+        TxOut::new(25_000_000, script.clone()),
+        TxOut::new(7_000_000, script.clone()),
+    ];
+    let outputs = vec![
+        TxOut::new(20_000_000, Script::p2pkh(&[4; 20])),
+        TxOut::new(11_990_000, script),
+    ];
+    (
+        Transaction {
+            version: 2,
+            inputs,
+            outputs,
+            lock_time: 0,
+        },
+        spent,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn three_engines_sign_a_two_input_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<PrivateKey> = (0..3)
+        .map(|i| PrivateKey::from_bytes(&sha256(&[i, 3, 3])).unwrap())
+        .collect();
+    let group = GroupDescriptor::new(
+        "treasury",
+        Network::Regtest,
+        keys.iter().map(|k| k.public_key()).collect(),
+    )
+    .unwrap();
+    let hub = InProcessHub::new();
+    let chain = InProcessChain::new();
+    let (tx, spent) = spend(&group);
+    chain.expect_spend(tx.txid().0, spent.clone());
+
+    let mut engines = Vec::new();
+    let mut users = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let store = store::Store::open(dir.path().join(format!("signer-{i}.sqlite"))).unwrap();
+        let (transport, inbox) = hub.connect(&key.public_key());
+        let key = PrivateKey::from_bytes(&key.to_bytes()).unwrap();
+        let (engine, _task) = SessionEngine::spawn(
+            key,
+            store,
+            vec![group.clone()],
+            Arc::new(transport),
+            inbox,
+            Arc::new(chain.clone()) as Arc<dyn ChainBackend>,
+            Box::new(TokioClock::new(START_MS)),
+        )
+        .unwrap();
+        // The "user" of this engine approves whatever it is asked to review, and reports the end.
+        let mut events = engine.events();
+        let user_engine = engine.clone();
+        users.push(tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(EngineEvent::Session {
+                        session_id,
+                        event: Event::ReviewReady { review },
+                    }) => {
+                        user_engine
+                            .approve(session_id, review.digest)
+                            .await
+                            .unwrap();
+                    }
+                    Ok(EngineEvent::Session {
+                        event: Event::Closed { outcome },
+                        ..
+                    }) => return outcome,
+                    Ok(_) => {}
+                    Err(e) => panic!("event stream ended: {e}"),
+                }
+            }
+        }));
+        engines.push(engine);
+    }
+
+    let txid = tx.txid().0;
+    engines[0]
+        .propose(group.id(), tx, spent.clone(), START_MS + 3_600_000)
+        .await
+        .unwrap();
+    for user in users {
+        assert_eq!(user.await.unwrap(), Outcome::Confirmed { txid });
+    }
+    let confirmed = chain
+        .confirmed(&txid)
+        .expect("broadcast by the elected coordinator");
+    lotus::spend::verify_transaction(&confirmed, &spent).expect("every input's signature verifies");
+
+    // Each store kept the session and an intact audit chain.
+    for (i, engine) in engines.iter().enumerate() {
+        let sessions = engine.sessions().await.unwrap();
+        assert_eq!(sessions.len(), 1);
+        assert!(sessions[0].closed && sessions[0].approved, "engine {i}");
+    }
+    drop(engines);
+    for i in 0..3 {
+        let store = store::Store::open(dir.path().join(format!("signer-{i}.sqlite"))).unwrap();
+        let summary = store.verify_audit().expect("audit chain verifies");
+        let _ = summary;
+        assert!(
+            store.message_count().unwrap() >= 8,
+            "signer {i} logged every signed message"
+        );
+    }
+}
