@@ -231,6 +231,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn connections_are_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = open(&dir.path().join("store.sqlite")).unwrap();
+        let pragma = |name: &str| -> String {
+            conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+                r.get::<_, rusqlite::types::Value>(0)
+            })
+            .map(|v| match v {
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            })
+            .unwrap()
+        };
+        assert_eq!(pragma("journal_mode"), "wal");
+        assert_eq!(pragma("synchronous"), "2", "FULL");
+        assert_eq!(pragma("foreign_keys"), "1");
+        assert_eq!(pragma("busy_timeout"), BUSY_TIMEOUT_MS.to_string());
+        assert_eq!(pragma("application_id"), APPLICATION_ID.to_string());
+        assert_eq!(pragma("user_version"), SCHEMA_VERSION.to_string());
+    }
+
+    #[test]
     fn a_failing_migration_changes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store.sqlite");
