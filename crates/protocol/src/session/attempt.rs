@@ -1,0 +1,161 @@
+//! An attempt's lifecycle: fresh nonces, release, abort and the move to the next attempt,
+//! closing, and blame reporting.
+
+use super::*;
+
+impl Session {
+    // ----- attempts -------------------------------------------------------------------------
+
+    pub(super) fn begin_attempt(&mut self, number: u32, step: &mut Step<'_>) {
+        let mut secrets = Vec::with_capacity(self.sighashes.len());
+        let mut publics = Vec::with_capacity(self.sighashes.len());
+        for message in &self.sighashes {
+            // Nonce generation commits to the untweaked Q, as lotus-sdk does.
+            match SecretNonce::generate(step.key, self.key_agg.aggregated_key(), Some(message)) {
+                Ok((secret, public)) => {
+                    secrets.push(secret);
+                    publics.push(public);
+                }
+                Err(_) => {
+                    // The OS random generator failed: never fall back to anything weaker.
+                    self.close(Outcome::Aborted(AbortReason::NonceRegistryConflict), step);
+                    return;
+                }
+            }
+        }
+        let mut salt_share = [0u8; 32];
+        step.entropy.fill(&mut salt_share);
+        let phase = if self.group.commit_round {
+            Phase::Commitments
+        } else {
+            Phase::Nonces
+        };
+        self.attempt = Attempt::new(
+            number,
+            phase,
+            step.now,
+            secrets,
+            Nonces {
+                salt_share,
+                nonces: publics,
+            },
+        );
+        step.event(Event::AttemptStarted { attempt: number });
+        self.next_resend = step.now + self.resend_interval();
+        if self.group.commit_round {
+            let commitment = Commitment(self.attempt.my_nonces.commitment(
+                &self.session_id(),
+                number,
+                self.me,
+            ));
+            let envelope = self.sign(MessageKind::Commitment, commitment.encode(), step);
+            self.send_own(envelope, step);
+            self.advance(step);
+        } else {
+            self.release_nonces(step);
+        }
+    }
+
+    /// Round 1: persist every nonce row, then send. Once per attempt.
+    pub(super) fn release_nonces(&mut self, step: &mut Step<'_>) {
+        if self.attempt.released_nonces {
+            return;
+        }
+        self.attempt.released_nonces = true;
+        let session_id = self.session_id();
+        for (input, nonce) in self.attempt.my_nonces.nonces.iter().enumerate() {
+            step.push(Action::Persist(Durable::NonceReleased {
+                session_id,
+                attempt: self.attempt.number,
+                input: input as u16,
+                nonce_hash: sha256(&nonce.serialize()),
+            }));
+        }
+        let envelope = self.sign(MessageKind::Nonces, self.attempt.my_nonces.encode(), step);
+        self.send_own(envelope, step);
+        self.advance(step);
+    }
+
+    pub(super) fn sign(&self, kind: MessageKind, payload: Vec<u8>, step: &Step<'_>) -> Envelope {
+        let header = Header::new(
+            kind,
+            self.group_id,
+            self.session_id(),
+            self.attempt.number,
+            self.me,
+            step.now,
+        );
+        Envelope::sign(header, payload, step.key)
+    }
+
+    /// Persists and sends our own message, and files it like anyone else's.
+    pub(super) fn send_own(&mut self, envelope: Envelope, step: &mut Step<'_>) {
+        let bytes = envelope.encode();
+        step.push(Action::Persist(Durable::Message {
+            session_id: self.session_id(),
+            bytes: bytes.clone(),
+            outgoing: true,
+        }));
+        step.push(Action::Send {
+            to: Recipient::Members,
+            bytes: bytes.clone(),
+        });
+        self.attempt.sent.push(bytes);
+        let _own_messages_never_conflict = self.store(envelope, step);
+    }
+
+    pub(super) fn abort_attempt(&mut self, reason: AbortReason, step: &mut Step<'_>) {
+        let next = self.attempt.number + 1;
+        self.leave_attempt(reason.clone(), step);
+        if !reason.is_retryable() {
+            self.close(Outcome::Aborted(reason), step);
+        } else if next >= MAX_ATTEMPTS {
+            self.close(Outcome::Aborted(AbortReason::AttemptsExhausted), step);
+        } else if step.now >= self.proposal.expires_ms {
+            self.close(Outcome::Aborted(AbortReason::Expired), step);
+        } else {
+            self.begin_attempt(next, step);
+        }
+    }
+
+    /// Drops the attempt's secret nonces (erasing them) and records why it ended.
+    pub(super) fn leave_attempt(&mut self, reason: AbortReason, step: &mut Step<'_>) {
+        self.attempt.secret_nonces = None;
+        if self.attempt.released_nonces {
+            step.push(Action::Persist(Durable::AttemptClosed {
+                session_id: self.session_id(),
+                attempt: self.attempt.number,
+                signed: false,
+            }));
+        }
+        step.event(Event::AttemptAborted {
+            attempt: self.attempt.number,
+            reason,
+        });
+    }
+
+    pub(super) fn close(&mut self, outcome: Outcome, step: &mut Step<'_>) {
+        self.attempt.secret_nonces = None;
+        step.event(Event::Closed {
+            outcome: outcome.clone(),
+        });
+        self.state = State::Closed(outcome);
+    }
+
+    /// Reports evidence only if it verifies — the same check any third party runs.
+    pub(super) fn blame(
+        &self,
+        offence: Offence,
+        envelopes: &[&Envelope],
+        step: &mut Step<'_>,
+    ) -> Option<Blame> {
+        let evidence = Evidence {
+            offence,
+            proposal: self.proposal_bytes.clone(),
+            envelopes: envelopes.iter().map(|e| e.encode()).collect(),
+        };
+        let blame = evidence.verify(&self.group).ok()?;
+        step.event(Event::Blamed { blame, evidence });
+        Some(blame)
+    }
+}

@@ -1,0 +1,473 @@
+//! The rounds: filing messages in their slots, checking each contribution, aggregating,
+//! signing after approval, completing, and the failover schedule.
+
+use super::*;
+
+impl Session {
+    pub(super) fn store(&mut self, envelope: Envelope, step: &mut Step<'_>) -> Option<AbortReason> {
+        let sender = envelope.header.sender;
+        let previous = match envelope.header.kind {
+            MessageKind::Commitment => self.attempt.commitments.get(&sender).map(|r| &r.envelope),
+            MessageKind::Nonces => self.attempt.nonces.get(&sender).map(|r| &r.envelope),
+            MessageKind::Partials => self.attempt.partials.get(&sender).map(|r| &r.envelope),
+            _ => None,
+        };
+        if let Some(previous) = previous {
+            if previous.payload == envelope.payload {
+                return None;
+            }
+            let previous = previous.clone();
+            return self
+                .blame(Offence::Equivocation, &[&previous, &envelope], step)
+                .map(|_| AbortReason::Equivocation { member: sender });
+        }
+        match envelope.header.kind {
+            MessageKind::Commitment => {
+                let value = Commitment::decode(&envelope.payload).ok();
+                self.attempt
+                    .commitments
+                    .insert(sender, Received { value, envelope });
+            }
+            MessageKind::Nonces => {
+                let value = Nonces::decode(&envelope.payload).ok();
+                self.attempt
+                    .nonces
+                    .insert(sender, Received { value, envelope });
+            }
+            MessageKind::Partials => {
+                let value = Partials::decode(&envelope.payload).ok();
+                self.attempt
+                    .partials
+                    .insert(sender, Received { value, envelope });
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// Moves through the phases as far as the stored messages allow.
+    pub(super) fn advance(&mut self, step: &mut Step<'_>) {
+        let n = self.group.members.len();
+        if !matches!(self.state, State::Running) {
+            return;
+        }
+        if self.attempt.phase == Phase::Commitments {
+            if let Some(reason) = self.check_commitments(step) {
+                return self.abort_attempt(reason, step);
+            }
+            if self.attempt.commitments.len() < n {
+                return;
+            }
+            step.event(Event::RoundCompleted {
+                attempt: self.attempt.number,
+                phase: Phase::Commitments,
+            });
+            self.attempt.enter(Phase::Nonces, step.now);
+            // Releasing files our own nonces and re-enters `advance`.
+            return self.release_nonces(step);
+        }
+        if self.attempt.phase == Phase::Nonces {
+            if let Some(reason) = self.check_nonces(step) {
+                return self.abort_attempt(reason, step);
+            }
+            if self.attempt.nonces_ok.len() < n {
+                return;
+            }
+            if let Some(reason) = self.finish_round_one(step) {
+                return self.abort_attempt(reason, step);
+            }
+            if self.approved {
+                self.release_partials(step);
+            }
+        }
+        if self.attempt.phase == Phase::Signatures {
+            if let Some(reason) = self.check_partials(step) {
+                return self.abort_attempt(reason, step);
+            }
+            if self.attempt.partials_ok.len() == n {
+                self.complete_from_partials(step);
+            }
+        }
+    }
+
+    /// Round 0 contributions must at least decode.
+    pub(super) fn check_commitments(&mut self, step: &mut Step<'_>) -> Option<AbortReason> {
+        let bad: Vec<Envelope> = self
+            .attempt
+            .commitments
+            .values()
+            .filter(|r| r.value.is_none())
+            .map(|r| r.envelope.clone())
+            .collect();
+        for envelope in bad {
+            if self
+                .blame(Offence::MalformedContribution, &[&envelope], step)
+                .is_some()
+            {
+                return Some(AbortReason::MalformedContribution {
+                    member: envelope.header.sender,
+                });
+            }
+        }
+        None
+    }
+
+    /// Round 1 contributions: decode, one nonce pair per input, and (with round 0) they must
+    /// open the sender's commitment. Checked once per sender.
+    pub(super) fn check_nonces(&mut self, step: &mut Step<'_>) -> Option<AbortReason> {
+        let inputs = self.sighashes.len();
+        let pending: Vec<u16> = self
+            .attempt
+            .nonces
+            .keys()
+            .filter(|m| !self.attempt.nonces_ok.contains_key(m))
+            .copied()
+            .collect();
+        for member in pending {
+            let received = &self.attempt.nonces[&member];
+            let envelope = received.envelope.clone();
+            let well_formed = received
+                .value
+                .as_ref()
+                .filter(|n| n.nonces.len() == inputs)
+                .cloned();
+            let Some(nonces) = well_formed else {
+                if self
+                    .blame(Offence::MalformedContribution, &[&envelope], step)
+                    .is_some()
+                {
+                    return Some(AbortReason::MalformedContribution { member });
+                }
+                continue;
+            };
+            if self.group.commit_round {
+                let Some(commitment) = self.attempt.commitments.get(&member) else {
+                    // Revealed before its commitment reached us: wait for the commitment.
+                    continue;
+                };
+                let expected = nonces.commitment(&self.session_id(), self.attempt.number, member);
+                if commitment.value.map(|c| c.0) != Some(expected) {
+                    let commitment_envelope = commitment.envelope.clone();
+                    if self
+                        .blame(
+                            Offence::MalformedContribution,
+                            &[&envelope, &commitment_envelope],
+                            step,
+                        )
+                        .is_some()
+                    {
+                        return Some(AbortReason::MalformedContribution { member });
+                    }
+                    continue;
+                }
+            }
+            self.attempt.nonces_ok.insert(member, nonces);
+        }
+        None
+    }
+
+    /// All nonces in: aggregate per input, run the election, enter round 2.
+    pub(super) fn finish_round_one(&mut self, step: &mut Step<'_>) -> Option<AbortReason> {
+        let inputs = self.sighashes.len();
+        let mut aggregated = Vec::with_capacity(inputs);
+        for input in 0..inputs {
+            let per_input: Vec<_> = self
+                .attempt
+                .nonces_ok
+                .values()
+                .map(|n| n.nonces[input])
+                .collect();
+            match AggregatedNonce::sum(&per_input) {
+                Ok(sum) => aggregated.push(sum),
+                Err(_) => return Some(AbortReason::DegenerateNonces),
+            }
+        }
+        self.attempt.aggregated = Some(aggregated);
+        let shares: Vec<[u8; 32]> = self
+            .attempt
+            .nonces_ok
+            .values()
+            .map(|n| n.salt_share)
+            .collect();
+        let election = elect(
+            self.group.election,
+            &ElectionInput {
+                members: &self.group.members,
+                session_id: self.session_id(),
+                attempt: self.attempt.number,
+                sequence: self.proposal.sequence,
+                salt: Some(derive_salt(
+                    &self.session_id(),
+                    self.attempt.number,
+                    &shares,
+                )),
+                penalized: &self.penalized,
+            },
+        )
+        .expect("a validated group has members and the salt is present");
+        step.event(Event::RoundCompleted {
+            attempt: self.attempt.number,
+            phase: Phase::Nonces,
+        });
+        step.event(Event::Elected {
+            attempt: self.attempt.number,
+            election: election.clone(),
+        });
+        self.attempt.election = Some(election);
+        self.attempt.enter(Phase::Signatures, step.now);
+        None
+    }
+
+    pub(super) fn musig_session(&self, input: usize) -> Option<MusigSession<'_>> {
+        let aggregated = self.attempt.aggregated.as_ref()?.get(input)?;
+        MusigSession::new(
+            &self.key_agg,
+            self.group.output.spend_path(),
+            aggregated,
+            &self.sighashes[input],
+        )
+        .ok()
+    }
+
+    /// Round 2: mark signing durable, consume the secret nonces, send the partials.
+    pub(super) fn release_partials(&mut self, step: &mut Step<'_>) {
+        if self.attempt.signed || self.attempt.phase != Phase::Signatures {
+            return;
+        }
+        let Some(secrets) = self.attempt.secret_nonces.take() else {
+            return;
+        };
+        let signer = self.sorted_index[self.me as usize];
+        let mut partials = Vec::with_capacity(secrets.len());
+        for (input, secret) in secrets.into_iter().enumerate() {
+            let signed = self
+                .musig_session(input)
+                .and_then(|s| s.sign(signer, step.key, secret).ok());
+            match signed {
+                Some(partial) => partials.push(partial),
+                None => return self.abort_attempt(AbortReason::DegenerateNonces, step),
+            }
+        }
+        self.attempt.signed = true;
+        step.push(Action::Persist(Durable::AttemptSigning {
+            session_id: self.session_id(),
+            attempt: self.attempt.number,
+        }));
+        let proof = self
+            .attempt
+            .election
+            .as_ref()
+            .map(|e| e.proof)
+            .unwrap_or_default();
+        let payload = Partials {
+            election_proof: proof,
+            partials,
+        }
+        .encode();
+        let envelope = self.sign(MessageKind::Partials, payload, step);
+        self.send_own(envelope, step);
+    }
+
+    /// Verifies each newly arrived round-2 message; blames an invalid one.
+    pub(super) fn check_partials(&mut self, step: &mut Step<'_>) -> Option<AbortReason> {
+        let pending: Vec<u16> = self
+            .attempt
+            .partials
+            .keys()
+            .filter(|m| !self.attempt.partials_ok.contains_key(m))
+            .copied()
+            .collect();
+        for member in pending {
+            let Some(nonces) = self.attempt.nonces_ok.get(&member).cloned() else {
+                continue;
+            };
+            let received = &self.attempt.partials[&member];
+            let envelope = received.envelope.clone();
+            let value = received.value.clone();
+            let signer = self.sorted_index[member as usize];
+            let valid = value.as_ref().is_some_and(|p| {
+                p.partials.len() == self.sighashes.len()
+                    && p.partials.iter().enumerate().all(|(input, partial)| {
+                        self.musig_session(input).is_some_and(|s| {
+                            s.verify_partial(signer, &nonces.nonces[input], partial)
+                        })
+                    })
+            });
+            if !valid {
+                let mut envelopes = vec![&envelope];
+                let nonce_envelopes: Vec<Envelope> = self
+                    .attempt
+                    .nonces
+                    .values()
+                    .map(|r| r.envelope.clone())
+                    .collect();
+                envelopes.extend(nonce_envelopes.iter());
+                if self
+                    .blame(Offence::InvalidPartial, &envelopes, step)
+                    .is_some()
+                {
+                    return Some(AbortReason::InvalidPartial { member });
+                }
+                continue;
+            }
+            let partials = value.expect("checked valid");
+            if Some(partials.election_proof) != self.attempt.election.as_ref().map(|e| e.proof) {
+                step.event(Event::ElectionProofMismatch { member });
+                let nonce_envelopes: Vec<Envelope> = self
+                    .attempt
+                    .nonces
+                    .values()
+                    .map(|r| r.envelope.clone())
+                    .collect();
+                let mut envelopes = vec![&envelope];
+                envelopes.extend(nonce_envelopes.iter());
+                self.blame(Offence::WrongElectionProof, &envelopes, step);
+            }
+            self.attempt.partials_ok.insert(member, partials.partials);
+        }
+        None
+    }
+
+    pub(super) fn complete_from_partials(&mut self, step: &mut Step<'_>) {
+        let n = self.group.members.len();
+        let mut signatures = Vec::with_capacity(self.sighashes.len());
+        for input in 0..self.sighashes.len() {
+            let Some(session) = self.musig_session(input) else {
+                return;
+            };
+            // Partials in MuSig2 sorted order.
+            let mut ordered = vec![None; n];
+            for (member, partials) in &self.attempt.partials_ok {
+                ordered[self.sorted_index[*member as usize]] = Some(partials[input]);
+            }
+            let ordered: Vec<PartialSignature> = ordered.into_iter().flatten().collect();
+            match session.aggregate(&ordered) {
+                Ok(signature) if session.verify_final(&signature) => signatures.push(signature),
+                _ => return self.abort_attempt(AbortReason::DegenerateNonces, step),
+            }
+        }
+        let completed = Completed {
+            signatures: signatures.clone(),
+        };
+        let envelope = self.sign(MessageKind::Completed, completed.encode(), step);
+        let bytes = envelope.encode();
+        step.push(Action::Persist(Durable::Message {
+            session_id: self.session_id(),
+            bytes: bytes.clone(),
+            outgoing: true,
+        }));
+        step.push(Action::Send {
+            to: Recipient::Members,
+            bytes: bytes.clone(),
+        });
+        self.completed_message = Some(bytes);
+        self.finish(signatures, step);
+    }
+
+    /// A member's finished signatures: adopt them if they verify (we may have missed a
+    /// partial), blame the sender if they don't.
+    pub(super) fn on_completed(&mut self, envelope: &Envelope, step: &mut Step<'_>) {
+        if !matches!(self.state, State::Running) {
+            return;
+        }
+        let valid = Completed::decode(&envelope.payload)
+            .ok()
+            .filter(|c| self.signatures_verify(&c.signatures));
+        match valid {
+            Some(completed) => {
+                self.completed_message = Some(envelope.encode());
+                self.finish(completed.signatures, step);
+            }
+            None => {
+                if self
+                    .blame(Offence::MalformedContribution, &[envelope], step)
+                    .is_some()
+                {
+                    self.abort_attempt(
+                        AbortReason::MalformedContribution {
+                            member: envelope.header.sender,
+                        },
+                        step,
+                    );
+                }
+            }
+        }
+    }
+
+    pub(super) fn signatures_verify(&self, signatures: &[Signature]) -> bool {
+        let key = self.key_agg.signing_key(self.group.output.spend_path()).key;
+        signatures.len() == self.sighashes.len()
+            && signatures
+                .iter()
+                .zip(&self.sighashes)
+                .all(|(s, m)| lotus::schnorr::verify(s, m, &key))
+    }
+
+    /// Signatures in hand: build the transaction, persist it, start the failover schedule.
+    pub(super) fn finish(&mut self, signatures: Vec<Signature>, step: &mut Step<'_>) {
+        let tx = match self.proposal.finalize(&self.group, &signatures) {
+            Ok(tx) => tx,
+            Err(_) => return self.abort_attempt(AbortReason::DegenerateNonces, step),
+        };
+        self.attempt.secret_nonces = None;
+        let session_id = self.session_id();
+        if self.attempt.released_nonces {
+            step.push(Action::Persist(Durable::AttemptClosed {
+                session_id,
+                attempt: self.attempt.number,
+                signed: true,
+            }));
+        }
+        step.push(Action::Persist(Durable::Signed {
+            session_id,
+            tx: tx.encode(),
+        }));
+        let txid = tx.txid().0;
+        step.event(Event::Signed {
+            attempt: self.attempt.number,
+            txid,
+        });
+        // Without this attempt's nonces (we adopted someone's signatures) the salted election
+        // can't be recomputed; fall back to the key order for our own schedule only.
+        let priority = match &self.attempt.election {
+            Some(e) => e.priority.clone(),
+            None => {
+                elect(
+                    ElectionMethod::Lexicographic,
+                    &ElectionInput {
+                        members: &self.group.members,
+                        session_id,
+                        attempt: self.attempt.number,
+                        sequence: self.proposal.sequence,
+                        salt: None,
+                        penalized: &[],
+                    },
+                )
+                .expect("a validated group has members")
+                .priority
+            }
+        };
+        let failover = Failover::new(
+            priority,
+            self.me,
+            step.now,
+            self.group.timeouts.broadcast_slot_ms,
+            self.group.parallel_broadcasts as usize,
+        );
+        self.state = State::Completed { tx, failover };
+        self.next_resend = step.now + self.resend_interval();
+        self.poll_failover(step);
+    }
+
+    pub(super) fn poll_failover(&mut self, step: &mut Step<'_>) {
+        let State::Completed { tx, failover } = &mut self.state else {
+            return;
+        };
+        for event in failover.poll(step.now) {
+            if matches!(event, FailoverEvent::ShouldBroadcast { .. }) {
+                step.actions.push(Action::Broadcast { tx: tx.clone() });
+            }
+            step.actions.push(Action::Event(Event::Failover(event)));
+        }
+    }
+}
