@@ -236,6 +236,30 @@ async fn identity_screen_shows_the_key_held_in_the_keychain() {
         .unwrap();
     wait_for_text(&client, "[data-testid=copy-public-key]", "Copied").await;
 
+    // The capability grants the window exactly the app's commands: a core plugin command is
+    // refused by the ACL, while the app's own command answers.
+    let answer = |command: &str| {
+        format!(
+            "const done = arguments[arguments.length - 1];
+             window.__TAURI_INTERNALS__.invoke({command:?}).then(
+               () => done('allowed'), (e) => done('denied: ' + String(e)));"
+        )
+    };
+    let core = client
+        .execute_async(&answer("plugin:app|version"), vec![])
+        .await
+        .unwrap();
+    let core = core.as_str().unwrap_or_default();
+    assert!(
+        core.starts_with("denied") && core.contains("not allowed"),
+        "{core}"
+    );
+    let own = client
+        .execute_async(&answer("get_identity"), vec![])
+        .await
+        .unwrap();
+    assert_eq!(own.as_str(), Some("allowed"));
+
     client.close().await.unwrap();
 }
 
