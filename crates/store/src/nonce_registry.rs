@@ -316,6 +316,8 @@ pub struct AttemptRef {
 
 /// The highest attempt this node took part in: released a nonce in, or sent any message in.
 /// A restarted node resumes above it (a new message in it would contradict an old one).
+/// Attempt rows count too: one closed before any nonce left (its first nonce conflicted) has
+/// no nonce row, and resuming inside it would be refused as stale.
 pub(crate) fn last_active_attempt(
     conn: &Connection,
     session_id: &[u8; 32],
@@ -324,6 +326,8 @@ pub(crate) fn last_active_attempt(
         .prepare_cached(
             "SELECT max(a) FROM (
                  SELECT max(attempt) AS a FROM nonces WHERE session_id = ?1
+                 UNION ALL
+                 SELECT max(attempt) AS a FROM attempts WHERE session_id = ?1
                  UNION ALL
                  SELECT max(attempt) AS a FROM messages
                  WHERE session_id = ?1 AND direction = 'out'
