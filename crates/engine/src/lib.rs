@@ -1,8 +1,9 @@
-//! Lotus Cosigner's runtime: the one API that the desktop shell (and later the CLI) calls.
+//! Lotus Cosigner's runtime: the one API that the desktop shell and the CLI call.
 //!
-//! For now it owns key custody and the app's data folder: at start it checks that the OS
+//! [`Engine`] owns key custody and the app's data folder: at start it checks that the OS
 //! keychain really keeps secrets, then loads the signer key from it (creating it on the very
-//! first run) and answers with public data only. Nothing here ever hands a secret to a caller.
+//! first run) and answers with public data only. [`runtime`] drives signing sessions. Nothing
+//! here ever hands a secret to a caller.
 
 pub mod app_db;
 pub mod data_dir;
