@@ -51,6 +51,9 @@ pub(crate) fn open_with(path: &Path, migrations: &[Migration]) -> Result<Connect
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| classify(path, e))?;
+    // Another instance may be mid-write: wait for its lock rather than fail.
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS as u64))
+        .map_err(|e| classify(path, e))?;
     // Everything up to `configure` only reads: a file that is not ours stays byte-identical.
     identify(&conn, path)?;
     quick_check(&conn, path)?;
@@ -63,7 +66,7 @@ pub(crate) fn open_with(path: &Path, migrations: &[Migration]) -> Result<Connect
             known,
         });
     }
-    configure(&conn).map_err(|e| classify(path, e))?;
+    configure(&conn, path)?;
     migrate(&conn, migrations, version)?;
     Ok(conn)
 }
@@ -168,13 +171,17 @@ fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
 }
 
-fn configure(conn: &Connection) -> rusqlite::Result<()> {
+fn configure(conn: &Connection, path: &Path) -> Result<(), Error> {
+    let sqlite = |e| classify(path, e);
     // WAL is a property of the file; the rest are per connection.
-    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+        .map_err(sqlite)?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(rusqlite::Error::InvalidParameterName(format!(
-            "journal_mode: SQLite refused WAL and stayed in {mode}"
-        )));
+        return Err(Error::JournalMode {
+            path: path.to_owned(),
+            mode,
+        });
     }
     // FULL: a commit is on disk when COMMIT returns. NORMAL could lose the last commits on
     // power loss, and a lost used-nonce row is a leaked key.
@@ -182,11 +189,12 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
         "PRAGMA synchronous = FULL;
          PRAGMA foreign_keys = ON;
          PRAGMA trusted_schema = OFF;",
-    )?;
-    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS as u64))?;
+    )
+    .map_err(sqlite)?;
     // Plain fsync does not flush the drive cache on macOS.
     #[cfg(target_os = "macos")]
-    conn.execute_batch("PRAGMA fullfsync = ON; PRAGMA checkpoint_fullfsync = ON;")?;
+    conn.execute_batch("PRAGMA fullfsync = ON; PRAGMA checkpoint_fullfsync = ON;")
+        .map_err(sqlite)?;
     Ok(())
 }
 

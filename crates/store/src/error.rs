@@ -36,6 +36,9 @@ pub enum Error {
         found: i64,
         known: i64,
     },
+    /// The file system refused WAL mode (e.g. a network share without shared memory).
+    #[error("{} cannot use WAL journaling (SQLite stayed in {mode}); put the profile on a local disk", path.display())]
+    JournalMode { path: PathBuf, mode: String },
     #[error("migration to schema version {version} failed (nothing was changed): {source}")]
     Migration {
         version: i64,

@@ -225,6 +225,14 @@ impl Store {
         self.batch(|b| peers::forget(b.conn, peer_id))
     }
 
+    /// Storage bound (analysis §6.4, §7.2): deletes stored messages received before
+    /// `before_ms` that belong to sessions closed before it, or to no stored proposal. The
+    /// used-nonce registry, attempts, sessions, evidence and audit are never pruned. Returns
+    /// the number of messages deleted.
+    pub fn prune_messages(&mut self, before_ms: u64) -> Result<usize, Error> {
+        self.batch(|b| messages::prune(b.conn, before_ms))
+    }
+
     pub fn prune_peer_addresses(&mut self, before_ms: u64) -> Result<usize, Error> {
         self.batch(|b| peers::prune_addresses(b.conn, before_ms))
     }
@@ -671,7 +679,7 @@ impl Batch<'_> {
             let signer = stats.signer;
             let current = reputation::evaluate(&stats, rules);
             let raised = reputation::raised(self.conn, &signer)?;
-            for anomaly in current {
+            for anomaly in &current {
                 if !raised.iter().any(|r| r == anomaly.rule()) {
                     reputation::raise(self.conn, &signer, anomaly.rule(), now_ms)?;
                     self.append(
@@ -681,10 +689,12 @@ impl Batch<'_> {
                         },
                         now_ms,
                     )?;
-                    out.push(AnomalyEvent::Raised { signer, anomaly });
+                    out.push(AnomalyEvent::Raised {
+                        signer,
+                        anomaly: anomaly.clone(),
+                    });
                 }
             }
-            let current = reputation::evaluate(&stats, rules);
             for rule in raised {
                 if !current.iter().any(|a| a.rule() == rule) {
                     reputation::clear(self.conn, &signer, &rule)?;

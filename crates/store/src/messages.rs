@@ -208,3 +208,16 @@ pub(crate) fn first_arrivals(
 pub(crate) fn count(conn: &Connection) -> Result<u64, Error> {
     Ok(conn.query_row("SELECT count(*) FROM messages", [], |r| u64_col(r, 0))?)
 }
+
+/// See `Store::prune_messages`.
+pub(crate) fn prune(conn: &Connection, before_ms: u64) -> Result<usize, Error> {
+    Ok(conn
+        .prepare_cached(
+            "DELETE FROM messages WHERE received_ms < ?1 AND session_id IN (
+                 SELECT m.session_id FROM messages m
+                 LEFT JOIN sessions s ON s.session_id = m.session_id
+                 WHERE s.session_id IS NULL OR (s.closed_ms IS NOT NULL AND s.closed_ms < ?1)
+             )",
+        )?
+        .execute(params![ms(before_ms)])?)
+}
