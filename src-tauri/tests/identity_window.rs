@@ -4,7 +4,9 @@
 //! app as the browser binary and `TAURI_WEBVIEW_AUTOMATION=true`; no tauri-driver needed.
 //! Needs an X display and an unlocked Secret Service: `./scripts/test` provides both
 //! (xvfb-run inside dbus-run-session with gnome-keyring). Outside it these tests fail with a
-//! hint rather than pass without testing anything.
+//! hint rather than pass without testing anything. Linux only: WebKitGTK is the only webview
+//! with a WebDriver server here (macOS has none; Windows would need msedgedriver).
+#![cfg(target_os = "linux")]
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
