@@ -11,9 +11,20 @@
 //! - [`db`]: opening, identification, migrations.
 //!
 //! [`Store`] is the facade the engine uses. Every write is one `BEGIN IMMEDIATE` transaction,
-//! committed (fsynced) when the call returns — in particular [`Store::apply`] for each
-//! `protocol::session::Action::Persist`, which must return before the messages after it are
-//! sent. [`Store::batch`] groups several writes into one transaction.
+//! committed (fsynced) when the call returns. [`Store::batch`] groups several writes into one.
+//!
+//! ## How the engine drives it
+//!
+//! - `Action::Persist(d)` → [`Store::apply`]`(&d, now)`, and only once it returned `Ok` the
+//!   actions after it (sends) run. [`Error::is_nonce_conflict`] → `Node::nonce_conflict`.
+//! - `Action::Event(e)` → [`Store::record_event`]`(group, session, &e, now)`: audit entry,
+//!   evidence, reputation, the session's outcome.
+//! - The user approves → [`Store::record_approval`] first, then `Node::approve` (the store
+//!   refuses `AttemptSigning` for a session without a recorded approval).
+//! - `Action::Broadcast`, key operations → [`Store::append`] with [`AuditEvent::Broadcast`],
+//!   [`AuditEvent::Key`].
+//! - At start → [`Store::abort_unfinished_attempts`] (announce each), then
+//!   [`Store::sessions_to_restore`] into `Node::restore_session`.
 
 pub mod audit;
 mod column;
