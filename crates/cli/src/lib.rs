@@ -1,7 +1,10 @@
 //! The `lotus-cosigner` command line. Subcommands live in their own modules; `main.rs` only
 //! parses arguments.
 
+pub mod audit_cmd;
 pub mod bench;
+pub mod group_cmd;
+pub mod key_cmd;
 pub mod sim_cmd;
 pub mod vectors_cmd;
 pub mod workload;

@@ -10,12 +10,24 @@ use clap::{Parser, Subcommand};
     about = "Lotus Cosigner headless tools"
 )]
 struct Cli {
+    /// The profile's data folder (default: the platform data folder, or LOTUS_COSIGNER_DATA_DIR).
+    #[arg(long, global = true, env = "LOTUS_COSIGNER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// The signer key: create, show, export the public key.
+    #[command(subcommand)]
+    Key(cli::key_cmd::KeyCommand),
+    /// Groups: create, show the invite, accept an invite, list.
+    #[command(subcommand)]
+    Group(cli::group_cmd::GroupCommand),
+    /// The tamper-evident audit log: verify or export.
+    #[command(subcommand)]
+    Audit(cli::audit_cmd::AuditCommand),
     /// Check known-answer vector files (lotusd / lotus-sdk schemas); files or folders.
     Vectors {
         #[arg(required = true)]
@@ -41,7 +53,24 @@ enum Command {
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let mut stdout = std::io::stdout().lock();
+    let data_dir = cli.data_dir;
     match cli.command {
+        Command::Key(command) => {
+            cli::key_cmd::run(&command, data_dir, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Group(command) => {
+            cli::group_cmd::run(&command, data_dir, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(command) => {
+            let ok = cli::audit_cmd::run(&command, data_dir, &mut stdout)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
         Command::Vectors { paths, verbose } => {
             let ok = cli::vectors_cmd::run(&paths, verbose, &mut stdout)?;
             Ok(if ok {

@@ -85,3 +85,125 @@ fn bench_prints_every_ratio_line() {
         }
     }
 }
+
+/// A profile in a temp folder, with keys in encrypted files (no keychain needed).
+fn profile_cmd(dir: &std::path::Path) -> Command {
+    let mut cmd = binary();
+    cmd.arg("--data-dir")
+        .arg(dir)
+        .env("LOTUS_COSIGNER_PASSPHRASE", "correct horse battery staple");
+    cmd
+}
+
+#[test]
+fn keys_groups_and_invites_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let file = dir.path().join(format!("k{i}.key"));
+        let (ok, out) = run(profile_cmd(dir.path())
+            .args(["key", "create", "--file"])
+            .arg(&file));
+        assert!(ok && out.contains("taproot      lotus_"), "{out}");
+        let (ok, public) = run(profile_cmd(dir.path())
+            .args(["key", "export", "--file"])
+            .arg(&file));
+        assert!(ok);
+        members.push(public.trim().to_string());
+    }
+    // The same file again is refused (never overwritten).
+    let (ok, out) = run(profile_cmd(dir.path())
+        .args(["key", "create", "--file"])
+        .arg(dir.path().join("k0.key")));
+    assert!(!ok && out.contains("refusing to overwrite"), "{out}");
+
+    let mut create = profile_cmd(dir.path());
+    create.args(["group", "create", "--name", "Family vault"]);
+    for m in &members {
+        create.args(["--member", m]);
+    }
+    let (ok, out) = run(&mut create);
+    assert!(ok, "{out}");
+    let invite = out
+        .lines()
+        .find_map(|l| l.strip_prefix("invite       "))
+        .expect("invite line")
+        .to_string();
+    let id = out
+        .lines()
+        .find_map(|l| l.strip_prefix("id           "))
+        .unwrap()
+        .to_string();
+
+    let (ok, out) = run(profile_cmd(dir.path())
+        .args(["group", "accept", &invite, "--key-file"])
+        .arg(dir.path().join("k1.key")));
+    assert!(ok && out.contains("accepted as member #2"), "{out}");
+    let (ok, out) = run(profile_cmd(dir.path()).args(["group", "show-invite", &id[..10]]));
+    assert!(
+        ok && out.contains("3 (1 accepted)") && out.contains(&invite),
+        "{out}"
+    );
+
+    // A key that is not a member cannot accept; a damaged invite is a clear error.
+    let outsider = dir.path().join("outsider.key");
+    assert!(
+        run(profile_cmd(dir.path())
+            .args(["key", "create", "--file"])
+            .arg(&outsider))
+        .0
+    );
+    let (ok, out) = run(profile_cmd(dir.path())
+        .args(["group", "accept", &invite, "--key-file"])
+        .arg(&outsider));
+    assert!(!ok && out.contains("not a member"), "{out}");
+    let (ok, out) =
+        run(profile_cmd(dir.path()).args(["group", "accept", "lotus-cosigner://invite/zzz0OIl"]));
+    assert!(!ok && out.contains("invite is damaged"), "{out}");
+}
+
+#[test]
+fn audit_verify_names_the_first_tampered_entry_and_export_writes_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = store::Store::open(dir.path().join("sessions.sqlite3")).unwrap();
+        for i in 0..5u8 {
+            store
+                .append(
+                    &store::AuditEvent::Approved {
+                        session_id: [i; 32],
+                        digest: [i; 32],
+                    },
+                    1_000 + i as u64,
+                )
+                .unwrap();
+        }
+    }
+    let (ok, out) = run(profile_cmd(dir.path()).args(["audit", "verify"]));
+    assert!(ok && out.contains("verified: 5 entries"), "{out}");
+    let export = dir.path().join("audit.jsonl");
+    let (ok, _) = run(profile_cmd(dir.path())
+        .args(["audit", "export", "--out"])
+        .arg(&export));
+    assert!(ok);
+    let lines = std::fs::read_to_string(&export).unwrap();
+    assert_eq!(lines.lines().count(), 5);
+    assert!(lines
+        .lines()
+        .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()));
+
+    // Tamper with entry 3's body behind the store's back (dropping the append-only trigger,
+    // as someone with the file could).
+    let db = rusqlite::Connection::open(dir.path().join("sessions.sqlite3")).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER audit_no_update; UPDATE audit SET time_ms = time_ms + 1 WHERE seq = 3;",
+    )
+    .unwrap();
+    drop(db);
+    let (ok, out) = run(profile_cmd(dir.path()).args(["audit", "verify"]));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("BROKEN") && out.contains('3'),
+        "the first bad entry is named: {out}"
+    );
+}

@@ -10,6 +10,7 @@ pub mod data_dir;
 pub mod identity;
 pub mod key_file;
 pub mod key_store;
+pub mod profile;
 pub mod runtime;
 pub mod settings;
 

@@ -214,7 +214,7 @@ impl Harness {
     }
 
     /// Sends one frame to the child (starting it if needed) and processes its answer.
-    fn to_child(&mut self, kind: u8, payload: &[u8]) {
+    fn send_to_child(&mut self, kind: u8, payload: &[u8]) {
         if self.signer.is_none() {
             self.start_child();
             if self.signer.is_none() {
@@ -357,7 +357,7 @@ impl Harness {
                 );
                 self.route_cosigner(i, out);
             }
-            self.to_child(to_engine::OBSERVED, &txid);
+            self.send_to_child(to_engine::OBSERVED, &txid);
         }
     }
 
@@ -423,7 +423,7 @@ impl Harness {
                     break;
                 }
                 if let Some(bytes) = self.to_child.pop_front() {
-                    self.to_child(to_engine::DELIVER, &bytes);
+                    self.send_to_child(to_engine::DELIVER, &bytes);
                 } else if let Some((i, bytes)) = self.to_cosigner.pop_front() {
                     let mut out = Vec::new();
                     let _ = self.cosigners[i].receive(
@@ -435,7 +435,7 @@ impl Harness {
                     );
                     self.route_cosigner(i, out);
                 } else if let Some(approval) = self.approvals.pop_front() {
-                    self.to_child(to_engine::APPROVE, &approval);
+                    self.send_to_child(to_engine::APPROVE, &approval);
                 } else {
                     // Quiet: time passes (resends, round timeouts, failover slots).
                     self.now += 1_000;
@@ -449,7 +449,7 @@ impl Harness {
                         );
                         self.route_cosigner(i, out);
                     }
-                    self.to_child(to_engine::TICK, &[]);
+                    self.send_to_child(to_engine::TICK, &[]);
                 }
             }
         }

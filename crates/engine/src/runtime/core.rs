@@ -19,6 +19,9 @@ use super::chain::ChainBackend;
 use super::transport::Transport;
 use super::{Clock, EngineEvent, RuntimeError, SessionSummary};
 
+/// Runs after each committed durable step.
+pub type PersistHook = Box<dyn FnMut(&Durable) + Send>;
+
 pub struct Core {
     pub(crate) node: Node,
     pub(crate) key: PrivateKey,
@@ -32,7 +35,7 @@ pub struct Core {
     members: BTreeMap<GroupId, Vec<PublicKey>>,
     session_group: BTreeMap<[u8; 32], GroupId>,
     /// Called after each durable step commits (the crash-injection harness pauses here).
-    persist_hook: Option<Box<dyn FnMut(&Durable) + Send>>,
+    persist_hook: Option<PersistHook>,
 }
 
 impl Core {
@@ -63,7 +66,7 @@ impl Core {
         self.clock.now_ms()
     }
 
-    pub fn set_persist_hook(&mut self, hook: Box<dyn FnMut(&Durable) + Send>) {
+    pub fn set_persist_hook(&mut self, hook: PersistHook) {
         self.persist_hook = Some(hook);
     }
 

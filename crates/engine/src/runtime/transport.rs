@@ -14,9 +14,12 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 /// Connects engines in one process: each gets an inbox keyed by its signer key.
+/// Signer key → that engine's inbox.
+type Inboxes = BTreeMap<[u8; 33], mpsc::UnboundedSender<Vec<u8>>>;
+
 #[derive(Clone, Default)]
 pub struct InProcessHub {
-    inboxes: Arc<Mutex<BTreeMap<[u8; 33], mpsc::UnboundedSender<Vec<u8>>>>>,
+    inboxes: Arc<Mutex<Inboxes>>,
 }
 
 impl InProcessHub {
