@@ -65,7 +65,8 @@ pub fn run(
         KeyCommand::Create { file: Some(path) } => {
             let mut secret = zeroize::Zeroizing::new([0u8; 32]);
             let key = loop {
-                getrandom::fill(secret.as_mut()).map_err(|e| anyhow::anyhow!("the OS random generator failed: {e}"))?;
+                getrandom::fill(secret.as_mut())
+                    .map_err(|e| anyhow::anyhow!("the OS random generator failed: {e}"))?;
                 if let Ok(key) = lotus::PrivateKey::from_bytes(&secret) {
                     break key;
                 }

@@ -158,7 +158,9 @@ mod tests {
         .unwrap();
         let profile = Profile::open(Some(dir.path().to_owned())).unwrap();
         let acceptance = Acceptance::sign(&group, &keys[1]).unwrap();
-        let id = profile.save_group(&group, std::slice::from_ref(&acceptance)).unwrap();
+        let id = profile
+            .save_group(&group, std::slice::from_ref(&acceptance))
+            .unwrap();
         drop(profile);
         let profile = Profile::open(Some(dir.path().to_owned())).unwrap();
         let (loaded, acceptances) = profile.group(&id.to_string()[..8]).unwrap();
