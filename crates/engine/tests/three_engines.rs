@@ -118,12 +118,55 @@ async fn three_engines_sign_a_two_input_transaction() {
         .expect("broadcast by the elected coordinator");
     lotus::spend::verify_transaction(&confirmed, &spent).expect("every input's signature verifies");
 
-    // Each store kept the session and an intact audit chain.
+    // Each engine kept the session, an intact audit chain, and reputation for its co-signers.
     for (i, engine) in engines.iter().enumerate() {
         let sessions = engine.sessions().await.unwrap();
         assert_eq!(sessions.len(), 1);
         assert!(sessions[0].closed && sessions[0].approved, "engine {i}");
+        let detail = engine
+            .session_detail(sessions[0].session_id)
+            .await
+            .unwrap()
+            .expect("detail");
+        assert_eq!(detail.review.txid.0, txid);
+        assert_eq!(detail.outcome, Some(Outcome::Confirmed { txid }));
+        assert_eq!(detail.election.expect("elected").priority.len(), 3);
+        let audit = engine.audit_verify().await.unwrap();
+        assert!(
+            audit.entries >= 8,
+            "engine {i}: {} audit entries",
+            audit.entries
+        );
+        let jsonl = engine.audit_export().await.unwrap();
+        assert_eq!(
+            String::from_utf8(jsonl).unwrap().lines().count() as u64,
+            audit.entries
+        );
+        let reputation = engine.reputation().await.unwrap();
+        assert!(
+            reputation.iter().any(|r| r.sessions_succeeded >= 1),
+            "engine {i}: {reputation:?}"
+        );
     }
+    // An invite for a group that lists the key is accepted; one that doesn't is refused.
+    let outsider_group = GroupDescriptor::new(
+        "other",
+        Network::Regtest,
+        (7..9u8)
+            .map(|i| PrivateKey::from_bytes(&[i; 32]).unwrap().public_key())
+            .collect(),
+    )
+    .unwrap();
+    assert!(engines[0]
+        .accept_invite(outsider_group.invite())
+        .await
+        .is_err());
+    let mut with_me = outsider_group.members.clone();
+    with_me.push(keys[0].public_key());
+    let joined = GroupDescriptor::new("joined", Network::Regtest, with_me).unwrap();
+    let (id, acceptance) = engines[0].accept_invite(joined.invite()).await.unwrap();
+    assert_eq!(id, joined.id());
+    acceptance.verify(&joined).unwrap();
     drop(engines);
     for i in 0..3 {
         let store = store::Store::open(dir.path().join(format!("signer-{i}.sqlite"))).unwrap();

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use lotus::secp256k1::PublicKey;
 use lotus::tx::Transaction;
 use lotus::PrivateKey;
-use protocol::group::{GroupDescriptor, GroupId};
+use protocol::group::{Acceptance, GroupDescriptor, GroupId};
 use protocol::node::{Node, NodeConfig, Output};
 use protocol::session::{Action, Durable, Event, Recipient};
 use protocol::{Entropy, OsEntropy};
@@ -17,7 +17,7 @@ use tokio::sync::broadcast;
 
 use super::chain::ChainBackend;
 use super::transport::Transport;
-use super::{Clock, EngineEvent, RuntimeError, SessionSummary};
+use super::{Clock, EngineEvent, RuntimeError, SessionDetail, SessionSummary};
 
 /// Runs after each committed durable step.
 pub type PersistHook = Box<dyn FnMut(&Durable) + Send>;
@@ -224,6 +224,33 @@ impl Core {
                 closed: s.is_closed(),
             })
             .collect()
+    }
+
+    pub fn session_detail(&self, id: &[u8; 32]) -> Option<SessionDetail> {
+        let s = self.node.session(id)?;
+        Some(SessionDetail {
+            summary: SessionSummary {
+                session_id: s.session_id(),
+                group_id: s.group_id(),
+                attempt: s.attempt(),
+                approved: s.is_approved(),
+                signed_txid: s.signed_tx().map(|tx| tx.txid().0),
+                closed: s.is_closed(),
+            },
+            review: s.review().clone(),
+            phase: s.phase(),
+            waiting_for: s.waiting_for(),
+            election: s.election().cloned(),
+            outcome: s.outcome().cloned(),
+        })
+    }
+
+    pub fn accept_invite(&mut self, invite: &str) -> Result<(GroupId, Acceptance), RuntimeError> {
+        let group = GroupDescriptor::from_invite(invite)?;
+        let acceptance = Acceptance::sign(&group, &self.key)
+            .map_err(|e| RuntimeError::NotInvited(e.to_string()))?;
+        let id = self.add_group(group)?;
+        Ok((id, acceptance))
     }
 
     fn learn_sessions(&mut self, out: &[Output]) {

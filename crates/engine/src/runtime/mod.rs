@@ -14,7 +14,7 @@ use std::time::Duration;
 use lotus::secp256k1::PublicKey;
 use lotus::tx::{Transaction, TxOut};
 use lotus::PrivateKey;
-use protocol::group::{GroupDescriptor, GroupId};
+use protocol::group::{Acceptance, GroupDescriptor, GroupError, GroupId};
 use protocol::node::NodeError;
 use protocol::session::Event;
 use store::Store;
@@ -86,6 +86,10 @@ pub enum RuntimeError {
     Node(#[from] NodeError),
     #[error(transparent)]
     Store(#[from] store::Error),
+    #[error(transparent)]
+    Group(#[from] GroupError),
+    #[error("this invite does not list your key: {0}")]
+    NotInvited(String),
     #[error("the session engine has stopped")]
     Stopped,
 }
@@ -117,6 +121,23 @@ enum Request {
     Sessions {
         reply: Reply<Vec<SessionSummary>>,
     },
+    SessionDetail {
+        session: [u8; 32],
+        reply: Reply<Option<SessionDetail>>,
+    },
+    AcceptInvite {
+        invite: String,
+        reply: Reply<(GroupId, Acceptance)>,
+    },
+    AuditVerify {
+        reply: Reply<store::AuditSummary>,
+    },
+    AuditExport {
+        reply: Reply<Vec<u8>>,
+    },
+    Reputation {
+        reply: Reply<Vec<store::SignerStats>>,
+    },
 }
 
 /// A session as a list row.
@@ -128,6 +149,17 @@ pub struct SessionSummary {
     pub approved: bool,
     pub signed_txid: Option<[u8; 32]>,
     pub closed: bool,
+}
+
+/// The session screen's data. Public data only.
+#[derive(Debug, Clone)]
+pub struct SessionDetail {
+    pub summary: SessionSummary,
+    pub review: protocol::proposal::Review,
+    pub phase: protocol::session::Phase,
+    pub waiting_for: Vec<u16>,
+    pub election: Option<protocol::election::Election>,
+    pub outcome: Option<protocol::session::Outcome>,
 }
 
 /// The handle: cheap to clone, all methods async.
@@ -228,6 +260,38 @@ impl SessionEngine {
     pub async fn sessions(&self) -> Result<Vec<SessionSummary>, RuntimeError> {
         self.ask(|reply| Request::Sessions { reply }).await
     }
+
+    /// Everything the session screen shows: the review, phase, who we wait for, election.
+    pub async fn session_detail(
+        &self,
+        session: [u8; 32],
+    ) -> Result<Option<SessionDetail>, RuntimeError> {
+        self.ask(|reply| Request::SessionDetail { session, reply })
+            .await
+    }
+
+    /// Joins a group from its invite: checks membership, signs the acceptance.
+    pub async fn accept_invite(
+        &self,
+        invite: String,
+    ) -> Result<(GroupId, Acceptance), RuntimeError> {
+        self.ask(|reply| Request::AcceptInvite { invite, reply })
+            .await
+    }
+
+    pub async fn audit_verify(&self) -> Result<store::AuditSummary, RuntimeError> {
+        self.ask(|reply| Request::AuditVerify { reply }).await
+    }
+
+    /// The audit log as JSON Lines.
+    pub async fn audit_export(&self) -> Result<Vec<u8>, RuntimeError> {
+        self.ask(|reply| Request::AuditExport { reply }).await
+    }
+
+    /// Per co-signer statistics (§8.1 score inputs, blame, timeouts, blacklist).
+    pub async fn reputation(&self) -> Result<Vec<store::SignerStats>, RuntimeError> {
+        self.ask(|reply| Request::Reputation { reply }).await
+    }
 }
 
 async fn run(
@@ -280,6 +344,23 @@ fn handle(core: &mut Core, request: Request) {
             reply,
         } => {
             let _ = reply.send(core.reject(&session, &reason));
+        }
+        Request::SessionDetail { session, reply } => {
+            let _ = reply.send(Ok(core.session_detail(&session)));
+        }
+        Request::AcceptInvite { invite, reply } => {
+            let _ = reply.send(core.accept_invite(&invite));
+        }
+        Request::AuditVerify { reply } => {
+            let _ = reply.send(core.store().verify_audit().map_err(Into::into));
+        }
+        Request::AuditExport { reply } => {
+            let mut bytes = Vec::new();
+            let result = core.store().export_audit_jsonl(&mut bytes).map(|_| bytes);
+            let _ = reply.send(result.map_err(Into::into));
+        }
+        Request::Reputation { reply } => {
+            let _ = reply.send(core.store().all_signer_stats().map_err(Into::into));
         }
         Request::Sessions { reply } => {
             let _ = reply.send(Ok(core.sessions()));
