@@ -494,6 +494,12 @@ impl Node {
             .collect();
         for id in closed {
             self.capacity.remove(&id);
+            // Closed sessions live on in the store; in memory only while peers may still be
+            // finishing (until the proposal's expiry plus the replay window).
+            let expired = self.sessions[&id].proposal().expires_ms + self.config.window.past_ms;
+            if now > expired {
+                self.sessions.remove(&id);
+            }
         }
     }
 

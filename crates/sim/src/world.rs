@@ -542,15 +542,6 @@ impl World {
                 .signed
                 .get(&session)
                 .and_then(|bytes| Transaction::decode(bytes).ok());
-            let finished = n
-                .store
-                .closed
-                .iter()
-                .any(|((s, _), signed)| *s == session && *signed)
-                && signed.is_none();
-            if finished {
-                continue;
-            }
             let last_active = n.store.last_active_attempt(&session);
             let approved = n.store.approved.contains(&session);
             let _ = protocol.restore_session(

@@ -218,8 +218,8 @@ pub enum SessionError {
     DigestMismatch,
     #[error("the session is already closed")]
     Closed,
-    #[error("this proposal was already rejected")]
-    AlreadyRejected,
+    #[error("every co-signer already signed; the transaction can no longer be stopped here")]
+    AlreadySigned,
 }
 
 /// A stored message with its identity, so a second, different one in the slot is detectable.
@@ -608,6 +608,9 @@ impl Session {
         if self.is_closed() {
             return Err(SessionError::Closed);
         }
+        if !matches!(self.state, State::Running) {
+            return Err(SessionError::AlreadySigned);
+        }
         let reason: String = reason
             .chars()
             .take(crate::messages::MAX_REASON_BYTES / 4)
@@ -712,7 +715,15 @@ impl Session {
                 step.event(Event::Failover(event));
             }
         } else {
+            // Someone else finished and broadcast it: our attempt ends unsigned.
             self.attempt.secret_nonces = None;
+            if self.attempt.released_nonces {
+                step.push(Action::Persist(Durable::AttemptClosed {
+                    session_id: self.session_id(),
+                    attempt: self.attempt.number,
+                    signed: false,
+                }));
+            }
         }
         self.close(Outcome::Confirmed { txid: *txid }, step);
     }

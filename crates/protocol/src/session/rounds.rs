@@ -361,7 +361,8 @@ impl Session {
             bytes: bytes.clone(),
         });
         self.completed_message = Some(bytes);
-        self.finish(signatures, step);
+        let attempt = self.attempt.number;
+        self.finish(signatures, attempt, step);
     }
 
     /// A member's finished signatures: adopt them if they verify (we may have missed a
@@ -376,7 +377,7 @@ impl Session {
         match valid {
             Some(completed) => {
                 self.completed_message = Some(envelope.encode());
-                self.finish(completed.signatures, step);
+                self.finish(completed.signatures, envelope.header.attempt, step);
             }
             None => {
                 if self
@@ -404,27 +405,35 @@ impl Session {
     }
 
     /// Signatures in hand: build the transaction, persist it, start the failover schedule.
-    pub(super) fn finish(&mut self, signatures: Vec<Signature>, step: &mut Step<'_>) {
+    /// `signed_attempt` is the attempt whose partials made the signatures: ours, or another
+    /// one when we adopt a member's `Completed` message.
+    pub(super) fn finish(
+        &mut self,
+        signatures: Vec<Signature>,
+        signed_attempt: u32,
+        step: &mut Step<'_>,
+    ) {
         let tx = match self.proposal.finalize(&self.group, &signatures) {
             Ok(tx) => tx,
             Err(_) => return self.abort_attempt(AbortReason::DegenerateNonces, step),
         };
         self.attempt.secret_nonces = None;
         let session_id = self.session_id();
-        if self.attempt.released_nonces {
-            step.push(Action::Persist(Durable::AttemptClosed {
-                session_id,
-                attempt: self.attempt.number,
-                signed: true,
-            }));
-        }
+        // The transaction first: once an attempt is marked signed, a restart must find the tx.
         step.push(Action::Persist(Durable::Signed {
             session_id,
             tx: tx.encode(),
         }));
+        if self.attempt.released_nonces {
+            step.push(Action::Persist(Durable::AttemptClosed {
+                session_id,
+                attempt: self.attempt.number,
+                signed: self.attempt.number == signed_attempt,
+            }));
+        }
         let txid = tx.txid().0;
         step.event(Event::Signed {
-            attempt: self.attempt.number,
+            attempt: signed_attempt,
             txid,
         });
         // Without this attempt's nonces (we adopted someone's signatures) the salted election
