@@ -88,8 +88,8 @@ impl Session {
         Envelope::sign(header, payload, step.key)
     }
 
-    /// Persists and sends our own message, and files it like anyone else's.
-    pub(super) fn send_own(&mut self, envelope: Envelope, step: &mut Step<'_>) {
+    /// Logs our signed message (durably, before it leaves) and sends it to every member.
+    pub(super) fn log_and_send(&self, envelope: &Envelope, step: &mut Step<'_>) -> Vec<u8> {
         let bytes = envelope.encode();
         step.push(Action::Persist(Durable::Message {
             session_id: self.session_id(),
@@ -100,6 +100,12 @@ impl Session {
             to: Recipient::Members,
             bytes: bytes.clone(),
         });
+        bytes
+    }
+
+    /// Persists and sends our own message, and files it like anyone else's.
+    pub(super) fn send_own(&mut self, envelope: Envelope, step: &mut Step<'_>) {
+        let bytes = self.log_and_send(&envelope, step);
         self.attempt.sent.push(bytes);
         let _own_messages_never_conflict = self.store(envelope, step);
     }

@@ -623,16 +623,7 @@ impl Session {
             .encode(),
             step,
         );
-        let bytes = envelope.encode();
-        step.push(Action::Persist(Durable::Message {
-            session_id: self.session_id(),
-            bytes: bytes.clone(),
-            outgoing: true,
-        }));
-        step.push(Action::Send {
-            to: Recipient::Members,
-            bytes,
-        });
+        self.log_and_send(&envelope, step);
         let why = AbortReason::RejectedBy {
             member: self.me,
             reason,
@@ -740,16 +731,7 @@ impl Session {
             step.now,
         );
         let envelope = Envelope::sign(header, AbortCode::Restart.encode(), step.key);
-        let bytes = envelope.encode();
-        step.push(Action::Persist(Durable::Message {
-            session_id: self.session_id(),
-            bytes: bytes.clone(),
-            outgoing: true,
-        }));
-        step.push(Action::Send {
-            to: Recipient::Members,
-            bytes,
-        });
+        self.log_and_send(&envelope, step);
         step.event(Event::AttemptAborted {
             attempt: abandoned_attempt,
             reason: AbortReason::Restart { member: self.me },

@@ -350,16 +350,7 @@ impl Session {
             signatures: signatures.clone(),
         };
         let envelope = self.sign(MessageKind::Completed, completed.encode(), step);
-        let bytes = envelope.encode();
-        step.push(Action::Persist(Durable::Message {
-            session_id: self.session_id(),
-            bytes: bytes.clone(),
-            outgoing: true,
-        }));
-        step.push(Action::Send {
-            to: Recipient::Members,
-            bytes: bytes.clone(),
-        });
+        let bytes = self.log_and_send(&envelope, step);
         self.completed_message = Some(bytes);
         let attempt = self.attempt.number;
         self.finish(signatures, attempt, step);
