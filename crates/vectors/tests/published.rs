@@ -43,3 +43,20 @@ fn sighash_json() {
 fn regtest_lotusd_json() {
     assert_all_pass("regtest_lotusd.json", 22);
 }
+
+#[test]
+fn schnorr_json() {
+    assert_all_pass("schnorr.json", 37);
+}
+
+/// 10 cases, 48 negative partial signatures, 10 negative final signatures.
+#[test]
+fn musig2_lotus_json() {
+    assert_all_pass("musig2_lotus.json", 10 + 48 + 10);
+}
+
+/// 7 cases, 53 negative partials, 7 negative finals, 2 lotusd AddScalar vectors.
+#[test]
+fn taproot_musig2_lotus_json() {
+    assert_all_pass("taproot_musig2_lotus.json", 7 + 53 + 7 + 2);
+}
