@@ -17,6 +17,24 @@ use lotus::PrivateKey;
 use protocol::group::GroupDescriptor;
 use protocol::session::{Durable, Event};
 
+/// Replayable salt shares for the harness: SHA256(seed || counter) blocks.
+struct SeededEntropy {
+    seed: u64,
+    counter: u64,
+}
+
+impl protocol::Entropy for SeededEntropy {
+    fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(32) {
+            self.counter += 1;
+            let block = lotus::hash::sha256(
+                &[self.seed.to_be_bytes(), self.counter.to_be_bytes()].concat(),
+            );
+            chunk.copy_from_slice(&block[..chunk.len()]);
+        }
+    }
+}
+
 fn durable_notice(durable: &Durable) -> Vec<u8> {
     let (kind, session, attempt) = match durable {
         Durable::NonceReleased {
@@ -70,6 +88,12 @@ fn main() -> anyhow::Result<()> {
         Box::new(clock.clone()),
     );
     core.add_group(group)?;
+    if let Ok(seed) = std::env::var("CRASH_SIGNER_SEED") {
+        core.set_entropy(Box::new(SeededEntropy {
+            seed: seed.parse()?,
+            counter: 0,
+        }));
+    }
 
     let hook_out = stdout.clone();
     let hook_clock = clock.clone();

@@ -30,7 +30,9 @@ pub struct Core {
     chain: Arc<dyn ChainBackend>,
     events: broadcast::Sender<EngineEvent>,
     clock: Box<dyn Clock>,
-    entropy: OsEntropy,
+    /// Session ids and election salt shares (never key material: MuSig2 nonces come from the
+    /// OS generator inside musig).
+    entropy: Box<dyn Entropy + Send>,
     /// group → member keys other than ours, for addressing sends.
     members: BTreeMap<GroupId, Vec<PublicKey>>,
     session_group: BTreeMap<[u8; 32], GroupId>,
@@ -55,7 +57,7 @@ impl Core {
             chain,
             events,
             clock,
-            entropy: OsEntropy,
+            entropy: Box::new(OsEntropy),
             members: BTreeMap::new(),
             session_group: BTreeMap::new(),
             persist_hook: None,
@@ -64,6 +66,11 @@ impl Core {
 
     pub fn now(&self) -> u64 {
         self.clock.now_ms()
+    }
+
+    /// Replaces the OS generator for session ids and salt shares (test harnesses, for replay).
+    pub fn set_entropy(&mut self, entropy: Box<dyn Entropy + Send>) {
+        self.entropy = entropy;
     }
 
     pub fn set_persist_hook(&mut self, hook: PersistHook) {
@@ -110,7 +117,7 @@ impl Core {
                 .as_deref()
                 .and_then(|b| Transaction::decode(b).ok());
             let approved = session.approval.is_some();
-            let entropy: &mut dyn Entropy = &mut self.entropy;
+            let entropy: &mut dyn Entropy = &mut *self.entropy;
             match self.node.restore_session(
                 &session.proposal_envelope,
                 session.last_active_attempt,
@@ -137,7 +144,7 @@ impl Core {
     pub fn receive(&mut self, bytes: &[u8]) {
         let now = self.now();
         let mut out = Vec::new();
-        let entropy: &mut dyn Entropy = &mut self.entropy;
+        let entropy: &mut dyn Entropy = &mut *self.entropy;
         if let Err(rejection) = self.node.receive(bytes, now, &self.key, entropy, &mut out) {
             tracing::debug!(reason = rejection.label(), "dropped a message");
         }
@@ -148,7 +155,7 @@ impl Core {
     pub fn tick(&mut self) {
         let now = self.now();
         let mut out = Vec::new();
-        let entropy: &mut dyn Entropy = &mut self.entropy;
+        let entropy: &mut dyn Entropy = &mut *self.entropy;
         self.node.tick(now, &self.key, entropy, &mut out);
         self.execute(out);
     }
@@ -156,7 +163,7 @@ impl Core {
     pub fn broadcast_observed(&mut self, txid: &[u8; 32]) {
         let now = self.now();
         let mut out = Vec::new();
-        let entropy: &mut dyn Entropy = &mut self.entropy;
+        let entropy: &mut dyn Entropy = &mut *self.entropy;
         self.node
             .broadcast_observed(txid, now, &self.key, entropy, &mut out);
         self.execute(out);
@@ -171,7 +178,7 @@ impl Core {
     ) -> Result<[u8; 32], RuntimeError> {
         let now = self.now();
         let mut out = Vec::new();
-        let entropy: &mut dyn Entropy = &mut self.entropy;
+        let entropy: &mut dyn Entropy = &mut *self.entropy;
         let result = self.node.propose(
             &group,
             tx,
@@ -194,7 +201,7 @@ impl Core {
     pub fn approve(&mut self, session: &[u8; 32], digest: &[u8; 32]) -> Result<(), RuntimeError> {
         let now = self.now();
         let mut out = Vec::new();
-        let entropy: &mut dyn Entropy = &mut self.entropy;
+        let entropy: &mut dyn Entropy = &mut *self.entropy;
         self.node
             .approve(session, digest, now, &self.key, entropy, &mut out)?;
         self.store.record_approval(*session, *digest, now)?;
@@ -205,7 +212,7 @@ impl Core {
     pub fn reject(&mut self, session: &[u8; 32], reason: &str) -> Result<(), RuntimeError> {
         let now = self.now();
         let mut out = Vec::new();
-        let entropy: &mut dyn Entropy = &mut self.entropy;
+        let entropy: &mut dyn Entropy = &mut *self.entropy;
         self.node
             .reject(session, reason, now, &self.key, entropy, &mut out)?;
         self.execute(out);
@@ -289,7 +296,7 @@ impl Core {
                         });
                         if reuse {
                             let mut out = Vec::new();
-                            let entropy: &mut dyn Entropy = &mut self.entropy;
+                            let entropy: &mut dyn Entropy = &mut *self.entropy;
                             self.node.nonce_conflict(
                                 &session_id,
                                 now,
