@@ -131,17 +131,27 @@ async fn three_engines_sign_a_two_input_transaction() {
         assert_eq!(detail.review.txid.0, txid);
         assert_eq!(detail.outcome, Some(Outcome::Confirmed { txid }));
         assert_eq!(detail.election.expect("elected").priority.len(), 3);
+        // The chain verifies and records this user's approval and the confirmation (whether it
+        // also shows this engine's own signing depends on whether the chain saw the transaction
+        // before this engine finished aggregating).
         let audit = engine.audit_verify().await.unwrap();
-        assert!(
-            audit.entries >= 8,
-            "engine {i}: {} audit entries",
-            audit.entries
-        );
-        let jsonl = engine.audit_export().await.unwrap();
-        assert_eq!(
-            String::from_utf8(jsonl).unwrap().lines().count() as u64,
-            audit.entries
-        );
+        let jsonl = String::from_utf8(engine.audit_export().await.unwrap()).unwrap();
+        assert_eq!(jsonl.lines().count() as u64, audit.entries);
+        let kinds: Vec<String> = jsonl
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        for kind in ["approved", "confirmed"] {
+            assert!(
+                kinds.iter().any(|k| k == kind),
+                "engine {i}: no {kind} in {kinds:?}"
+            );
+        }
         let reputation = engine.reputation().await.unwrap();
         assert!(
             reputation.iter().any(|r| r.sessions_succeeded >= 1),
