@@ -17,18 +17,9 @@ pub mod wire;
 
 /// Injected randomness for protocol values that must be unpredictable but not secret-key
 /// material: session ids and election salt shares. Production passes the OS CSPRNG; the
-/// simulator passes a seeded generator so a run replays exactly. (MuSig2 secret nonces never
+/// simulator passes a seeded generator so a run replays exactly; the OS-backed one lives in the
+/// engine, since this crate does no I/O. (MuSig2 secret nonces never
 /// come from here: `musig::SecretNonce::generate` reads the OS CSPRNG itself.)
 pub trait Entropy {
     fn fill(&mut self, out: &mut [u8]);
-}
-
-/// The OS CSPRNG.
-pub struct OsEntropy;
-
-impl Entropy for OsEntropy {
-    fn fill(&mut self, out: &mut [u8]) {
-        // A failing OS generator leaves the process unable to run the protocol safely.
-        getrandom::fill(out).expect("the OS random number generator failed");
-    }
 }

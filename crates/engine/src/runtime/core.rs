@@ -11,13 +11,13 @@ use lotus::PrivateKey;
 use protocol::group::{Acceptance, GroupDescriptor, GroupId};
 use protocol::node::{Node, NodeConfig, Output};
 use protocol::session::{Action, Durable, Event, Recipient};
-use protocol::{Entropy, OsEntropy};
+use protocol::Entropy;
 use store::Store;
 use tokio::sync::broadcast;
 
 use super::chain::ChainBackend;
 use super::transport::Transport;
-use super::{Clock, EngineEvent, RuntimeError, SessionDetail, SessionSummary};
+use super::{Clock, EngineEvent, OsEntropy, RuntimeError, SessionDetail, SessionSummary};
 
 /// Runs after each committed durable step.
 pub type PersistHook = Box<dyn FnMut(&Durable) + Send>;

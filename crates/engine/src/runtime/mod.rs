@@ -62,6 +62,16 @@ impl Clock for TokioClock {
     }
 }
 
+/// Session ids and election salt shares from the OS CSPRNG (the production `Entropy`).
+pub struct OsEntropy;
+
+impl protocol::Entropy for OsEntropy {
+    fn fill(&mut self, out: &mut [u8]) {
+        // Without a working OS generator the protocol cannot run safely: stop loudly.
+        getrandom::fill(out).expect("the OS random number generator failed");
+    }
+}
+
 /// What the runtime tells the UI and CLI. Public data only.
 #[derive(Debug, Clone)]
 pub enum EngineEvent {
