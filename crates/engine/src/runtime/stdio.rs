@@ -42,11 +42,13 @@ pub struct Frame {
     pub payload: Vec<u8>,
 }
 
-pub fn read_frame(input: &mut impl Read) -> std::io::Result<Frame> {
-    let mut head = [0u8; 13];
-    input.read_exact(&mut head)?;
-    let len = u32::from_be_bytes(head[9..13].try_into().expect("4 bytes")) as usize;
-    if len > 1 << 22 {
+/// Largest frame either side accepts, so a garbled length never drives a huge allocation.
+const MAX_FRAME: usize = 1 << 22;
+
+/// Reads a big-endian u32 length (the last four bytes of `head`) and then that many bytes.
+fn read_payload(input: &mut impl Read, head: &[u8]) -> std::io::Result<Vec<u8>> {
+    let len = u32::from_be_bytes(head[head.len() - 4..].try_into().expect("4 bytes")) as usize;
+    if len > MAX_FRAME {
         return Err(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             "frame too large",
@@ -54,6 +56,13 @@ pub fn read_frame(input: &mut impl Read) -> std::io::Result<Frame> {
     }
     let mut payload = vec![0u8; len];
     input.read_exact(&mut payload)?;
+    Ok(payload)
+}
+
+pub fn read_frame(input: &mut impl Read) -> std::io::Result<Frame> {
+    let mut head = [0u8; 13];
+    input.read_exact(&mut head)?;
+    let payload = read_payload(input, &head)?;
     Ok(Frame {
         kind: head[0],
         now_ms: u64::from_be_bytes(head[1..9].try_into().expect("8 bytes")),
@@ -84,16 +93,7 @@ pub fn write_to_harness(output: &mut impl Write, kind: u8, payload: &[u8]) -> st
 pub fn read_from_engine(input: &mut impl Read) -> std::io::Result<(u8, Vec<u8>)> {
     let mut head = [0u8; 5];
     input.read_exact(&mut head)?;
-    let len = u32::from_be_bytes(head[1..5].try_into().expect("4 bytes")) as usize;
-    if len > 1 << 22 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "frame too large",
-        ));
-    }
-    let mut payload = vec![0u8; len];
-    input.read_exact(&mut payload)?;
-    Ok((head[0], payload))
+    Ok((head[0], read_payload(input, &head)?))
 }
 
 /// Time as the harness last said it was.
