@@ -11,6 +11,7 @@ use lotus::sighash::{ExecutionData, SigHashType, SighashCache, SighashFlags};
 use lotus::tx::{display_hex, Transaction, TxOut};
 use serde_json::Value;
 
+use crate::util::array_rows;
 use crate::FileReport;
 
 const COLUMNS: [(&str, SighashFlags); 3] = [
@@ -38,14 +39,8 @@ const COLUMNS: [(&str, SighashFlags); 3] = [
 ];
 
 pub fn check(json: &Value) -> Result<FileReport, String> {
-    let rows = json
-        .as_array()
-        .ok_or_else(|| "top level is not an array".to_string())?;
     let mut report = FileReport::default();
-    for (index, row) in rows.iter().enumerate() {
-        let row = row
-            .as_array()
-            .ok_or_else(|| format!("row {index} is not an array"))?;
+    for (index, row) in array_rows(json)? {
         // One-element rows are comments (the header), as in lotusd's harness.
         if row.len() <= 1 {
             continue;

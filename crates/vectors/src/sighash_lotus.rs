@@ -12,17 +12,12 @@ use lotus::tx::{Transaction, TxOut};
 use serde_json::Value;
 
 use crate::script_notation::parse_script;
+use crate::util::array_rows;
 use crate::FileReport;
 
 pub fn check(json: &Value) -> Result<FileReport, String> {
-    let rows = json
-        .as_array()
-        .ok_or_else(|| "top level is not an array".to_string())?;
     let mut report = FileReport::default();
-    for (index, row) in rows.iter().enumerate() {
-        let row = row
-            .as_array()
-            .ok_or_else(|| format!("row {index} is not an array"))?;
+    for (index, row) in array_rows(json)? {
         // lotusd treats rows shorter than the vector shape as comments.
         if row.len() < 4 {
             continue;

@@ -9,6 +9,21 @@ pub fn cases(json: &Value) -> Result<&Vec<Value>, String> {
         .ok_or_else(|| "missing `cases` array".to_string())
 }
 
+/// The rows of a verbatim lotusd array file (an array of arrays), with their indices.
+pub fn array_rows(json: &Value) -> Result<Vec<(usize, &Vec<Value>)>, String> {
+    let rows = json
+        .as_array()
+        .ok_or_else(|| "top level is not an array".to_string())?;
+    rows.iter()
+        .enumerate()
+        .map(|(index, row)| {
+            row.as_array()
+                .map(|r| (index, r))
+                .ok_or_else(|| format!("row {index} is not an array"))
+        })
+        .collect()
+}
+
 pub fn field<'a>(v: &'a Value, name: &str) -> Result<&'a Value, String> {
     v.get(name).ok_or_else(|| format!("missing field `{name}`"))
 }
