@@ -13,13 +13,12 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use engine::runtime::stdio::{read_from_engine, to_engine, to_harness, write_to_engine};
 use lotus::address::Network;
 use lotus::hash::sha256;
-use lotus::script::Script;
-use lotus::tx::{OutPoint, Transaction, TxId, TxIn, TxOut};
+use lotus::tx::{Transaction, TxOut};
 use lotus::PrivateKey;
 use protocol::envelope::{Envelope, MessageKind};
 use protocol::group::GroupDescriptor;
 use protocol::messages::Nonces;
-use protocol::node::{Node, NodeConfig, Output};
+use protocol::node::{Node, Output};
 use protocol::session::{Action, Event};
 use sim::rng::SimRng;
 
@@ -92,11 +91,7 @@ impl Harness {
         group.timeouts.broadcast_slot_ms = 5_000;
         let cosigners = keys[..2]
             .iter()
-            .map(|k| {
-                let mut node = Node::new(k.public_key(), NodeConfig::default());
-                node.add_group(group.clone()).unwrap();
-                node
-            })
+            .map(|k| sim::fixtures::member_node(&k.public_key(), &group))
             .collect();
         Self {
             seed,
@@ -367,25 +362,8 @@ impl Harness {
     }
 
     fn propose(&mut self, proposer: usize, index: u8) -> ([u8; 32], [u8; 32]) {
-        let script = self.group.script_pubkey().unwrap();
-        let inputs = (0..2u8)
-            .map(|i| TxIn {
-                prev_out: OutPoint::new(TxId(sha256(&[index, i, (self.seed & 0xff) as u8])), 0),
-                script_sig: Script::new(),
-                sequence: TxIn::SEQUENCE_FINAL,
-            })
-            .collect();
-        let spent = vec![TxOut::new(9_000_000, script.clone()); 2];
-        let outputs = vec![
-            TxOut::new(10_000_000, Script::p2pkh(&[index; 20])),
-            TxOut::new(7_990_000, script),
-        ];
-        let tx = Transaction {
-            version: 2,
-            inputs,
-            outputs,
-            lock_time: 0,
-        };
+        let tag = [b"crash".as_slice(), &self.seed.to_be_bytes(), &[index]].concat();
+        let (tx, spent) = sim::fixtures::two_input_spend(&self.group, &tag);
         let txid = tx.txid().0;
         self.spends.insert(txid, spent.clone());
         let mut out = Vec::new();

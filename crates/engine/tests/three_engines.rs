@@ -9,41 +9,11 @@ use engine::runtime::transport::InProcessHub;
 use engine::runtime::{EngineEvent, SessionEngine, TokioClock};
 use lotus::address::Network;
 use lotus::hash::sha256;
-use lotus::script::Script;
-use lotus::tx::{OutPoint, Transaction, TxId, TxIn, TxOut};
 use lotus::PrivateKey;
 use protocol::group::GroupDescriptor;
 use protocol::session::{Event, Outcome};
 
 const START_MS: u64 = 1_800_000_000_000;
-
-fn spend(group: &GroupDescriptor) -> (Transaction, Vec<TxOut>) {
-    let script = group.script_pubkey().unwrap();
-    let inputs = (0..2u8)
-        .map(|i| TxIn {
-            prev_out: OutPoint::new(TxId([i + 1; 32]), 0),
-            script_sig: Script::new(),
-            sequence: TxIn::SEQUENCE_FINAL,
-        })
-        .collect();
-    let spent = vec![
-        TxOut::new(25_000_000, script.clone()),
-        TxOut::new(7_000_000, script.clone()),
-    ];
-    let outputs = vec![
-        TxOut::new(20_000_000, Script::p2pkh(&[4; 20])),
-        TxOut::new(11_990_000, script),
-    ];
-    (
-        Transaction {
-            version: 2,
-            inputs,
-            outputs,
-            lock_time: 0,
-        },
-        spent,
-    )
-}
 
 #[tokio::test(start_paused = true)]
 async fn three_engines_sign_a_two_input_transaction() {
@@ -59,7 +29,7 @@ async fn three_engines_sign_a_two_input_transaction() {
     .unwrap();
     let hub = InProcessHub::new();
     let chain = InProcessChain::new();
-    let (tx, spent) = spend(&group);
+    let (tx, spent) = sim::fixtures::two_input_spend(&group, b"three engines");
     chain.expect_spend(tx.txid().0, spent.clone());
 
     let mut engines = Vec::new();

@@ -12,7 +12,6 @@ use lotus::PrivateKey;
 use musig::{AggregatedNonce, KeyAggContext, SecretNonce, Session, SpendPath};
 use protocol::envelope::{Envelope, Header, MessageKind};
 use protocol::group::GroupDescriptor;
-use protocol::node::{Node, NodeConfig};
 use sim::lossless::{Decision, Lossless, NOW};
 use sim::rng::SimRng;
 
@@ -73,8 +72,7 @@ fn bare_crypto(keys: &[PrivateKey], group: &GroupDescriptor) {
 fn cheap_checks(c: &mut Criterion) {
     let keys = keys(3);
     let group = group(&keys);
-    let mut node = Node::new(keys[1].public_key(), NodeConfig::default());
-    node.add_group(group.clone()).unwrap();
+    let mut node = sim::fixtures::member_node(&keys[1].public_key(), &group);
     let header = Header::new(MessageKind::Nonces, group.id(), [5; 32], 0, 0, NOW);
     let valid = Envelope::sign(header, vec![0; 100], &keys[0]);
     let stale = Envelope::sign(

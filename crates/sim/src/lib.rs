@@ -5,6 +5,7 @@
 //! carries the command that replays it.
 
 mod durable;
+pub mod fixtures;
 pub mod lossless;
 pub mod report;
 pub mod rng;

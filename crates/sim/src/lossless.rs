@@ -3,14 +3,14 @@
 
 use lotus::address::Network;
 use lotus::hash::sha256;
-use lotus::script::Script;
-use lotus::tx::{OutPoint, Transaction, TxId, TxIn, TxOut};
+use lotus::tx::{Transaction, TxOut};
 use lotus::PrivateKey;
 use protocol::group::GroupDescriptor;
-use protocol::node::{Node, NodeConfig, NodeError, Output};
+use protocol::node::{Node, NodeError, Output};
 use protocol::proposal::Review;
 use protocol::session::{Action, Event};
 
+use crate::fixtures::{member_node, two_input_spend};
 use crate::rng::SimRng;
 
 pub const NOW: u64 = 10_000_000;
@@ -48,11 +48,7 @@ impl Lossless {
         group.validate().expect("tweaked group stays valid");
         let nodes = keys
             .iter()
-            .map(|k| {
-                let mut node = Node::new(k.public_key(), NodeConfig::default());
-                node.add_group(group.clone()).unwrap();
-                node
-            })
+            .map(|k| member_node(&k.public_key(), &group))
             .collect();
         Self {
             keys,
@@ -65,28 +61,7 @@ impl Lossless {
 
     /// A 2-input spend of the group's outputs: most out, the rest back as change.
     pub fn spend(&self) -> (Transaction, Vec<TxOut>) {
-        let script = self.group.script_pubkey().unwrap();
-        let inputs = (0..2u8)
-            .map(|i| TxIn {
-                prev_out: OutPoint::new(TxId([i + 1; 32]), 0),
-                script_sig: Script::new(),
-                sequence: TxIn::SEQUENCE_FINAL,
-            })
-            .collect();
-        let spent = vec![TxOut::new(10_000_000, script.clone()); 2];
-        let outputs = vec![
-            TxOut::new(15_000_000, Script::p2pkh(&[9; 20])),
-            TxOut::new(4_990_000, script),
-        ];
-        (
-            Transaction {
-                version: 2,
-                inputs,
-                outputs,
-                lock_time: 0,
-            },
-            spent,
-        )
+        two_input_spend(&self.group, b"lossless")
     }
 
     /// Node `proposer` proposes the standard spend; returns the session id.
