@@ -18,8 +18,8 @@ use lotus::PrivateKey;
 use protocol::envelope::{Envelope, MessageKind};
 use protocol::group::GroupDescriptor;
 use protocol::messages::Nonces;
-use protocol::node::{Node, Output};
-use protocol::session::{Action, Event};
+use protocol::node::{Node, Output, Peer};
+use protocol::session::{Action, Event, Recipient};
 use sim::rng::SimRng;
 
 const START_MS: u64 = 1_800_000_000_000;
@@ -49,6 +49,8 @@ struct Stats {
     /// Sessions that ran out of attempts under a crash storm (allowed; invariants still hold).
     sessions_aborted: usize,
     restarts_checked: usize,
+    /// Nonces/Partials frames checked against the child's store as they left.
+    guards_checked: usize,
 }
 
 struct Harness {
@@ -62,7 +64,8 @@ struct Harness {
     rng: SimRng,
     entropy: SimRng,
     to_child: VecDeque<Vec<u8>>,
-    to_cosigner: VecDeque<(usize, Vec<u8>)>,
+    /// (to, from, bytes)
+    to_cosigner: VecDeque<(usize, u64, Vec<u8>)>,
     approvals: VecDeque<Vec<u8>>,
     policy: KillPolicy,
     stats: Stats,
@@ -74,6 +77,9 @@ struct Harness {
     acked_releases: BTreeSet<([u8; 32], u32)>,
     audit_entries: u64,
     violations: Vec<String>,
+    /// A second, read-only use of the child's store (reopened after every kill), to check that
+    /// what guards a message committed before the message left.
+    reader: Option<store::Store>,
 }
 
 impl Harness {
@@ -115,6 +121,7 @@ impl Harness {
             acked_releases: BTreeSet::new(),
             audit_entries: 0,
             violations: Vec::new(),
+            reader: None,
         }
     }
 
@@ -165,6 +172,7 @@ impl Harness {
         };
         signer.child.kill().expect("SIGKILL");
         let _ = signer.child.wait();
+        self.reader = None;
         self.stats.kills += 1;
         self.check_store_after_kill();
     }
@@ -280,9 +288,49 @@ impl Harness {
         }
     }
 
+    /// The child's own Nonces may leave only after their registry rows committed, its Partials
+    /// only after the attempt's signing mark did: read from its store while it runs (the
+    /// harness can't see a send-before-persist by killing, since it only kills after commits).
+    fn check_guard_committed(&mut self, envelope: &Envelope) {
+        let h = envelope.header;
+        if h.sender != 2 || !matches!(h.kind, MessageKind::Nonces | MessageKind::Partials) {
+            return; // a relayed message of a co-signer, or an unguarded notice
+        }
+        if self.reader.is_none() {
+            match store::Store::open(self.store_path()) {
+                Ok(store) => self.reader = Some(store),
+                Err(e) => return self.violation(format!("child store unreadable: {e}")),
+            }
+        }
+        let store = self.reader.as_ref().expect("opened");
+        self.stats.guards_checked += 1;
+        let guarded = match h.kind {
+            MessageKind::Nonces => Nonces::decode(&envelope.payload).is_ok_and(|n| {
+                n.nonces.iter().all(|nonce| {
+                    store
+                        .nonce_used(&sha256(&nonce.serialize()))
+                        .unwrap_or(false)
+                })
+            }),
+            _ => matches!(
+                store.attempt_state(&h.session_id, h.attempt),
+                Ok(Some(
+                    store::AttemptState::Signing | store::AttemptState::Signed
+                ))
+            ),
+        };
+        if !guarded {
+            self.violation(format!(
+                "{:?} of attempt {} left before its guarding row committed",
+                h.kind, h.attempt
+            ));
+        }
+    }
+
     /// Checks the child's outgoing message against the invariants, then delivers it.
     fn child_sent(&mut self, bytes: Vec<u8>) {
         if let Ok(envelope) = Envelope::decode(&bytes, usize::MAX) {
+            self.check_guard_committed(&envelope);
             let h = envelope.header;
             match h.kind {
                 MessageKind::Nonces => {
@@ -303,19 +351,32 @@ impl Harness {
             }
         }
         for i in 0..self.cosigners.len() {
-            self.to_cosigner.push_back((i, bytes.clone()));
+            self.to_cosigner.push_back((i, 2, bytes.clone()));
         }
     }
 
     // ----- co-signers and chain -----------------------------------------------------------
 
     fn route_cosigner(&mut self, from: usize, outputs: Vec<Output>) {
-        for Output { session_id, action } in outputs {
+        for Output {
+            session_id, action, ..
+        } in outputs
+        {
             match action {
-                Action::Send { bytes, .. } => {
-                    self.to_child.push_back(bytes.clone());
+                Action::Send { bytes, to } => {
+                    // Addressed sends (pull answers, forwards) go to that member only.
                     let other = 1 - from;
-                    self.to_cosigner.push_back((other, bytes));
+                    match to {
+                        Recipient::Member(2) => self.to_child.push_back(bytes),
+                        Recipient::Member(m) if m as usize == other => {
+                            self.to_cosigner.push_back((other, from as u64, bytes))
+                        }
+                        Recipient::Member(_) => {}
+                        Recipient::Members => {
+                            self.to_child.push_back(bytes.clone());
+                            self.to_cosigner.push_back((other, from as u64, bytes));
+                        }
+                    }
                 }
                 Action::Broadcast { tx } => self.chain_submit(tx),
                 Action::Event(Event::ReviewReady { review }) => {
@@ -407,10 +468,11 @@ impl Harness {
                 }
                 if let Some(bytes) = self.to_child.pop_front() {
                     self.send_to_child(to_engine::DELIVER, &bytes);
-                } else if let Some((i, bytes)) = self.to_cosigner.pop_front() {
+                } else if let Some((i, from, bytes)) = self.to_cosigner.pop_front() {
                     let mut out = Vec::new();
                     let _ = self.cosigners[i].receive(
                         &bytes,
+                        Peer(from),
                         self.now,
                         &self.keys[i],
                         &mut self.entropy,
@@ -503,12 +565,14 @@ fn random_kills(kills: usize) -> Stats {
         total.sessions_confirmed += stats.sessions_confirmed;
         total.sessions_aborted += stats.sessions_aborted;
         total.restarts_checked += stats.restarts_checked;
+        total.guards_checked += stats.guards_checked;
         seed += 1;
     }
     assert!(
         total.sessions_confirmed > total.sessions_aborted,
         "most sessions still complete: {total:?}"
     );
+    assert!(total.guards_checked > 0, "frames were checked: {total:?}");
     eprintln!("crash injection: {total:?} over seeds 100..{seed}");
     total
 }

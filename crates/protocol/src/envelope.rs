@@ -1,6 +1,10 @@
 //! Signed envelopes: every protocol message is header + payload, signed by the sender's member
 //! key (Lotus Schnorr) over TH("LotusCosigner/envelope", header || payload).
 //!
+//! Version 2 binds every message to the review digest of the proposal it belongs to (the
+//! `proposal` header field), so a message can never be read as part of another proposal that
+//! reuses its session id — not by a co-signer, and not by a third party checking evidence.
+//!
 //! Decoding is bounded and does no curve operation; the signature is checked over the exact
 //! received bytes (re-encoding is canonical, so a decoded envelope re-encodes identically —
 //! a test enforces it). Callers run the cheap checks (`gate`) before `verify_signature`.
@@ -12,8 +16,8 @@ use lotus::PrivateKey;
 use crate::group::{GroupDescriptor, GroupId};
 use crate::wire::{DecodeError, Reader, Writer};
 
-pub const PROTOCOL_VERSION: u8 = 1;
-pub const HEADER_LEN: usize = 1 + 1 + 32 + 32 + 4 + 2 + 8 + 8;
+pub const PROTOCOL_VERSION: u8 = 2;
+pub const HEADER_LEN: usize = 1 + 1 + 32 + 32 + 32 + 4 + 2 + 8 + 8;
 /// Header, payload length, signature.
 pub const ENVELOPE_OVERHEAD: usize = HEADER_LEN + 4 + 64;
 
@@ -31,12 +35,18 @@ pub enum MessageKind {
     /// The finished signatures, so a participant that missed a partial can still finish.
     Completed,
     Reject,
-    /// The sender abandoned an attempt (e.g. it restarted and lost its secret nonces).
+    /// The sender abandoned an attempt (it restarted and lost its secret nonces, or it holds
+    /// evidence that the attempt cannot finish).
     AttemptAborted,
+    /// The sender's user approved the proposal (carries no secret; lets the others show who
+    /// they are still waiting for).
+    Approved,
+    /// A request for signed messages the sender missed while offline (see `messages::Pull`).
+    Pull,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 7] = [
+    pub const ALL: [MessageKind; 9] = [
         MessageKind::Proposal,
         MessageKind::Commitment,
         MessageKind::Nonces,
@@ -44,6 +54,8 @@ impl MessageKind {
         MessageKind::Completed,
         MessageKind::Reject,
         MessageKind::AttemptAborted,
+        MessageKind::Approved,
+        MessageKind::Pull,
     ];
 
     pub fn code(self) -> u8 {
@@ -55,6 +67,8 @@ impl MessageKind {
             MessageKind::Completed => 5,
             MessageKind::Reject => 6,
             MessageKind::AttemptAborted => 7,
+            MessageKind::Approved => 8,
+            MessageKind::Pull => 9,
         }
     }
 
@@ -66,6 +80,19 @@ impl MessageKind {
     pub fn sequence(self) -> u64 {
         self.code() as u64
     }
+
+    /// Kinds where two different signed messages in one slot prove misbehaviour. Notices
+    /// (abort, reject, approval, pull) are not: an honest member may legitimately send two
+    /// different ones for one attempt (e.g. a timeout, then a restart after a crash).
+    pub fn has_exclusive_slot(self) -> bool {
+        matches!(
+            self,
+            MessageKind::Proposal
+                | MessageKind::Commitment
+                | MessageKind::Nonces
+                | MessageKind::Partials
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -74,6 +101,9 @@ pub struct Header {
     pub kind: MessageKind,
     pub group_id: GroupId,
     pub session_id: [u8; 32],
+    /// Review digest of the proposal this message belongs to (for a proposal: its own; for a
+    /// group-wide pull: zero).
+    pub proposal: [u8; 32],
     pub attempt: u32,
     pub sender: u16,
     pub sequence: u64,
@@ -85,6 +115,7 @@ impl Header {
         kind: MessageKind,
         group_id: GroupId,
         session_id: [u8; 32],
+        proposal: [u8; 32],
         attempt: u32,
         sender: u16,
         now_ms: u64,
@@ -94,6 +125,7 @@ impl Header {
             kind,
             group_id,
             session_id,
+            proposal,
             attempt,
             sender,
             sequence: kind.sequence(),
@@ -106,6 +138,7 @@ impl Header {
             .u8(self.kind.code())
             .raw(&self.group_id.0)
             .raw(&self.session_id)
+            .raw(&self.proposal)
             .u32(self.attempt)
             .u16(self.sender)
             .u64(self.sequence)
@@ -122,6 +155,7 @@ impl Header {
             kind,
             group_id: GroupId(r.array("group id")?),
             session_id: r.array("session id")?,
+            proposal: r.array("proposal digest")?,
             attempt: r.u32("attempt")?,
             sender: r.u16("sender")?,
             sequence: r.u64("sequence")?,
@@ -240,7 +274,15 @@ mod tests {
     #[test]
     fn roundtrip_verify_and_tamper() {
         let (group, keys) = setup();
-        let header = Header::new(MessageKind::Nonces, group.id(), [1; 32], 0, 2, 1000);
+        let header = Header::new(
+            MessageKind::Nonces,
+            group.id(),
+            [1; 32],
+            [3; 32],
+            0,
+            2,
+            1000,
+        );
         let env = Envelope::sign(header, b"payload".to_vec(), &keys[2]);
         let bytes = env.encode();
         assert_eq!(bytes.len(), ENVELOPE_OVERHEAD + 7);

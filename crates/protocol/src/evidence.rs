@@ -143,9 +143,23 @@ impl Evidence {
         }
     }
 
-    fn proposal(&self, group: &GroupDescriptor) -> Result<Proposal, EvidenceError> {
+    /// The proposal `anchor` was signed for: its review digest must be the one the message
+    /// binds, so nobody can pair a genuine message with another proposal that reuses its
+    /// session id.
+    fn proposal_of(
+        &self,
+        group: &GroupDescriptor,
+        anchor: &Envelope,
+    ) -> Result<Proposal, EvidenceError> {
         let proposal = Proposal::decode(&self.proposal, MAX_EVIDENCE_ENVELOPE)
             .map_err(EvidenceError::Decode)?;
+        if proposal.review_digest() != anchor.header.proposal
+            || proposal.session_id.0 != anchor.header.session_id
+        {
+            return Err(EvidenceError::Inconsistent(
+                "the message is bound to another proposal",
+            ));
+        }
         proposal
             .verify_signature(group)
             .map_err(|e| EvidenceError::Unsigned(e.to_string()))?;
@@ -161,14 +175,21 @@ impl Evidence {
         let (partials_env, nonce_envs) = envelopes
             .split_first()
             .ok_or(EvidenceError::Inconsistent("no messages"))?;
-        let proposal = self.proposal(group)?;
-        let context = attempt_context(group, &proposal, partials_env, nonce_envs)?;
-        let blame = blame_for(Offence::InvalidPartial, partials_env);
         expect_kind(partials_env, MessageKind::Partials)?;
+        let proposal = self.proposal_of(group, partials_env)?;
+        let blame = blame_for(Offence::InvalidPartial, partials_env);
         let partials = match Partials::decode(&partials_env.payload) {
             Ok(p) => p,
             Err(_) => return Ok(blame), // signed garbage in a partials slot is itself the fault
         };
+        // Judged only against the nonces the signer itself said it used.
+        let context = attempt_context(
+            group,
+            &proposal,
+            partials_env,
+            nonce_envs,
+            &partials.nonces_used,
+        )?;
         if partials.partials.len() != context.messages.len() {
             return Ok(blame);
         }
@@ -199,9 +220,15 @@ impl Evidence {
             .split_first()
             .ok_or(EvidenceError::Inconsistent("no messages"))?;
         expect_kind(partials_env, MessageKind::Partials)?;
-        let proposal = self.proposal(group)?;
-        let context = attempt_context(group, &proposal, partials_env, nonce_envs)?;
+        let proposal = self.proposal_of(group, partials_env)?;
         let partials = Partials::decode(&partials_env.payload)?;
+        let context = attempt_context(
+            group,
+            &proposal,
+            partials_env,
+            nonce_envs,
+            &partials.nonces_used,
+        )?;
         let shares: Vec<[u8; 32]> = context.nonces.iter().map(|n| n.salt_share).collect();
         let header = &partials_env.header;
         let penalized = penalized_members(group, &proposal);
@@ -233,12 +260,7 @@ impl Evidence {
         let offending = envelopes
             .first()
             .ok_or(EvidenceError::Inconsistent("no messages"))?;
-        let proposal = self.proposal(group)?;
-        if offending.header.session_id != proposal.session_id.0 {
-            return Err(EvidenceError::Inconsistent(
-                "message is for another session",
-            ));
-        }
+        let proposal = self.proposal_of(group, offending)?;
         let blame = blame_for(Offence::MalformedContribution, offending);
         let inputs = proposal.tx.inputs.len();
         match offending.header.kind {
@@ -252,6 +274,11 @@ impl Evidence {
                 let commitment_env = envelopes.get(1).ok_or(EvidenceError::NoOffence)?;
                 expect_kind(commitment_env, MessageKind::Commitment)?;
                 same_slot_owner(offending, commitment_env)?;
+                if commitment_env.header.proposal != offending.header.proposal {
+                    return Err(EvidenceError::Inconsistent(
+                        "the commitment is bound to another proposal",
+                    ));
+                }
                 let commitment = Commitment::decode(&commitment_env.payload)?;
                 let h = &offending.header;
                 if nonces.commitment(&h.session_id, h.attempt, h.sender) != commitment.0 {
@@ -260,6 +287,14 @@ impl Evidence {
                     Err(EvidenceError::NoOffence)
                 }
             }
+            MessageKind::Partials => match Partials::decode(&offending.payload) {
+                Ok(p)
+                    if p.nonces_used.len() == group.members.len() && p.partials.len() == inputs =>
+                {
+                    Err(EvidenceError::NoOffence)
+                }
+                _ => Ok(blame),
+            },
             MessageKind::Commitment => match Commitment::decode(&offending.payload) {
                 Ok(_) => Err(EvidenceError::NoOffence),
                 Err(_) => Ok(blame),
@@ -327,6 +362,8 @@ fn same_slot_owner(a: &Envelope, b: &Envelope) -> Result<(), EvidenceError> {
 }
 
 /// envelopes = [first, second]: same sender, session, attempt and kind; different payloads.
+/// Only kinds with an exclusive slot count (a proposal, commitment, nonces, partials): an
+/// honest member may send two different notices for one attempt.
 fn verify_equivocation(envelopes: &[Envelope]) -> Result<Blame, EvidenceError> {
     let [first, second] = envelopes else {
         return Err(EvidenceError::Inconsistent(
@@ -336,6 +373,11 @@ fn verify_equivocation(envelopes: &[Envelope]) -> Result<Blame, EvidenceError> {
     same_slot_owner(first, second)?;
     if first.header.kind != second.header.kind {
         return Err(EvidenceError::Inconsistent("different message kinds"));
+    }
+    if !first.header.kind.has_exclusive_slot() {
+        return Err(EvidenceError::Inconsistent(
+            "two different notices are not equivocation",
+        ));
     }
     if first.payload == second.payload {
         return Err(EvidenceError::NoOffence);
@@ -353,21 +395,28 @@ struct AttemptContext {
     sorted_index: Vec<usize>,
 }
 
+/// `nonces_used` are the envelope ids the anchor (a Partials message) committed to: the nonce
+/// envelopes must be exactly those, so the signer is judged against its own view.
 fn attempt_context(
     group: &GroupDescriptor,
     proposal: &Proposal,
     anchor: &Envelope,
     nonce_envs: &[Envelope],
+    nonces_used: &[[u8; 32]],
 ) -> Result<AttemptContext, EvidenceError> {
     let h = &anchor.header;
-    if h.session_id != proposal.session_id.0 {
-        return Err(EvidenceError::Inconsistent(
-            "message is for another session",
-        ));
-    }
     let n = group.members.len();
-    if nonce_envs.len() != n {
+    if nonce_envs.len() != n || nonces_used.len() != n {
         return Err(EvidenceError::Inconsistent("need every member's nonces"));
+    }
+    if nonce_envs
+        .iter()
+        .zip(nonces_used)
+        .any(|(env, id)| env.id() != *id || env.header.proposal != h.proposal)
+    {
+        return Err(EvidenceError::Inconsistent(
+            "the nonces are not the ones the signer committed to",
+        ));
     }
     let messages = proposal
         .sighashes(group)

@@ -1,6 +1,12 @@
 //! The cheap checks every incoming message passes before any curve operation: size, bounded
-//! decode, version, group and sender known, kind/sequence slot, timestamp window, dedup.
-//! Only then does the caller verify the signature (see `node`).
+//! decode, version, group and sender known, kind/sequence slot, timestamp window.
+//! Only then does the caller verify the signature (see `node`), and only an authenticated
+//! message enters the dedup set, so nobody can pre-empt a member's message with junk.
+//!
+//! Replay protection does not rest on "the message is recent": co-signers may be offline for
+//! hours. The window only bounds how old a message can be at all (the longest proposal
+//! lifetime); what keeps a replay harmless is that every message is bound to its session, its
+//! proposal digest, its attempt and its slot, and that closed or expired sessions refuse all.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -10,16 +16,20 @@ use crate::wire::DecodeError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
-    /// How old a message may be (analysis §5.1: 5 minutes).
+    /// How old a message may be: the longest proposal lifetime any group may set (7 days)
+    /// plus the clock skew. A session's own expiry is checked when the message is routed.
     pub past_ms: Millis,
     /// How far in the future (clock skew: 1 minute).
     pub future_ms: Millis,
 }
 
+/// The longest lifetime a proposal may have (groups may configure less).
+pub const MAX_PROPOSAL_LIFETIME_MS: Millis = 7 * 24 * 3_600_000;
+
 impl Default for Window {
     fn default() -> Self {
         Self {
-            past_ms: 5 * 60_000,
+            past_ms: MAX_PROPOSAL_LIFETIME_MS + 60_000,
             future_ms: 60_000,
         }
     }
@@ -54,6 +64,14 @@ pub enum Rejection {
     Signature(String),
     #[error("blacklisted sender")]
     Blacklisted,
+    #[error("the message names another group than its session's")]
+    CrossGroup,
+    #[error("the session is closed or expired")]
+    SessionClosed,
+    #[error("the session is suspended after a storage failure")]
+    Suspended,
+    #[error("too many early messages: {0}")]
+    EarlyBufferFull(&'static str),
 }
 
 impl Rejection {
@@ -73,6 +91,10 @@ impl Rejection {
             Rejection::RateLimited(_) => "rate_limited",
             Rejection::Signature(_) => "bad_signature",
             Rejection::Blacklisted => "blacklisted",
+            Rejection::CrossGroup => "cross_group",
+            Rejection::SessionClosed => "session_closed",
+            Rejection::Suspended => "suspended",
+            Rejection::EarlyBufferFull(_) => "early_buffer_full",
         }
     }
 }
@@ -101,12 +123,13 @@ pub fn precheck(
             expected: header.kind.sequence(),
         });
     }
-    if header.timestamp_ms + window.past_ms < now {
+    // Saturating: a timestamp of u64::MAX (or a clock near it) must not overflow.
+    if header.timestamp_ms.saturating_add(window.past_ms) < now {
         return Err(Rejection::TooOld {
             age_ms: now - header.timestamp_ms,
         });
     }
-    if header.timestamp_ms > now + window.future_ms {
+    if header.timestamp_ms > now.saturating_add(window.future_ms) {
         return Err(Rejection::FromFuture {
             ahead_ms: header.timestamp_ms - now,
         });
@@ -114,8 +137,10 @@ pub fn precheck(
     Ok(envelope)
 }
 
-/// Envelope ids seen recently. Entries older than the timestamp window can be forgotten: a
-/// replay of them fails the window check instead. Bounded by `capacity` (oldest dropped).
+/// Ids of authenticated envelopes seen recently, so a resend costs no second signature check.
+/// Entries older than the timestamp window are forgotten (a replay of them fails the window
+/// check instead); bounded by `capacity` (oldest dropped — a replay that gets past an evicted
+/// entry is still caught by its session's slot dedup).
 #[derive(Debug, Clone)]
 pub struct SeenSet {
     expiry: HashMap<[u8; 32], Millis>,
@@ -132,6 +157,11 @@ impl SeenSet {
             keep_ms: window.past_ms + window.future_ms,
             capacity: capacity.max(1),
         }
+    }
+
+    pub fn contains(&mut self, id: &[u8; 32], now: Millis) -> bool {
+        self.prune(now);
+        self.expiry.contains_key(id)
     }
 
     /// Records `id`; false if it was already there.
@@ -179,7 +209,7 @@ mod tests {
 
     fn envelope_bytes(kind: MessageKind, sequence: u64, timestamp: Millis) -> Vec<u8> {
         let key = PrivateKey::from_bytes(&[5; 32]).unwrap();
-        let mut header = Header::new(kind, GroupId([0; 32]), [1; 32], 0, 0, timestamp);
+        let mut header = Header::new(kind, GroupId([0; 32]), [1; 32], [2; 32], 0, 0, timestamp);
         header.sequence = sequence;
         Envelope::sign(header, vec![1, 2, 3], &key).encode()
     }
@@ -187,7 +217,7 @@ mod tests {
     #[test]
     fn cheap_checks() {
         let w = Window::default();
-        let now = 10_000_000;
+        let now = 1_800_000_000_000;
         let ok = envelope_bytes(MessageKind::Nonces, MessageKind::Nonces.sequence(), now);
         precheck(&ok, 65536, now, w).unwrap();
         assert!(matches!(
@@ -221,6 +251,24 @@ mod tests {
             precheck(&bad_version, 65536, now, w).unwrap_err(),
             Rejection::Version(9)
         );
+    }
+
+    /// Defect: `timestamp + window` overflowed, so debug builds panicked on a u64::MAX
+    /// timestamp before any membership check.
+    #[test]
+    fn u64_max_timestamp_is_refused_without_overflow() {
+        let w = Window::default();
+        let now = 1_800_000_000_000;
+        let far = envelope_bytes(MessageKind::Nonces, 3, u64::MAX);
+        assert!(matches!(
+            precheck(&far, 65536, now, w),
+            Err(Rejection::FromFuture { .. })
+        ));
+        let ok = envelope_bytes(MessageKind::Nonces, 3, now);
+        assert!(matches!(
+            precheck(&ok, 65536, u64::MAX, w),
+            Err(Rejection::TooOld { .. })
+        ));
     }
 
     #[test]

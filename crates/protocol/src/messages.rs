@@ -73,17 +73,26 @@ impl Commitment {
     }
 }
 
-/// Round 2: one partial signature per input, and the election proof the sender computed.
+/// Round 2: one partial signature per input, the election proof the sender computed, and the
+/// ids of the n Nonces envelopes (member order) the partials were made with. The commitment
+/// makes conflicting views visible: a receiver whose view of some member's nonces differs
+/// never judges the partial against its own view (which could frame an honest signer), but
+/// forwards what it holds so the member who sent two different nonce messages is caught.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Partials {
     pub election_proof: [u8; 32],
+    pub nonces_used: Vec<[u8; 32]>,
     pub partials: Vec<PartialSignature>,
 }
 
 impl Partials {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::new();
-        w.raw(&self.election_proof).count(self.partials.len());
+        w.raw(&self.election_proof).count(self.nonces_used.len());
+        for id in &self.nonces_used {
+            w.raw(id);
+        }
+        w.count(self.partials.len());
         for p in &self.partials {
             w.raw(&p.to_bytes());
         }
@@ -93,6 +102,10 @@ impl Partials {
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let election_proof = r.array("election proof")?;
+        let members = r.count(crate::group::MAX_MEMBERS, 32, "nonce ids")?;
+        let nonces_used = (0..members)
+            .map(|_| r.array("nonce id"))
+            .collect::<Result<Vec<[u8; 32]>, _>>()?;
         let count = r.count(MAX_INPUTS, 32, "partials")?;
         let partials = (0..count)
             .map(|_| {
@@ -103,6 +116,7 @@ impl Partials {
         r.finish()?;
         Ok(Self {
             election_proof,
+            nonces_used,
             partials,
         })
     }
@@ -156,29 +170,67 @@ impl Reject {
     }
 }
 
-/// Why a participant abandoned an attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a participant abandoned an attempt. Only reasons the others can act on: a restart
+/// (its secret nonces are gone — not checkable, so followed a bounded number of times per
+/// member) or evidence that the attempt cannot finish (checked by every receiver).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AbortCode {
     /// It restarted after releasing nonces: its secret nonces are gone for good.
     Restart,
-    /// Its round timer ran out.
-    Timeout,
+    /// It holds verified blame evidence (the encoded `evidence::Evidence`) for this attempt.
+    Blamed(Vec<u8>),
 }
+
+/// Largest evidence record an abort notice carries.
+pub const MAX_NOTICE_EVIDENCE: usize = 1 << 20;
 
 impl AbortCode {
     pub fn encode(&self) -> Vec<u8> {
-        vec![match self {
-            AbortCode::Restart => 1,
-            AbortCode::Timeout => 2,
-        }]
+        let mut w = Writer::new();
+        match self {
+            AbortCode::Restart => {
+                w.u8(1);
+            }
+            AbortCode::Blamed(evidence) => {
+                w.u8(2).bytes(evidence);
+            }
+        }
+        w.into_bytes()
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        match bytes {
-            [1] => Ok(AbortCode::Restart),
-            [2] => Ok(AbortCode::Timeout),
-            _ => Err(DecodeError::invalid("abort code", "unknown")),
-        }
+        let mut r = Reader::new(bytes);
+        let code = match r.u8("abort code")? {
+            1 => AbortCode::Restart,
+            2 => AbortCode::Blamed(r.bytes(MAX_NOTICE_EVIDENCE, "evidence")?.to_vec()),
+            other => return Err(DecodeError::invalid("abort code", format!("code {other}"))),
+        };
+        r.finish()?;
+        Ok(code)
+    }
+}
+
+/// A member back from being offline asks for signed messages it missed. With a zero session
+/// id (header) it asks for the proposals of every open session of the group; otherwise for
+/// that session's messages from `since_attempt` on. Answered with the stored signed bytes, so
+/// a pull reveals nothing an eavesdropper on the group could not have seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pull {
+    pub since_attempt: u32,
+}
+
+impl Pull {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer::new();
+        w.u32(self.since_attempt);
+        w.into_bytes()
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(bytes);
+        let since_attempt = r.u32("since attempt")?;
+        r.finish()?;
+        Ok(Self { since_attempt })
     }
 }
 
@@ -200,6 +252,7 @@ mod tests {
         assert_eq!(Nonces::decode(&nonces.encode()).unwrap(), nonces);
         let partials = Partials {
             election_proof: [1; 32],
+            nonces_used: vec![[7; 32], [8; 32]],
             partials: vec![PartialSignature::from_slice(&[3; 32]).unwrap()],
         };
         assert_eq!(Partials::decode(&partials.encode()).unwrap(), partials);
@@ -211,12 +264,15 @@ mod tests {
             reason: "fee too high".into(),
         };
         assert_eq!(Reject::decode(&reject.encode()).unwrap(), reject);
-        for code in [AbortCode::Restart, AbortCode::Timeout] {
+        for code in [AbortCode::Restart, AbortCode::Blamed(vec![1, 2, 3])] {
             assert_eq!(AbortCode::decode(&code.encode()).unwrap(), code);
         }
+        assert!(AbortCode::decode(&[3]).is_err());
+        let pull = Pull { since_attempt: 4 };
+        assert_eq!(Pull::decode(&pull.encode()).unwrap(), pull);
         // Out-of-range partial signatures, bad points, trailing bytes: all errors.
         let mut bad = partials.encode();
-        bad[34..66].copy_from_slice(&[0xff; 32]);
+        bad[34 + 64 + 2..34 + 64 + 2 + 32].copy_from_slice(&[0xff; 32]);
         assert!(Partials::decode(&bad).is_err());
         let mut bad = nonces.encode();
         bad[34] = 7;

@@ -1,8 +1,19 @@
 //! One participant's protocol instance: its groups and sessions, the cheap-check gate, DoS
 //! policy, and message routing. Sans-IO like `Session`: the driver (engine or simulator)
 //! feeds bytes and time in and executes the returned outputs in order.
+//!
+//! Driving contract: call one input method (`receive`, `tick`, `propose`, `approve`, …), then
+//! execute every returned `Output` in order. If a `Persist` fails, stop executing that
+//! session's outputs and call `persist_failed` (or `nonce_conflict` for a reused nonce) before
+//! anything else: the session is dropped from memory, so nothing its failed step guarded ever
+//! leaves, and it comes back only through `restore_session` after a restart.
+//!
+//! Inbound order: cheap checks (size, decode, version, slot, timestamp bound, group, sender,
+//! routing binding, early-buffer room) → dedup of authenticated ids → the verification budget
+//! of the delivering peer → one signature check → authenticated dedup entry → routing. A
+//! message reaches a session only if its header names the session's group.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use lotus::secp256k1::PublicKey;
@@ -10,10 +21,12 @@ use lotus::tx::{Transaction, TxOut};
 use lotus::PrivateKey;
 use musig::KeyAggContext;
 
+use crate::early::{EarlyBuffer, EarlyLimits};
 use crate::envelope::{Envelope, Header, MessageKind};
 use crate::failover::Millis;
 use crate::gate::{precheck, Rejection, SeenSet, Window};
 use crate::group::{Admission, GroupDescriptor, GroupError, GroupId};
+use crate::messages::Pull;
 use crate::policy::{
     check_admission_work, mine_pow, Blacklist, PolicyError, ProposalRateLimit, SessionCapacity,
     VerificationBudget,
@@ -21,21 +34,31 @@ use crate::policy::{
 use crate::proposal::{
     required_hash_type, Proposal, ProposalError, Review, SessionId, UnsignedProposal,
 };
-use crate::session::{Action, Durable, Event, Session, SessionError, SessionSetup, Step};
+use crate::session::{
+    Action, Durable, Event, Recipient, Session, SessionError, SessionSetup, Step, Waiting,
+};
 use crate::Entropy;
 
 /// Largest message any group may configure (group validation caps it at 1 MiB).
 const MAX_ANY_MESSAGE: usize = 1 << 20;
-/// Messages held for a session whose proposal has not arrived yet.
-const MAX_EARLY_PER_SESSION: usize = 4 * crate::group::MAX_MEMBERS;
-const MAX_EARLY_SESSIONS: usize = 64;
+/// How far past a proposer's previous sequence its next proposal may jump (a member may have
+/// missed a proposal or two of it; a larger jump would let the proposer pick the round-robin
+/// coordinator freely, or run the counter into overflow).
+pub const MAX_SEQUENCE_SKIP: u64 = 2;
+
+/// The transport peer that delivered a message: budgets are charged to it, never to the
+/// sender a message merely claims. The driver assigns it (a libp2p connection's peer, or one
+/// number per in-process inbox).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Peer(pub u64);
 
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
     pub window: Window,
     pub seen_capacity: usize,
-    /// Signature verifications per sender per minute.
+    /// Signature verifications per delivering peer per minute.
     pub verifications_per_minute: usize,
+    pub early: EarlyLimits,
 }
 
 impl Default for NodeConfig {
@@ -44,13 +67,16 @@ impl Default for NodeConfig {
             window: Window::default(),
             seen_capacity: 200_000,
             verifications_per_minute: 600,
+            early: EarlyLimits::default(),
         }
     }
 }
 
-/// An action tagged with the session it belongs to.
+/// An action tagged with the group and session it belongs to. A group-wide message (a pull
+/// for every session) carries a zero session id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Output {
+    pub group_id: GroupId,
     pub session_id: [u8; 32],
     pub action: Action,
 }
@@ -71,16 +97,40 @@ pub enum NodeError {
     Session(#[from] SessionError),
     #[error(transparent)]
     Policy(#[from] PolicyError),
-    #[error("the proposal's session or proposer differs from its envelope's")]
+    #[error("the proposal's session, proposer or digest differs from its envelope's")]
     ProposalEnvelopeMismatch,
+    #[error(
+        "sequence {got} is out of order for this proposer (its previous: {highest:?}): \
+         it must be above it by at most {}",
+        MAX_SEQUENCE_SKIP + 1
+    )]
+    Sequence { got: u64, highest: Option<u64> },
 }
 
 struct GroupEntry {
     descriptor: Arc<GroupDescriptor>,
     key_agg: Arc<KeyAggContext>,
     me: u16,
-    /// Highest proposal sequence number seen, so our next proposal rotates round-robin.
-    last_sequence: Option<u64>,
+    /// Highest proposal sequence accepted per proposer: each member's sequences strictly
+    /// increase (per proposer, not per group, so two members proposing at once, or a member
+    /// that missed a proposal while offline, never refuse each other).
+    highest_sequence: BTreeMap<u16, u64>,
+    /// When each member's last group-wide pull was answered.
+    pulls_answered: BTreeMap<u16, Millis>,
+}
+
+/// What a restarted node restores for one session (from the store).
+#[derive(Debug, Clone)]
+pub struct Restore<'a> {
+    /// The proposal envelope this node accepted (the only one the store keeps).
+    pub proposal_envelope: &'a [u8],
+    /// The last attempt this node took part in (released nonces or sent any message).
+    pub last_active_attempt: Option<u32>,
+    /// The review digest the user approved, if any.
+    pub approved_digest: Option<[u8; 32]>,
+    /// Whether our partial signatures left in some attempt.
+    pub signed_before: bool,
+    pub signed_tx: Option<Transaction>,
 }
 
 pub struct Node {
@@ -88,12 +138,16 @@ pub struct Node {
     config: NodeConfig,
     groups: BTreeMap<GroupId, GroupEntry>,
     sessions: BTreeMap<[u8; 32], Session>,
+    /// Sessions whose durable step failed: silent until a restart restores them.
+    suspended: BTreeSet<[u8; 32]>,
     capacity: SessionCapacity<[u8; 32]>,
-    early: BTreeMap<[u8; 32], Vec<Envelope>>,
+    early: EarlyBuffer,
     seen: SeenSet,
     proposal_rate: ProposalRateLimit<PublicKey>,
-    budget: VerificationBudget<PublicKey>,
+    budget: VerificationBudget<Peer>,
     blacklist: Blacklist<PublicKey>,
+    /// (group, member) → when its last authenticated message arrived.
+    last_heard: BTreeMap<(GroupId, u16), Millis>,
     /// Dropped messages by reason, for monitoring.
     rejections: BTreeMap<&'static str, u64>,
 }
@@ -104,13 +158,15 @@ impl Node {
             public_key,
             seen: SeenSet::new(config.window, config.seen_capacity),
             budget: VerificationBudget::new(config.verifications_per_minute, 60_000, 10_000),
+            early: EarlyBuffer::new(config.early),
             config,
             groups: BTreeMap::new(),
             sessions: BTreeMap::new(),
+            suspended: BTreeSet::new(),
             capacity: SessionCapacity::from_limits(&Default::default()),
-            early: BTreeMap::new(),
             proposal_rate: ProposalRateLimit::new(5, 10_000),
             blacklist: Blacklist::default(),
+            last_heard: BTreeMap::new(),
             rejections: BTreeMap::new(),
         }
     }
@@ -131,7 +187,8 @@ impl Node {
                 descriptor: Arc::new(descriptor),
                 key_agg,
                 me,
-                last_sequence: None,
+                highest_sequence: BTreeMap::new(),
+                pulls_answered: BTreeMap::new(),
             },
         );
         Ok(id)
@@ -157,6 +214,26 @@ impl Node {
         &self.rejections
     }
 
+    pub fn early_buffer(&self) -> &EarlyBuffer {
+        &self.early
+    }
+
+    pub fn is_suspended(&self, id: &[u8; 32]) -> bool {
+        self.suspended.contains(id)
+    }
+
+    /// When a member of a group was last heard from (any authenticated message).
+    pub fn last_heard(&self, group: &GroupId, member: u16) -> Option<Millis> {
+        self.last_heard.get(&(*group, member)).copied()
+    }
+
+    /// Whom a session waits for and for what.
+    pub fn waiting(&self, id: &[u8; 32]) -> Option<Vec<Waiting>> {
+        let session = self.sessions.get(id)?;
+        let group = session.group_id();
+        Some(session.waiting(|m| self.last_heard(&group, m)))
+    }
+
     /// The earliest deadline of any session, for the driver's single timer.
     pub fn next_deadline(&self) -> Option<Millis> {
         self.sessions
@@ -179,13 +256,16 @@ impl Node {
         entropy: &mut dyn Entropy,
         out: &mut Vec<Output>,
     ) -> Result<[u8; 32], NodeError> {
-        let entry = self
-            .groups
-            .get_mut(group_id)
-            .ok_or(NodeError::UnknownGroup)?;
+        let entry = self.groups.get(group_id).ok_or(NodeError::UnknownGroup)?;
         let mut session_id = [0u8; 32];
         entropy.fill(&mut session_id);
-        let sequence = entry.last_sequence.map_or(0, |s| s + 1);
+        let sequence = match entry.highest_sequence.get(&entry.me).copied() {
+            None => 0,
+            Some(s) => s.checked_add(1).ok_or(NodeError::Sequence {
+                got: s,
+                highest: Some(s),
+            })?,
+        };
         let unsigned = UnsignedProposal {
             group_id: *group_id,
             session_id: SessionId(session_id),
@@ -200,7 +280,6 @@ impl Node {
         };
         let proposal = Proposal::sign(unsigned, key)?;
         let review = proposal.validate(&entry.descriptor, now)?;
-        entry.last_sequence = Some(sequence);
         // Open groups ask proposals for proof-of-work (analysis §6.1); invite-only groups don't.
         let pow_nonce = match entry.descriptor.admission {
             Admission::Open { pow_bits } => mine_pow(&proposal.review_digest(), pow_bits, 0)?,
@@ -210,6 +289,7 @@ impl Node {
             MessageKind::Proposal,
             *group_id,
             session_id,
+            review.digest,
             0,
             entry.me,
             now,
@@ -217,44 +297,59 @@ impl Node {
         let envelope = Envelope::sign(header, proposal_payload(&proposal, pow_nonce), key);
         let bytes = envelope.encode();
         self.seen.insert(envelope.id(), now);
-        out.push(Output {
+        let tag = |action| Output {
+            group_id: *group_id,
             session_id,
-            action: Action::Persist(Durable::Message {
-                session_id,
-                bytes: bytes.clone(),
-                outgoing: true,
-            }),
-        });
-        out.push(Output {
+            action,
+        };
+        out.push(tag(Action::Persist(Durable::SessionAccepted {
             session_id,
-            action: Action::Send {
-                to: crate::session::Recipient::Members,
-                bytes: bytes.clone(),
-            },
-        });
-        self.start_session(group_id, proposal, review, bytes, now, key, entropy, out)?;
+            envelope: bytes.clone(),
+            outgoing: true,
+        })));
+        out.push(tag(Action::Send {
+            to: Recipient::Members,
+            bytes,
+        }));
+        out.push(tag(Action::Event(Event::ReviewReady {
+            review: Box::new(review.clone()),
+        })));
+        self.start_session(
+            group_id, proposal, review, envelope, 0, now, key, entropy, out,
+        )?;
         Ok(session_id)
     }
 
+    /// Opens the session in memory. The caller has already pushed the durable record of the
+    /// proposal (`SessionAccepted`), so every output below runs only after it committed.
     #[allow(clippy::too_many_arguments)]
     fn start_session(
         &mut self,
         group_id: &GroupId,
         proposal: Proposal,
         review: Review,
-        proposal_envelope: Vec<u8>,
+        proposal_envelope: Envelope,
+        first_attempt: u32,
         now: Millis,
         key: &PrivateKey,
         entropy: &mut dyn Entropy,
         out: &mut Vec<Output>,
-    ) -> Result<(), NodeError> {
-        let entry = self.groups.get(group_id).ok_or(NodeError::UnknownGroup)?;
+    ) -> Result<&mut Session, NodeError> {
+        let entry = self
+            .groups
+            .get_mut(group_id)
+            .ok_or(NodeError::UnknownGroup)?;
+        let highest = entry
+            .highest_sequence
+            .entry(proposal.proposer)
+            .or_insert(proposal.sequence);
+        *highest = (*highest).max(proposal.sequence);
         let session_id = proposal.session_id.0;
         if let Some(evicted) = self.capacity.admit_pending(session_id)? {
             if let Some(mut old) = self.sessions.remove(&evicted) {
                 let mut step = Step::new(now, key, entropy);
                 old.evict(&mut step);
-                tag(evicted, step.actions, out);
+                tag(old.group_id(), evicted, step.actions, out);
             }
         }
         let sighashes = proposal.sighashes(&entry.descriptor)?;
@@ -264,21 +359,29 @@ impl Node {
             me: entry.me,
             proposal,
             proposal_envelope,
-            review: review.clone(),
+            review,
             sighashes,
         };
         let mut step = Step::new(now, key, entropy);
-        step.actions.push(Action::Event(Event::ReviewReady {
-            review: Box::new(review),
-        }));
-        let mut session = Session::start(setup, 0, &mut step);
-        // Messages that outran the proposal.
-        for envelope in self.early.remove(&session_id).unwrap_or_default() {
-            session.on_envelope(envelope, &mut step);
-        }
-        tag(session_id, step.actions, out);
+        let session = Session::start(setup, first_attempt, &mut step);
+        tag(*group_id, session_id, step.actions, out);
         self.sessions.insert(session_id, session);
-        Ok(())
+        Ok(self.sessions.get_mut(&session_id).expect("just inserted"))
+    }
+
+    /// Messages that outran the proposal, now that the session exists.
+    fn replay_early(
+        &mut self,
+        group_id: GroupId,
+        session_id: [u8; 32],
+        now: Millis,
+        key: &PrivateKey,
+        entropy: &mut dyn Entropy,
+        out: &mut Vec<Output>,
+    ) {
+        for envelope in self.early.take(group_id, session_id) {
+            self.deliver(envelope, now, key, entropy, out);
+        }
     }
 
     fn reject_message(&mut self, rejection: Rejection) -> Rejection {
@@ -286,27 +389,21 @@ impl Node {
         rejection
     }
 
-    /// Bytes from the network. Cheap checks first; one signature verification; then routing.
+    /// Bytes from the network, delivered by transport peer `from`. Cheap checks first; one
+    /// signature verification; then routing.
+    #[allow(clippy::too_many_arguments)]
     pub fn receive(
         &mut self,
         bytes: &[u8],
+        from: Peer,
         now: Millis,
         key: &PrivateKey,
         entropy: &mut dyn Entropy,
         out: &mut Vec<Output>,
     ) -> Result<(), Rejection> {
-        match self.admit(bytes, now) {
-            Ok((envelope, group)) => {
-                let session_id = envelope.header.session_id;
-                out.push(Output {
-                    session_id,
-                    action: Action::Persist(Durable::Message {
-                        session_id,
-                        bytes: bytes.to_vec(),
-                        outgoing: false,
-                    }),
-                });
-                self.route(envelope, group, now, key, entropy, out);
+        match self.admit(bytes, from, now) {
+            Ok(envelope) => {
+                self.route(envelope, bytes.len(), now, key, entropy, out);
                 Ok(())
             }
             Err(rejection) => Err(self.reject_message(rejection)),
@@ -314,14 +411,14 @@ impl Node {
     }
 
     /// Everything up to and including the signature check.
-    fn admit(&mut self, bytes: &[u8], now: Millis) -> Result<(Envelope, GroupId), Rejection> {
+    fn admit(&mut self, bytes: &[u8], from: Peer, now: Millis) -> Result<Envelope, Rejection> {
         let envelope = precheck(bytes, MAX_ANY_MESSAGE, now, self.config.window)?;
         let header = envelope.header;
         let entry = self
             .groups
             .get(&header.group_id)
             .ok_or(Rejection::UnknownGroup)?;
-        let group = &entry.descriptor;
+        let group = entry.descriptor.clone();
         if bytes.len() > group.limits.max_message_bytes as usize {
             return Err(Rejection::TooLarge {
                 len: bytes.len(),
@@ -335,103 +432,275 @@ impl Node {
         if self.blacklist.check(&sender_key).is_err() {
             return Err(Rejection::Blacklisted);
         }
-        let known_session = self.sessions.contains_key(&header.session_id);
-        if !known_session
-            && header.kind != MessageKind::Proposal
-            && self.early.len() >= MAX_EARLY_SESSIONS
-            && !self.early.contains_key(&header.session_id)
-        {
-            return Err(Rejection::UnknownSession);
+        if header.kind != MessageKind::Pull || header.session_id != [0; 32] {
+            self.check_routing(&header, &sender_key, bytes.len(), now)?;
         }
-        if !self.seen.insert(envelope.id(), now) {
+        let id = envelope.id();
+        if self.seen.contains(&id, now) {
             return Err(Rejection::Duplicate);
         }
         self.budget
-            .spend(&sender_key, 1, now)
+            .spend(&from, 1, now)
             .map_err(|e| Rejection::RateLimited(e.to_string()))?;
         envelope
-            .verify_signature(group)
+            .verify_signature(&group)
             .map_err(|e| Rejection::Signature(e.to_string()))?;
-        Ok((envelope, header.group_id))
+        self.seen.insert(id, now);
+        self.last_heard
+            .insert((header.group_id, header.sender), now);
+        Ok(envelope)
+    }
+
+    /// Where the message would go, before any curve operation: a known session of the same
+    /// group that is still open, a new proposal, or the early buffer if it has room.
+    fn check_routing(
+        &mut self,
+        header: &Header,
+        sender_key: &PublicKey,
+        len: usize,
+        now: Millis,
+    ) -> Result<(), Rejection> {
+        if self.suspended.contains(&header.session_id) {
+            return Err(Rejection::Suspended);
+        }
+        match self.sessions.get(&header.session_id) {
+            Some(session) if session.group_id() != header.group_id => Err(Rejection::CrossGroup),
+            Some(session) if header.kind == MessageKind::Pull => {
+                let _answered_while_open_or_finished = session;
+                Ok(())
+            }
+            Some(session)
+                if session.is_closed()
+                    || now > session.proposal().expires_ms + self.config.window.future_ms =>
+            {
+                Err(Rejection::SessionClosed)
+            }
+            Some(_) => Ok(()),
+            None if header.kind == MessageKind::Proposal => Ok(()),
+            None if header.kind == MessageKind::Pull => Err(Rejection::UnknownSession),
+            None => self.early.check_room(sender_key, len, now),
+        }
     }
 
     fn route(
         &mut self,
         envelope: Envelope,
-        group_id: GroupId,
+        len: usize,
         now: Millis,
         key: &PrivateKey,
         entropy: &mut dyn Entropy,
         out: &mut Vec<Output>,
     ) {
-        let session_id = envelope.header.session_id;
-        if let Some(session) = self.sessions.get_mut(&session_id) {
-            let mut step = Step::new(now, key, entropy);
-            session.on_envelope(envelope, &mut step);
-            tag(session_id, step.actions, out);
-            return;
+        let header = envelope.header;
+        if header.kind == MessageKind::Pull {
+            return self.answer_pull(&envelope, now, key, entropy, out);
         }
-        if envelope.header.kind == MessageKind::Proposal {
-            if let Err(error) = self.accept_proposal(&envelope, &group_id, now, key, entropy, out) {
+        if self.sessions.contains_key(&header.session_id) {
+            return self.deliver(envelope, now, key, entropy, out);
+        }
+        if header.kind == MessageKind::Proposal {
+            if let Err(error) = self.accept_proposal(&envelope, now, key, entropy, out) {
                 out.push(Output {
-                    session_id,
+                    group_id: header.group_id,
+                    session_id: header.session_id,
                     action: Action::Event(Event::ProposalRefused {
-                        member: envelope.header.sender,
+                        member: header.sender,
                         error: error.to_string(),
                     }),
                 });
             }
             return;
         }
-        let early = self.early.entry(session_id).or_default();
-        if early.len() < MAX_EARLY_PER_SESSION {
-            early.push(envelope);
+        let sender_key = self.groups[&header.group_id].descriptor.members[header.sender as usize];
+        self.early
+            .insert(header.group_id, envelope, len, sender_key, now);
+    }
+
+    /// An authenticated message for a session we hold: logged durably if it belongs to this
+    /// session's proposal, then handed to the session.
+    fn deliver(
+        &mut self,
+        envelope: Envelope,
+        now: Millis,
+        key: &PrivateKey,
+        entropy: &mut dyn Entropy,
+        out: &mut Vec<Output>,
+    ) {
+        let header = envelope.header;
+        let Some(session) = self.sessions.get_mut(&header.session_id) else {
+            return;
+        };
+        if session.group_id() != header.group_id || session.is_closed() {
+            return;
         }
+        let group_id = session.group_id();
+        let mut step = Step::new(now, key, entropy);
+        if header.proposal == session.digest() && header.kind != MessageKind::Proposal {
+            step.actions.push(Action::Persist(Durable::Message {
+                session_id: header.session_id,
+                bytes: envelope.encode(),
+                outgoing: false,
+            }));
+        }
+        session.on_envelope(envelope, &mut step);
+        tag(group_id, header.session_id, step.actions, out);
     }
 
     fn accept_proposal(
         &mut self,
         envelope: &Envelope,
-        group_id: &GroupId,
         now: Millis,
         key: &PrivateKey,
         entropy: &mut dyn Entropy,
         out: &mut Vec<Output>,
     ) -> Result<(), NodeError> {
-        let entry = self
-            .groups
-            .get_mut(group_id)
-            .ok_or(NodeError::UnknownGroup)?;
+        let header = envelope.header;
+        let group_id = header.group_id;
+        let entry = self.groups.get(&group_id).ok_or(NodeError::UnknownGroup)?;
         let group = entry.descriptor.clone();
-        let proposer_key = group.members[envelope.header.sender as usize];
+        let highest = entry.highest_sequence.get(&header.sender).copied();
+        let proposer_key = group.members[header.sender as usize];
         self.proposal_rate.check(&proposer_key, now)?;
-        let (pow_nonce, proposal_bytes) = split_proposal_payload(&envelope.payload)?;
-        let proposal = Proposal::decode(proposal_bytes, group.limits.max_message_bytes as usize)
-            .map_err(|e| NodeError::Proposal(ProposalError::Decode(e)))?;
-        check_admission_work(&group.admission, &proposal.review_digest(), Some(pow_nonce))?;
-        if proposal.session_id.0 != envelope.header.session_id
-            || proposal.proposer != envelope.header.sender
-        {
-            return Err(NodeError::ProposalEnvelopeMismatch);
-        }
+        let proposal = decode_proposal(envelope, &group)?;
+        check_sequence(proposal.sequence, highest)?;
         let review = proposal.validate(&group, now)?;
-        entry.last_sequence = Some(
-            entry
-                .last_sequence
-                .map_or(proposal.sequence, |s| s.max(proposal.sequence)),
-        );
-        self.start_session(
+        let session_id = header.session_id;
+        // Durable first: the session row holds exactly the proposal accepted here.
+        out.push(Output {
             group_id,
+            session_id,
+            action: Action::Persist(Durable::SessionAccepted {
+                session_id,
+                envelope: envelope.encode(),
+                outgoing: false,
+            }),
+        });
+        out.push(Output {
+            group_id,
+            session_id,
+            action: Action::Event(Event::ReviewReady {
+                review: Box::new(review.clone()),
+            }),
+        });
+        self.start_session(
+            &group_id,
             proposal,
             review,
-            envelope.encode(),
+            envelope.clone(),
+            0,
             now,
             key,
             entropy,
             out,
-        )
+        )?;
+        self.replay_early(group_id, session_id, now, key, entropy, out);
+        Ok(())
     }
 
+    /// A member asks for what it missed: every open session's proposal (group-wide pull), or
+    /// one session's signed messages.
+    fn answer_pull(
+        &mut self,
+        envelope: &Envelope,
+        now: Millis,
+        key: &PrivateKey,
+        entropy: &mut dyn Entropy,
+        out: &mut Vec<Output>,
+    ) {
+        let header = envelope.header;
+        let Ok(pull) = Pull::decode(&envelope.payload) else {
+            return;
+        };
+        let Some(entry) = self.groups.get_mut(&header.group_id) else {
+            return;
+        };
+        if header.session_id != [0; 32] {
+            if let Some(session) = self.sessions.get_mut(&header.session_id) {
+                let mut step = Step::new(now, key, entropy);
+                session.answer_pull(header.sender, pull.since_attempt, &mut step);
+                tag(header.group_id, header.session_id, step.actions, out);
+            }
+            return;
+        }
+        let interval = (entry.descriptor.timeouts.round_ms / 4).max(1);
+        if entry
+            .pulls_answered
+            .get(&header.sender)
+            .is_some_and(|&at| now < at + interval)
+        {
+            return;
+        }
+        entry.pulls_answered.insert(header.sender, now);
+        for session in self.sessions.values() {
+            if session.group_id() == header.group_id
+                && !session.is_closed()
+                && now < session.proposal().expires_ms
+            {
+                out.push(Output {
+                    group_id: header.group_id,
+                    session_id: session.session_id(),
+                    action: Action::Send {
+                        to: Recipient::Member(header.sender),
+                        bytes: session.proposal_envelope().to_vec(),
+                    },
+                });
+            }
+        }
+    }
+
+    /// The driver's connectivity came back (a laptop woke, a network returned): ask the
+    /// members for every open session's proposal and for what each open session missed.
+    pub fn reconnected(&mut self, now: Millis, key: &PrivateKey, out: &mut Vec<Output>) {
+        for (group_id, entry) in &self.groups {
+            let pull = |session_id: [u8; 32], proposal: [u8; 32], since_attempt: u32| {
+                let header = Header::new(
+                    MessageKind::Pull,
+                    *group_id,
+                    session_id,
+                    proposal,
+                    0,
+                    entry.me,
+                    now,
+                );
+                Envelope::sign(header, Pull { since_attempt }.encode(), key).encode()
+            };
+            out.push(Output {
+                group_id: *group_id,
+                session_id: [0; 32],
+                action: Action::Send {
+                    to: Recipient::Members,
+                    bytes: pull([0; 32], [0; 32], 0),
+                },
+            });
+            for session in self.sessions.values() {
+                if session.group_id() == *group_id && session.is_running() {
+                    out.push(Output {
+                        group_id: *group_id,
+                        session_id: session.session_id(),
+                        action: Action::Send {
+                            to: Recipient::Members,
+                            bytes: pull(session.session_id(), session.digest(), session.attempt()),
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    /// Checks an approval without recording it, so the driver can make it durable first.
+    pub fn check_approval(
+        &self,
+        session_id: &[u8; 32],
+        digest: &[u8; 32],
+    ) -> Result<(), NodeError> {
+        let session = self
+            .sessions
+            .get(session_id)
+            .ok_or(NodeError::UnknownSession)?;
+        Ok(session.check_approval(digest)?)
+    }
+
+    /// The user approved (the driver has already recorded it durably).
     pub fn approve(
         &mut self,
         session_id: &[u8; 32],
@@ -447,7 +716,7 @@ impl Node {
             .ok_or(NodeError::UnknownSession)?;
         let mut step = Step::new(now, key, entropy);
         session.approve(digest, &mut step)?;
-        tag(*session_id, step.actions, out);
+        tag(session.group_id(), *session_id, step.actions, out);
         // Approved sessions no longer count as pending (never evicted).
         let _already_active = self.capacity.promote(session_id);
         Ok(())
@@ -468,7 +737,7 @@ impl Node {
             .ok_or(NodeError::UnknownSession)?;
         let mut step = Step::new(now, key, entropy);
         session.reject(reason, &mut step)?;
-        tag(*session_id, step.actions, out);
+        tag(session.group_id(), *session_id, step.actions, out);
         Ok(())
     }
 
@@ -479,11 +748,12 @@ impl Node {
         entropy: &mut dyn Entropy,
         out: &mut Vec<Output>,
     ) {
+        self.early.prune(now);
         for (id, session) in self.sessions.iter_mut() {
             if session.next_deadline().is_some_and(|d| d <= now) {
                 let mut step = Step::new(now, key, entropy);
                 session.tick(&mut step);
-                tag(*id, step.actions, out);
+                tag(session.group_id(), *id, step.actions, out);
             }
         }
         let closed: Vec<[u8; 32]> = self
@@ -494,9 +764,9 @@ impl Node {
             .collect();
         for id in closed {
             self.capacity.remove(&id);
-            // Closed sessions live on in the store; in memory only while peers may still be
-            // finishing (until the proposal's expiry plus the replay window).
-            let expired = self.sessions[&id].proposal().expires_ms + self.config.window.past_ms;
+            // Closed sessions live on in the store; in memory until their proposal expires
+            // (so late messages for them are refused, not taken for early ones).
+            let expired = self.sessions[&id].proposal().expires_ms + self.config.window.future_ms;
             if now > expired {
                 self.sessions.remove(&id);
             }
@@ -514,76 +784,103 @@ impl Node {
         for (id, session) in self.sessions.iter_mut() {
             let mut step = Step::new(now, key, entropy);
             session.broadcast_observed(txid, &mut step);
-            tag(*id, step.actions, out);
+            tag(session.group_id(), *id, step.actions, out);
         }
     }
 
-    /// Rebuilds a session after a restart from what the store kept: the proposal envelope, the
-    /// last attempt this node took part in (released nonces or sent any message: its secret
-    /// nonces died with the process, and a new message in that attempt would contradict the
-    /// old one, so it is announced as aborted and the session resumes at the next attempt), the
-    /// user's approval, and the signed transaction if signing had finished.
-    #[allow(clippy::too_many_arguments)]
+    /// Rebuilds a session after a restart from what the store kept: the proposal envelope the
+    /// node accepted (validated again in full, at `now`), the last attempt this node took part
+    /// in (its secret nonces died with the process, so it is announced as aborted and the
+    /// session resumes at the next attempt), the user's approval — applied only if its digest
+    /// is this proposal's — and the signed transaction if signing had finished.
     pub fn restore_session(
         &mut self,
-        proposal_envelope: &[u8],
-        last_active_attempt: Option<u32>,
-        approved: bool,
-        signed_tx: Option<Transaction>,
+        restore: Restore<'_>,
         now: Millis,
         key: &PrivateKey,
         entropy: &mut dyn Entropy,
         out: &mut Vec<Output>,
     ) -> Result<[u8; 32], NodeError> {
-        let envelope = Envelope::decode(proposal_envelope, MAX_ANY_MESSAGE)
+        let envelope = Envelope::decode(restore.proposal_envelope, MAX_ANY_MESSAGE)
             .map_err(|e| NodeError::Proposal(ProposalError::Decode(e)))?;
         let group_id = envelope.header.group_id;
         let entry = self.groups.get(&group_id).ok_or(NodeError::UnknownGroup)?;
         let group = entry.descriptor.clone();
+        if envelope.header.kind != MessageKind::Proposal {
+            return Err(NodeError::ProposalEnvelopeMismatch);
+        }
         envelope
             .verify_signature(&group)
             .map_err(|_| NodeError::ProposalEnvelopeMismatch)?;
-        let (_pow_nonce, proposal_bytes) = split_proposal_payload(&envelope.payload)?;
-        let proposal = Proposal::decode(proposal_bytes, MAX_ANY_MESSAGE)
-            .map_err(|e| NodeError::Proposal(ProposalError::Decode(e)))?;
-        proposal.verify_signature(&group)?;
-        // Validation against the proposal's own creation time: expiry is the session's job.
-        let review = proposal.validate(&group, proposal.created_ms)?;
+        let proposal = decode_proposal(&envelope, &group)?;
+        // A signed transaction is restored for its failover schedule even after expiry; an
+        // unsigned session must still be valid now.
+        let at = match &restore.signed_tx {
+            Some(_) => now.min(proposal.expires_ms.saturating_sub(1)),
+            None => now,
+        };
+        let review = proposal.validate(&group, at)?;
         let session_id = proposal.session_id.0;
         self.seen.insert(envelope.id(), now);
-        let sighashes = proposal.sighashes(&group)?;
-        let setup = SessionSetup {
-            group: group.clone(),
-            key_agg: entry.key_agg.clone(),
-            me: entry.me,
+        let first_attempt = restore.last_active_attempt.map_or(0, |a| a + 1);
+        let mut own = Vec::new();
+        let session = self.start_session(
+            &group_id,
             proposal,
-            proposal_envelope: proposal_envelope.to_vec(),
-            review: review.clone(),
-            sighashes,
-        };
+            review.clone(),
+            envelope,
+            first_attempt,
+            now,
+            key,
+            entropy,
+            &mut own,
+        )?;
         let mut step = Step::new(now, key, entropy);
-        let first_attempt = last_active_attempt.map_or(0, |a| a + 1);
-        let mut session = Session::start(setup, first_attempt, &mut step);
-        if let Some(abandoned) = last_active_attempt {
+        if let Some(abandoned) = restore.last_active_attempt {
             session.announce_restart(abandoned, &mut step);
         }
-        if let Some(tx) = signed_tx {
+        if restore.signed_before {
+            session.restore_signed_before();
+        }
+        let approved = restore.approved_digest == Some(review.digest);
+        if let Some(tx) = restore.signed_tx {
             session.restore_signed(tx, &mut step);
         } else if approved {
             session.approve(&review.digest, &mut step)?;
         } else {
-            // Still waiting for this user's decision: show it again.
+            // Still waiting for this user's decision (or the stored approval was for another
+            // digest, which never counts): show it again.
             step.actions.push(Action::Event(Event::ReviewReady {
                 review: Box::new(review),
             }));
         }
-        let _ = self.capacity.admit_pending(session_id);
+        // The restart notice goes first: the new attempt's messages make sense after it.
+        let notice_and_state = std::mem::take(&mut step.actions);
+        tag(group_id, session_id, notice_and_state, out);
+        out.extend(own);
         if approved {
             let _ = self.capacity.promote(&session_id);
         }
-        tag(session_id, step.actions, out);
-        self.sessions.insert(session_id, session);
         Ok(session_id)
+    }
+
+    /// After a restart: a proposal this node accepted earlier (closed or not), so the
+    /// proposer's sequence keeps strictly increasing across the restart. Call for every stored
+    /// session before restoring the unfinished ones.
+    pub fn remember_proposal(&mut self, proposal_envelope: &[u8]) -> Result<(), NodeError> {
+        let envelope = Envelope::decode(proposal_envelope, MAX_ANY_MESSAGE)
+            .map_err(|e| NodeError::Proposal(ProposalError::Decode(e)))?;
+        let entry = self
+            .groups
+            .get_mut(&envelope.header.group_id)
+            .ok_or(NodeError::UnknownGroup)?;
+        let proposal = decode_proposal(&envelope, &entry.descriptor)?;
+        let highest = entry
+            .highest_sequence
+            .entry(proposal.proposer)
+            .or_insert(proposal.sequence);
+        *highest = (*highest).max(proposal.sequence);
+        Ok(())
     }
 
     /// The store refused a nonce (it was released before): abort that session for good.
@@ -598,8 +895,51 @@ impl Node {
         if let Some(session) = self.sessions.get_mut(session_id) {
             let mut step = Step::new(now, key, entropy);
             session.nonce_conflict(&mut step);
-            tag(*session_id, step.actions, out);
+            tag(session.group_id(), *session_id, step.actions, out);
         }
+    }
+
+    /// A durable step of the session failed (busy, I/O, a refused transition): the session
+    /// leaves memory with everything it would have sent, and messages for it are refused
+    /// until a restart restores it from what did commit.
+    pub fn persist_failed(&mut self, session_id: &[u8; 32]) {
+        if self.sessions.remove(session_id).is_some() {
+            self.capacity.remove(session_id);
+            self.suspended.insert(*session_id);
+        }
+    }
+}
+
+/// The proposal inside a proposal envelope, checked against the envelope: same session,
+/// proposer and digest, and the group's proof-of-work. No curve operation.
+fn decode_proposal(envelope: &Envelope, group: &GroupDescriptor) -> Result<Proposal, NodeError> {
+    let (pow_nonce, proposal_bytes) = split_proposal_payload(&envelope.payload)?;
+    let proposal = Proposal::decode(proposal_bytes, group.limits.max_message_bytes as usize)
+        .map_err(|e| NodeError::Proposal(ProposalError::Decode(e)))?;
+    check_admission_work(&group.admission, &proposal.review_digest(), Some(pow_nonce))?;
+    let header = &envelope.header;
+    if proposal.session_id.0 != header.session_id
+        || proposal.proposer != header.sender
+        || proposal.review_digest() != header.proposal
+        || proposal.group_id != header.group_id
+    {
+        return Err(NodeError::ProposalEnvelopeMismatch);
+    }
+    Ok(proposal)
+}
+
+/// A proposer's sequences strictly increase and jump by at most `MAX_SEQUENCE_SKIP + 1`: a
+/// replayed or reused sequence is refused, and a proposer can't pick the round-robin
+/// coordinator by choosing a far sequence (or overflow the counter).
+pub fn check_sequence(got: u64, highest: Option<u64>) -> Result<(), NodeError> {
+    let ok = match highest {
+        None => got <= MAX_SEQUENCE_SKIP,
+        Some(h) => got > h && got - h <= MAX_SEQUENCE_SKIP + 1,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(NodeError::Sequence { got, highest })
     }
 }
 
@@ -623,10 +963,10 @@ pub fn split_proposal_payload(payload: &[u8]) -> Result<(u64, &[u8]), NodeError>
     ))
 }
 
-fn tag(session_id: [u8; 32], actions: Vec<Action>, out: &mut Vec<Output>) {
-    out.extend(
-        actions
-            .into_iter()
-            .map(|action| Output { session_id, action }),
-    );
+fn tag(group_id: GroupId, session_id: [u8; 32], actions: Vec<Action>, out: &mut Vec<Output>) {
+    out.extend(actions.into_iter().map(|action| Output {
+        group_id,
+        session_id,
+        action,
+    }));
 }

@@ -1,34 +1,66 @@
 //! The simulated node's durable store: what survives a crash. It models exactly the rows the
-//! real store keeps (DESIGN §4), and checks the used-nonce rule itself.
+//! real store keeps (DESIGN §4), and enforces the same rules: a nonce row once, a session row
+//! only from an accepted proposal, and the signing mark only for the approved digest.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use protocol::envelope::{Envelope, MessageKind};
+use protocol::envelope::Envelope;
 use protocol::session::Durable;
 
 #[derive(Debug, Default, Clone)]
 pub struct DurableModel {
     /// (session, attempt) → released nonce hashes.
     pub released: BTreeMap<([u8; 32], u32), Vec<[u8; 32]>>,
+    nonce_hashes: BTreeSet<[u8; 32]>,
     pub signing: BTreeSet<([u8; 32], u32)>,
     pub closed: BTreeMap<([u8; 32], u32), bool>,
-    pub proposals: BTreeMap<[u8; 32], Vec<u8>>,
+    /// session → the accepted proposal envelope and its review digest.
+    pub proposals: BTreeMap<[u8; 32], (Vec<u8>, [u8; 32])>,
     pub signed: BTreeMap<[u8; 32], Vec<u8>>,
-    pub approved: BTreeSet<[u8; 32]>,
+    /// session → the review digest the user approved.
+    pub approved: BTreeMap<[u8; 32], [u8; 32]>,
     pub messages: usize,
     /// Highest attempt this node sent any message in, per session.
     pub sent_attempt: BTreeMap<[u8; 32], u32>,
 }
 
 impl DurableModel {
-    pub fn apply(&mut self, durable: &Durable) {
+    /// Applies one durable step, or refuses it as the real store would.
+    pub fn apply(&mut self, durable: &Durable) -> Result<(), String> {
         match durable {
+            Durable::SessionAccepted {
+                session_id,
+                envelope,
+                outgoing,
+            } => {
+                if *outgoing {
+                    // Our own proposal counts as a message sent in attempt 0, as in the store.
+                    self.sent_attempt.entry(*session_id).or_insert(0);
+                }
+                let digest = Envelope::decode(envelope, usize::MAX)
+                    .map_err(|e| e.to_string())?
+                    .header
+                    .proposal;
+                match self.proposals.get(session_id) {
+                    Some((_, held)) if *held != digest => {
+                        return Err("another proposal holds this session".into())
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.proposals
+                            .insert(*session_id, (envelope.clone(), digest));
+                    }
+                }
+            }
             Durable::NonceReleased {
                 session_id,
                 attempt,
                 nonce_hash,
                 ..
             } => {
+                if !self.nonce_hashes.insert(*nonce_hash) {
+                    return Err("nonce released before".into());
+                }
                 self.released
                     .entry((*session_id, *attempt))
                     .or_default()
@@ -37,7 +69,14 @@ impl DurableModel {
             Durable::AttemptSigning {
                 session_id,
                 attempt,
+                digest,
             } => {
+                if self.approved.get(session_id) != Some(digest) {
+                    return Err("the user did not approve this digest".into());
+                }
+                if self.proposals.get(session_id).map(|(_, d)| d) != Some(digest) {
+                    return Err("the digest is not the stored proposal's".into());
+                }
                 self.signing.insert((*session_id, *attempt));
             }
             Durable::AttemptClosed {
@@ -61,17 +100,18 @@ impl DurableModel {
                             .or_insert(envelope.header.attempt);
                         *attempt = (*attempt).max(envelope.header.attempt);
                     }
-                    if envelope.header.kind == MessageKind::Proposal {
-                        self.proposals
-                            .entry(*session_id)
-                            .or_insert_with(|| bytes.clone());
-                    }
                 }
             }
             Durable::Signed { session_id, tx } => {
                 self.signed.insert(*session_id, tx.clone());
             }
         }
+        Ok(())
+    }
+
+    /// Whether our partials left in some attempt of the session.
+    pub fn signed_before(&self, session: &[u8; 32]) -> bool {
+        self.signing.iter().any(|(s, _)| s == session)
     }
 
     /// The highest attempt this node took part in (released nonces or sent anything): after a

@@ -6,9 +6,9 @@ use lotus::hash::sha256;
 use lotus::tx::{Transaction, TxOut};
 use lotus::PrivateKey;
 use protocol::group::GroupDescriptor;
-use protocol::node::{Node, NodeError, Output};
+use protocol::node::{Node, NodeError, Output, Peer};
 use protocol::proposal::Review;
-use protocol::session::{Action, Event};
+use protocol::session::{Action, Event, Recipient};
 
 use crate::fixtures::{member_node, two_input_spend};
 use crate::rng::SimRng;
@@ -98,13 +98,24 @@ impl Lossless {
         let mut queue: std::collections::VecDeque<(usize, Output)> =
             outputs.into_iter().map(|o| (origin, o)).collect();
         let mut out = Vec::new();
-        while let Some((from, Output { session_id, action })) = queue.pop_front() {
+        while let Some((
+            from,
+            Output {
+                session_id, action, ..
+            },
+        )) = queue.pop_front()
+        {
             self.log.push((from, action.clone()));
             match action {
-                Action::Send { bytes, .. } => {
-                    for to in (0..self.nodes.len()).filter(|&t| t != from) {
+                Action::Send { bytes, to } => {
+                    let targets: Vec<usize> = match to {
+                        Recipient::Members => (0..self.nodes.len()).collect(),
+                        Recipient::Member(m) => vec![m as usize],
+                    };
+                    for to in targets.into_iter().filter(|&t| t != from) {
                         let _ = self.nodes[to].receive(
                             &bytes,
+                            Peer(from as u64),
                             NOW,
                             &self.keys[to],
                             &mut self.rng,

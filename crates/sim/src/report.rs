@@ -19,6 +19,10 @@ pub struct Report {
     pub failovers: usize,
     pub failover_exhausted: usize,
     pub timeouts: usize,
+    /// Durable steps the store refused (the session was suspended, nothing it guarded left).
+    pub persist_refused: usize,
+    /// Restart notices after the salt was known (followed or refused).
+    pub forced_rerolls: usize,
     pub election_mismatches: usize,
     pub broadcasts: usize,
     pub silent_broadcasts: usize,
@@ -66,6 +70,8 @@ impl Report {
         self.failovers += other.failovers;
         self.failover_exhausted += other.failover_exhausted;
         self.timeouts += other.timeouts;
+        self.persist_refused += other.persist_refused;
+        self.forced_rerolls += other.forced_rerolls;
         self.election_mismatches += other.election_mismatches;
         self.broadcasts += other.broadcasts;
         self.silent_broadcasts += other.silent_broadcasts;
@@ -107,7 +113,13 @@ impl Report {
             "failover exhausted",
             self.failover_exhausted.to_string(),
         );
-        row(&mut t, "round timeouts", self.timeouts.to_string());
+        row(&mut t, "phases with silence", self.timeouts.to_string());
+        row(&mut t, "forced re-rolls", self.forced_rerolls.to_string());
+        row(
+            &mut t,
+            "durable steps refused",
+            self.persist_refused.to_string(),
+        );
         row(
             &mut t,
             "election proof mismatches",

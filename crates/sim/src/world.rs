@@ -14,7 +14,7 @@ use protocol::evidence::Offence;
 use protocol::failover::FailoverEvent;
 use protocol::group::GroupDescriptor;
 use protocol::messages::{Nonces, Partials};
-use protocol::node::{Node, NodeConfig, Output};
+use protocol::node::{Node, NodeConfig, Output, Peer, Restore};
 use protocol::session::{AbortReason, Action, Durable, Event, Outcome, Recipient};
 
 use crate::durable::DurableModel;
@@ -27,6 +27,7 @@ type Time = u64;
 #[derive(Debug, Clone)]
 enum Happening {
     Deliver {
+        from: usize,
         to: usize,
         bytes: Vec<u8>,
     },
@@ -104,6 +105,9 @@ pub struct World {
     sessions: BTreeMap<[u8; 32], SessionRecord>,
     /// Every released nonce hash, across all nodes and restarts.
     nonce_registry: BTreeSet<[u8; 32]>,
+    /// (node, review digest) its simulated user approved.
+    user_approved: BTreeSet<(usize, [u8; 32])>,
+    group_index: BTreeMap<protocol::group::GroupId, usize>,
     /// The chain: txid → transaction, and the outputs the simulated UTXOs had.
     chain: BTreeMap<[u8; 32], Transaction>,
     spent_outputs: BTreeMap<[u8; 32], Vec<TxOut>>,
@@ -149,6 +153,8 @@ impl World {
             groups: Vec::new(),
             sessions: BTreeMap::new(),
             nonce_registry: BTreeSet::new(),
+            user_approved: BTreeSet::new(),
+            group_index: BTreeMap::new(),
             chain: BTreeMap::new(),
             spent_outputs: BTreeMap::new(),
             replay_log: Vec::new(),
@@ -211,6 +217,7 @@ impl World {
                         .expect("member of its group");
                 }
             }
+            self.group_index.insert(descriptor.id(), self.groups.len());
             self.groups.push(SimGroup {
                 descriptor,
                 members,
@@ -347,16 +354,21 @@ impl World {
 
     fn handle(&mut self, happening: Happening) {
         match happening {
-            Happening::Deliver { to, bytes } => {
+            Happening::Deliver { from, to, bytes } => {
                 let now = self.local_time(to);
                 let n = &mut self.nodes[to];
                 let Some(protocol) = n.protocol.as_mut() else {
                     return;
                 };
                 let mut out = Vec::new();
-                if let Err(rejection) =
-                    protocol.receive(&bytes, now, &n.key, &mut n.entropy, &mut out)
-                {
+                if let Err(rejection) = protocol.receive(
+                    &bytes,
+                    Peer(from as u64),
+                    now,
+                    &n.key,
+                    &mut n.entropy,
+                    &mut out,
+                ) {
                     *self
                         .report
                         .rejections
@@ -390,14 +402,15 @@ impl World {
                     return;
                 };
                 let mut out = Vec::new();
-                if protocol
-                    .approve(&session, &digest, now, &n.key, &mut n.entropy, &mut out)
-                    .is_ok()
-                {
-                    n.store.approved.insert(session);
+                // The decision is durable before anything it unlocks (as the engine does).
+                if protocol.check_approval(&session, &digest).is_ok() {
+                    n.store.approved.insert(session, digest);
+                    self.user_approved.insert((node, digest));
                     if let Some(record) = self.sessions.get_mut(&session) {
                         record.approvals.insert(node);
                     }
+                    let _ =
+                        protocol.approve(&session, &digest, now, &n.key, &mut n.entropy, &mut out);
                 }
                 self.execute(node, out);
             }
@@ -536,24 +549,20 @@ impl World {
             protocol.add_group(g).expect("member");
         }
         let mut out = Vec::new();
-        for (session, proposal) in n.store.proposals.clone() {
-            let signed = n
+        for (session, (proposal, _)) in n.store.proposals.clone() {
+            let signed_tx = n
                 .store
                 .signed
                 .get(&session)
                 .and_then(|bytes| Transaction::decode(bytes).ok());
-            let last_active = n.store.last_active_attempt(&session);
-            let approved = n.store.approved.contains(&session);
-            let _ = protocol.restore_session(
-                &proposal,
-                last_active,
-                approved,
-                signed,
-                now,
-                &n.key,
-                &mut n.entropy,
-                &mut out,
-            );
+            let restore = Restore {
+                proposal_envelope: &proposal,
+                last_active_attempt: n.store.last_active_attempt(&session),
+                approved_digest: n.store.approved.get(&session).copied(),
+                signed_before: n.store.signed_before(&session),
+                signed_tx,
+            };
+            let _ = protocol.restore_session(restore, now, &n.key, &mut n.entropy, &mut out);
         }
         n.protocol = Some(protocol);
         self.report.restarts += 1;
@@ -563,9 +572,18 @@ impl World {
     /// Executes outputs in order, as the engine would; a crash can strike before any durable
     /// step, losing everything after it.
     fn execute(&mut self, node: usize, outputs: Vec<Output>) {
-        for Output { session_id, action } in outputs {
+        let mut halted: Vec<[u8; 32]> = Vec::new();
+        for Output {
+            group_id,
+            session_id,
+            action,
+        } in outputs
+        {
             if self.nodes[node].protocol.is_none() {
                 return;
+            }
+            if halted.contains(&session_id) {
+                continue;
             }
             match action {
                 Action::Persist(durable) => {
@@ -579,16 +597,45 @@ impl World {
                         self.crash(node);
                         return;
                     }
-                    self.persist(node, &durable);
+                    if let Err(refused) = self.persist(node, &durable) {
+                        // As the engine does: nothing after a failed step leaves.
+                        halted.push(session_id);
+                        self.report.persist_refused += 1;
+                        let n = &mut self.nodes[node];
+                        let protocol = n.protocol.as_mut().expect("checked up");
+                        if refused.contains("nonce released before") {
+                            let mut out = Vec::new();
+                            let now = (self.now as i64 + n.skew).max(0) as Time;
+                            protocol.nonce_conflict(
+                                &session_id,
+                                now,
+                                &n.key,
+                                &mut n.entropy,
+                                &mut out,
+                            );
+                            let closing: Vec<Output> = out
+                                .into_iter()
+                                .filter(|o| matches!(o.action, Action::Event(_)))
+                                .collect();
+                            self.execute(node, closing);
+                        } else {
+                            protocol.persist_failed(&session_id);
+                        }
+                    }
                 }
-                Action::Send { to, bytes } => self.send(node, session_id, to, bytes),
+                Action::Send { to, bytes } => {
+                    let group = self.group_index.get(&group_id).copied();
+                    if let Some(group) = group {
+                        self.send(node, group, to, bytes);
+                    }
+                }
                 Action::Broadcast { tx } => self.broadcast(node, tx),
                 Action::Event(event) => self.event(node, session_id, event),
             }
         }
     }
 
-    fn persist(&mut self, node: usize, durable: &Durable) {
+    fn persist(&mut self, node: usize, durable: &Durable) -> Result<(), String> {
         match durable {
             Durable::NonceReleased { nonce_hash, .. }
                 if !self.nonce_registry.insert(*nonce_hash) =>
@@ -601,6 +648,7 @@ impl World {
             Durable::AttemptSigning {
                 session_id,
                 attempt,
+                digest,
             } => {
                 if self.nodes[node]
                     .lost_attempts
@@ -608,27 +656,77 @@ impl World {
                 {
                     self.report.violation(format!("node {node}: signed attempt {attempt} whose nonces were released before a crash"));
                 }
-                if !self.nodes[node].store.approved.contains(session_id) {
-                    self.report
-                        .violation(format!("node {node}: signed without the user's approval"));
+                if self.nodes[node].byzantine.is_none()
+                    && !self.user_approved.contains(&(node, *digest))
+                {
+                    self.report.violation(format!(
+                        "node {node}: signing mark for a digest its user never approved"
+                    ));
                 }
             }
             _ => {}
         }
-        self.nodes[node].store.apply(durable);
+        self.nodes[node].store.apply(durable)
     }
 
     fn group_of_session(&self, session_id: &[u8; 32]) -> Option<usize> {
         self.sessions.get(session_id).map(|r| r.group)
     }
 
-    fn send(&mut self, node: usize, session_id: [u8; 32], to: Recipient, bytes: Vec<u8>) {
-        let Some(group) = self
-            .group_of_session(&session_id)
-            .or_else(|| self.nodes[node].groups.first().copied())
-        else {
+    /// What an honest node sends must be guarded by what its store already holds: its nonce
+    /// rows before its nonces, its signing mark (for a digest its user approved) before its
+    /// partials. Checked on the wire, so sending before persisting, or sending after a failed
+    /// persist, is caught even though no crash happens.
+    fn check_guard(&mut self, node: usize, group: usize, bytes: &[u8]) {
+        if self.nodes[node].byzantine.is_some() {
+            return;
+        }
+        let Ok(envelope) = Envelope::decode(bytes, usize::MAX) else {
             return;
         };
+        let h = envelope.header;
+        let own = self.groups[group].descriptor.members.get(h.sender as usize)
+            == Some(&self.nodes[node].public);
+        if !own {
+            return; // a relayed message of another member (a pull answer or a forward)
+        }
+        let store = &self.nodes[node].store;
+        match h.kind {
+            MessageKind::Nonces => {
+                let Ok(nonces) = Nonces::decode(&envelope.payload) else {
+                    return;
+                };
+                let rows = store.released.get(&(h.session_id, h.attempt));
+                let all_committed = nonces
+                    .nonces
+                    .iter()
+                    .all(|n| rows.is_some_and(|r| r.contains(&sha256(&n.serialize()))));
+                if !all_committed {
+                    self.report.violation(format!(
+                        "node {node}: sent nonces of attempt {} before their registry rows committed",
+                        h.attempt
+                    ));
+                }
+            }
+            MessageKind::Partials => {
+                if !store.signing.contains(&(h.session_id, h.attempt)) {
+                    self.report.violation(format!(
+                        "node {node}: sent partials of attempt {} without a committed signing mark",
+                        h.attempt
+                    ));
+                }
+                if !self.user_approved.contains(&(node, h.proposal)) {
+                    self.report.violation(format!(
+                        "node {node}: sent partials for a proposal its user never approved"
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn send(&mut self, node: usize, group: usize, to: Recipient, bytes: Vec<u8>) {
+        self.check_guard(node, group, &bytes);
         let outgoing = match self.nodes[node].byzantine {
             Some(kind) => self.tamper(node, kind, bytes),
             None => vec![bytes],
@@ -679,6 +777,7 @@ impl World {
             self.schedule(
                 at,
                 Happening::Deliver {
+                    from,
                     to,
                     bytes: bytes.clone(),
                 },
@@ -767,6 +866,7 @@ impl World {
                 }
             }
             Event::TimedOut { .. } => self.report.timeouts += 1,
+            Event::ForcedReroll { .. } => self.report.forced_rerolls += 1,
             Event::Failover(FailoverEvent::CoordinatorFailed { .. }) => self.report.failovers += 1,
             Event::Failover(FailoverEvent::FailoverExhausted) => {
                 self.report.failover_exhausted += 1
@@ -943,16 +1043,15 @@ impl World {
 fn abort_label(reason: &AbortReason) -> &'static str {
     match reason {
         AbortReason::RejectedBy { .. } => "rejected",
-        AbortReason::Timeout { .. } => "timeout",
         AbortReason::InvalidPartial { .. } => "invalid partial",
         AbortReason::Equivocation { .. } => "equivocation",
         AbortReason::MalformedContribution { .. } => "malformed contribution",
         AbortReason::Expired => "expired",
         AbortReason::NonceRegistryConflict => "nonce registry conflict",
         AbortReason::Restart { .. } => "restart",
-        AbortReason::PeerTimedOut { .. } => "peer timed out",
-        AbortReason::Superseded { .. } => "superseded",
+        AbortReason::ConflictingProposals { .. } => "conflicting proposals",
         AbortReason::DegenerateNonces => "degenerate nonces",
+        AbortReason::TooManyRestarts { .. } => "too many restarts",
         AbortReason::AttemptsExhausted => "attempts exhausted",
         AbortReason::Evicted => "evicted",
     }

@@ -109,6 +109,7 @@ fn open_groups_need_proof_of_work_on_proposals() {
         protocol::envelope::MessageKind::Proposal,
         open.group.id(),
         [4; 32],
+        digest,
         0,
         0,
         NOW,
@@ -121,7 +122,14 @@ fn open_groups_need_proof_of_work_on_proposals() {
     let mut out = Vec::new();
     let (keys, rng) = (&open.keys, &mut open.rng);
     open.nodes[1]
-        .receive(&envelope.encode(), NOW, &keys[1], rng, &mut out)
+        .receive(
+            &envelope.encode(),
+            protocol::node::Peer(0),
+            NOW,
+            &keys[1],
+            rng,
+            &mut out,
+        )
         .unwrap();
     assert!(out.iter().any(|o| matches!(&o.action, protocol::session::Action::Event(Event::ProposalRefused { error, .. }) if error.contains("proof of work"))), "{out:?}");
     assert!(open.nodes[1].sessions().next().is_none());
@@ -150,7 +158,14 @@ fn blame_evidence_verifies_for_third_parties_and_not_when_tampered() {
     let mut out = Vec::new();
     let (keys, rng) = (&net.keys, &mut net.rng);
     net.nodes[0]
-        .receive(&second.encode(), NOW, &keys[0], rng, &mut out)
+        .receive(
+            &second.encode(),
+            protocol::node::Peer(1),
+            NOW,
+            &keys[0],
+            rng,
+            &mut out,
+        )
         .unwrap();
     let evidence = out
         .iter()

@@ -29,9 +29,15 @@ pub(crate) struct Migration {
     pub sql: &'static str,
 }
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    sql: include_str!("schema/v1.sql"),
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        sql: include_str!("schema/v1.sql"),
+    },
+    // Protocol v2: sessions of protocol v1 are closed (they can't continue).
+    Migration {
+        sql: include_str!("schema/v2.sql"),
+    },
+];
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

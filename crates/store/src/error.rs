@@ -106,6 +106,16 @@ pub enum Error {
     /// Signing is refused until the user's approval is durable.
     #[error("session {} has no recorded approval: refusing to sign", hex::encode(.0))]
     NotApproved([u8; 32]),
+    #[error(
+        "session {}: the approved digest is not the digest of the proposal held for it: \
+         refusing to sign",
+        hex::encode(.0)
+    )]
+    ApprovalMismatch([u8; 32]),
+    #[error("session {} already holds a different accepted proposal", hex::encode(.0))]
+    ProposalConflict([u8; 32]),
+    #[error("session {}: only a proposal envelope can open a session", hex::encode(.0))]
+    NotAProposal([u8; 32]),
     #[error("member {0} is not in the group")]
     UnknownMember(u16),
 

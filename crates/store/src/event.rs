@@ -99,16 +99,20 @@ pub enum AbortCause {
     DegenerateNonces,
     AttemptsExhausted,
     Evicted,
+    ConflictingProposals {
+        proposer: u16,
+    },
+    TooManyRestarts {
+        member: u16,
+    },
+    /// Closed by the upgrade to protocol v2 (its messages can't continue a v1 session).
+    ProtocolUpgrade,
 }
 
 impl From<&AbortReason> for AbortCause {
     fn from(reason: &AbortReason) -> Self {
         match reason.clone() {
             AbortReason::RejectedBy { member, reason } => AbortCause::RejectedBy { member, reason },
-            AbortReason::Timeout { phase, waiting_for } => AbortCause::Timeout {
-                phase: phase.into(),
-                waiting_for,
-            },
             AbortReason::InvalidPartial { member } => AbortCause::InvalidPartial { member },
             AbortReason::Equivocation { member } => AbortCause::Equivocation { member },
             AbortReason::MalformedContribution { member } => {
@@ -117,9 +121,11 @@ impl From<&AbortReason> for AbortCause {
             AbortReason::Expired => AbortCause::Expired,
             AbortReason::NonceRegistryConflict => AbortCause::NonceRegistryConflict,
             AbortReason::Restart { member } => AbortCause::Restart { member },
-            AbortReason::PeerTimedOut { member } => AbortCause::PeerTimedOut { member },
-            AbortReason::Superseded { by, attempt } => AbortCause::Superseded { by, attempt },
+            AbortReason::ConflictingProposals { proposer } => {
+                AbortCause::ConflictingProposals { proposer }
+            }
             AbortReason::DegenerateNonces => AbortCause::DegenerateNonces,
+            AbortReason::TooManyRestarts { member } => AbortCause::TooManyRestarts { member },
             AbortReason::AttemptsExhausted => AbortCause::AttemptsExhausted,
             AbortReason::Evicted => AbortCause::Evicted,
         }
@@ -283,6 +289,17 @@ pub enum AuditEvent {
         #[serde(with = "crate::column::hex_bytes")]
         signer: SignerKey,
     },
+    /// A member restarted an attempt after its election salt was known (counted against it;
+    /// `refused` once it used up its allowance).
+    ForcedReroll {
+        #[serde(with = "crate::column::hex_bytes")]
+        session_id: [u8; 32],
+        attempt: u32,
+        member: u16,
+        #[serde(with = "crate::column::hex_bytes")]
+        signer: SignerKey,
+        refused: bool,
+    },
     /// Verified misbehaviour; the evidence bytes are in the evidence table under `evidence_id`
     /// (SHA256 of the bytes).
     Blamed {
@@ -410,6 +427,7 @@ impl AuditEvent {
             AuditEvent::RoundCompleted { .. } => "round_completed",
             AuditEvent::Elected { .. } => "elected",
             AuditEvent::ElectionProofMismatch { .. } => "election_proof_mismatch",
+            AuditEvent::ForcedReroll { .. } => "forced_reroll",
             AuditEvent::Blamed { .. } => "blamed",
             AuditEvent::TimedOut { .. } => "timed_out",
             AuditEvent::AttemptAborted { .. } => "attempt_aborted",
@@ -438,6 +456,7 @@ impl AuditEvent {
             | AuditEvent::RoundCompleted { session_id, .. }
             | AuditEvent::Elected { session_id, .. }
             | AuditEvent::ElectionProofMismatch { session_id, .. }
+            | AuditEvent::ForcedReroll { session_id, .. }
             | AuditEvent::Blamed { session_id, .. }
             | AuditEvent::TimedOut { session_id, .. }
             | AuditEvent::AttemptAborted { session_id, .. }
@@ -473,6 +492,7 @@ impl AuditEvent {
             AuditEvent::ProposalRefused { signer, .. } => *signer,
             AuditEvent::Rejected { signer, .. }
             | AuditEvent::ElectionProofMismatch { signer, .. }
+            | AuditEvent::ForcedReroll { signer, .. }
             | AuditEvent::Blamed { signer, .. }
             | AuditEvent::Blacklisted { signer, .. }
             | AuditEvent::Unblacklisted { signer }
@@ -548,7 +568,18 @@ impl AuditEvent {
                 member: *member,
                 signer: key(*member)?,
             },
-            Event::Approved => return Ok(None),
+            Event::Approved | Event::MemberApproved { .. } => return Ok(None),
+            Event::ForcedReroll {
+                member,
+                attempt,
+                refused,
+            } => AuditEvent::ForcedReroll {
+                session_id,
+                attempt: *attempt,
+                member: *member,
+                signer: key(*member)?,
+                refused: *refused,
+            },
             Event::Blamed { blame, evidence } => AuditEvent::Blamed {
                 session_id,
                 attempt: blame.attempt,

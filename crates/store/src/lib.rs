@@ -400,15 +400,42 @@ impl Batch<'_> {
                 nonce_hash,
                 now_ms,
             ),
+            Durable::SessionAccepted {
+                session_id,
+                envelope,
+                outgoing,
+            } => {
+                let direction = if *outgoing {
+                    Direction::Outgoing
+                } else {
+                    Direction::Incoming
+                };
+                let (stored, decoded) =
+                    messages::store(conn, session_id, envelope, direction, now_ms)?;
+                if decoded.header.kind != MessageKind::Proposal {
+                    return Err(Error::NotAProposal(*session_id));
+                }
+                sessions::open_accepted(conn, &decoded, envelope, &stored.hash, *outgoing, now_ms)
+            }
             Durable::AttemptSigning {
                 session_id,
                 attempt,
+                digest,
             } => {
-                // A partial signature only for a proposal the user approved, durably.
+                // The invariant of DESIGN §3: a partial signature leaves only for a proposal
+                // whose review digest equals a digest this user approved, and that is the
+                // proposal this store holds for the session.
                 let session =
                     sessions::get(conn, session_id)?.ok_or(Error::UnknownSession(*session_id))?;
-                if session.approval.is_none() {
-                    return Err(Error::NotApproved(*session_id));
+                match session.approval {
+                    None => return Err(Error::NotApproved(*session_id)),
+                    Some(a) if a.digest != *digest => {
+                        return Err(Error::ApprovalMismatch(*session_id))
+                    }
+                    Some(_) => {}
+                }
+                if sessions::proposal_digest(&session)? != *digest {
+                    return Err(Error::ApprovalMismatch(*session_id));
                 }
                 nonce_registry::mark_signing(conn, session_id, *attempt, now_ms)
             }
@@ -427,18 +454,8 @@ impl Batch<'_> {
                 } else {
                     Direction::Incoming
                 };
-                let (stored, envelope) =
-                    messages::store(conn, session_id, bytes, direction, now_ms)?;
-                if envelope.header.kind == MessageKind::Proposal {
-                    sessions::open_from_proposal(
-                        conn,
-                        &envelope,
-                        bytes,
-                        &stored.hash,
-                        *outgoing,
-                        now_ms,
-                    )?;
-                }
+                // A logged message never opens a session: only an accepted proposal does.
+                messages::store(conn, session_id, bytes, direction, now_ms)?;
                 Ok(())
             }
             Durable::Signed { session_id, tx } => {
@@ -578,11 +595,9 @@ impl Batch<'_> {
                     responsible.push(member_key(group, *member)?);
                     responsible.extend(reputation::faulty(conn, session_id)?);
                 }
-                AbortReason::Timeout { waiting_for, .. } => {
-                    for &m in waiting_for {
-                        responsible.push(member_key(group, m)?);
-                    }
-                    responsible.extend(reputation::faulty(conn, session_id)?);
+                AbortReason::ConflictingProposals { proposer: member }
+                | AbortReason::TooManyRestarts { member } => {
+                    responsible.push(member_key(group, *member)?);
                 }
                 AbortReason::AttemptsExhausted | AbortReason::Expired => {
                     responsible.extend(reputation::faulty(conn, session_id)?);
@@ -590,8 +605,6 @@ impl Batch<'_> {
                 AbortReason::RejectedBy { .. }
                 | AbortReason::NonceRegistryConflict
                 | AbortReason::Restart { .. }
-                | AbortReason::PeerTimedOut { .. }
-                | AbortReason::Superseded { .. }
                 | AbortReason::DegenerateNonces
                 | AbortReason::Evicted => {}
             },

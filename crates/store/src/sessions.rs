@@ -71,12 +71,15 @@ pub struct RestorableSession {
     /// Resume at the attempt after this one (see `Store::last_active_attempt`).
     pub last_active_attempt: Option<u32>,
     pub approval: Option<Approval>,
+    /// Whether an attempt reached signing (our partials left) before the restart.
+    pub signed_before: bool,
     pub signed_tx: Option<Vec<u8>>,
 }
 
-/// Opens the session row from its proposal envelope; the first proposal for a session id wins
-/// (a second, different one is kept in the message log as the proposer's equivocation).
-pub(crate) fn open_from_proposal(
+/// Opens the session row from the proposal envelope the node accepted. Idempotent for the
+/// same envelope; a different one for the same session id is refused (the node accepts one
+/// proposal per session id, so this is a bug or a tampered database, never a choice).
+pub(crate) fn open_accepted(
     conn: &Connection,
     envelope: &Envelope,
     bytes: &[u8],
@@ -100,7 +103,22 @@ pub(crate) fn open_from_proposal(
         bytes,
         ms(now_ms)
     ])?;
+    let record = require(conn, &h.session_id)?;
+    if record.proposal_hash != *hash {
+        return Err(Error::ProposalConflict(h.session_id));
+    }
     Ok(())
+}
+
+/// The review digest of the session's stored proposal (its envelope binds it; the node checked
+/// the binding against the proposal itself when it accepted it).
+pub(crate) fn proposal_digest(record: &SessionRecord) -> Result<[u8; 32], Error> {
+    Ok(
+        Envelope::decode(&record.proposal_envelope, record.proposal_envelope.len())
+            .map_err(Error::Envelope)?
+            .header
+            .proposal,
+    )
 }
 
 fn require(conn: &Connection, session_id: &[u8; 32]) -> Result<SessionRecord, Error> {
@@ -115,6 +133,9 @@ pub(crate) fn approve(
     now_ms: u64,
 ) -> Result<bool, Error> {
     let record = require(conn, session_id)?;
+    if proposal_digest(&record)? != *digest {
+        return Err(Error::ApprovalMismatch(*session_id));
+    }
     match record.approval {
         Some(a) if a.digest == *digest => Ok(false),
         Some(_) => Err(Error::ApprovalConflict(*session_id)),
@@ -250,7 +271,9 @@ pub(crate) fn list(
 pub(crate) fn to_restore(conn: &Connection) -> Result<Vec<RestorableSession>, Error> {
     let mut stmt = conn.prepare_cached(
         "SELECT s.session_id, s.group_id, s.proposal_envelope, s.approved_digest, s.approved_ms,
-                s.signed_tx
+                s.signed_tx,
+                EXISTS (SELECT 1 FROM attempts a WHERE a.session_id = s.session_id
+                                                   AND a.signing_ms IS NOT NULL)
          FROM sessions s
          WHERE s.outcome IS NULL
            AND NOT (s.signed_tx IS NULL AND EXISTS (
@@ -269,6 +292,7 @@ pub(crate) fn to_restore(conn: &Connection) -> Result<Vec<RestorableSession>, Er
             proposal_envelope: r.get(2)?,
             last_active_attempt: None,
             approval,
+            signed_before: r.get(6)?,
             signed_tx: r.get(5)?,
         })
     })?;

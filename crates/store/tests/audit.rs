@@ -58,7 +58,7 @@ fn populated() -> Fixture {
         1_101,
     )
     .unwrap();
-    st.record_approval(s, [0xD7; 32], 1_200).unwrap();
+    st.record_approval(s, digest(s), 1_200).unwrap();
     st.record_event(&g, s, &Event::AttemptStarted { attempt: 0 }, 1_201)
         .unwrap();
     st.record_event(

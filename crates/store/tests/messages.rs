@@ -89,7 +89,7 @@ fn evidence_queries_return_member_order_with_equivocations_in_arrival_order() {
 }
 
 #[test]
-fn the_proposal_opens_the_session_and_the_first_one_wins() {
+fn the_accepted_proposal_opens_the_session_and_a_different_one_is_refused() {
     let mut f = Fixture::new();
     let k = keys(3);
     let g = group(&k);
@@ -101,9 +101,18 @@ fn the_proposal_opens_the_session_and_the_first_one_wins() {
     assert_eq!(first.group_id, g.id().0);
     assert_eq!(first.proposal_hash, sha256(&first.proposal_envelope));
     assert_eq!(first.created_ms, 1_000);
-    // A second, different proposal envelope for the same session id (the proposer
-    // equivocating) is logged but does not replace the first.
-    propose(&mut f.store, &k, &g, s, 2, 0, 2_000);
+    // A second, different proposal envelope for the same session id is refused as a whole
+    // (the step is one transaction: not even its message row stays).
+    let second = envelope(&k, &g, MessageKind::Proposal, s, 0, 2, 2_000);
+    let accept_second = Durable::SessionAccepted {
+        session_id: s,
+        envelope: second,
+        outgoing: false,
+    };
+    assert!(matches!(
+        f.store.apply(&accept_second, 2_000),
+        Err(store::Error::ProposalConflict(_))
+    ));
     let again = f.store.session(&s).unwrap().unwrap();
     assert_eq!(again.proposal_envelope, first.proposal_envelope);
     assert_eq!(
@@ -111,7 +120,7 @@ fn the_proposal_opens_the_session_and_the_first_one_wins() {
             .attempt_messages(&s, 0, MessageKind::Proposal)
             .unwrap()
             .len(),
-        2
+        1
     );
     // Our own proposal.
     propose(&mut f.store, &k, &g, session(5), 0, 0, 3_000);

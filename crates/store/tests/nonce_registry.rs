@@ -12,6 +12,7 @@ fn signing(session_id: [u8; 32], attempt: u32) -> Durable {
     Durable::AttemptSigning {
         session_id,
         attempt,
+        digest: digest(session_id),
     }
 }
 
@@ -30,7 +31,7 @@ fn approved() -> Fixture {
     let g = group(&k);
     propose(&mut f.store, &k, &g, session(1), 1, 0, 1_000);
     f.store
-        .record_approval(session(1), [0xD1; 32], 1_001)
+        .record_approval(session(1), digest(session(1)), 1_001)
         .unwrap();
     f
 }
@@ -280,14 +281,79 @@ fn signing_needs_a_durable_approval() {
         f.store.apply(&signing(s, 0), 1_003),
         Err(Error::NotApproved(_))
     ));
-    f.store.record_approval(s, [0xAB; 32], 1_004).unwrap();
-    // Approval is by digest: the same digest again is fine, another one is a conflict.
-    f.store.record_approval(s, [0xAB; 32], 1_005).unwrap();
+    // Approval is by digest, and only the digest of the proposal the store holds counts.
     assert!(matches!(
-        f.store.record_approval(s, [0xAC; 32], 1_006),
-        Err(Error::ApprovalConflict(_))
+        f.store.record_approval(s, [0xAC; 32], 1_003),
+        Err(Error::ApprovalMismatch(_))
     ));
+    f.store.record_approval(s, digest(s), 1_004).unwrap();
+    f.store.record_approval(s, digest(s), 1_005).unwrap();
     f.store.apply(&signing(s, 0), 1_007).unwrap();
+}
+
+/// Defect (protocol v1): the store let partials out when any approval existed. The signing
+/// mark now names the digest it signs for, and the store refuses it unless the user approved
+/// exactly that digest and it is the digest of the proposal held for the session.
+#[test]
+fn signing_mark_for_a_digest_the_user_did_not_approve_is_refused() {
+    let mut f = approved();
+    let s = session(1);
+    f.store.apply(&nonce(s, 0, 0, 0xC1), 2_000).unwrap();
+    let other = Durable::AttemptSigning {
+        session_id: s,
+        attempt: 0,
+        digest: [0xEE; 32],
+    };
+    assert!(matches!(
+        f.store.apply(&other, 2_001),
+        Err(Error::ApprovalMismatch(_))
+    ));
+    assert_eq!(
+        f.store.attempt_state(&s, 0).unwrap(),
+        Some(AttemptState::Released),
+        "nothing moved to signing"
+    );
+    f.store.apply(&signing(s, 0), 2_002).unwrap();
+}
+
+/// Defect (protocol v1): the session row kept the first proposal envelope *seen* for a session
+/// id (even one the node refused), so a restart could restore a proposal nobody approved. Only
+/// an accepted proposal opens the row, and a second, different one is refused.
+#[test]
+fn a_second_proposal_for_a_session_never_replaces_the_accepted_one() {
+    let mut f = Fixture::new();
+    let k = keys(3);
+    let g = group(&k);
+    let s = session(8);
+    propose(&mut f.store, &k, &g, s, 1, 0, 1_000);
+    let held = f.store.session(&s).unwrap().unwrap().proposal_envelope;
+    // A refused proposal is at most a logged message: it never opens or replaces the row.
+    let other = envelope(&k, &g, MessageKind::Proposal, s, 0, 2, 1_001);
+    f.store
+        .apply(&message(other.clone(), s, false), 1_001)
+        .unwrap();
+    assert_eq!(
+        f.store.session(&s).unwrap().unwrap().proposal_envelope,
+        held
+    );
+    let accept_other = Durable::SessionAccepted {
+        session_id: s,
+        envelope: other,
+        outgoing: false,
+    };
+    assert!(matches!(
+        f.store.apply(&accept_other, 1_002),
+        Err(Error::ProposalConflict(_))
+    ));
+    assert_eq!(
+        f.store.session(&s).unwrap().unwrap().proposal_envelope,
+        held
+    );
+    // A message log entry alone never makes a session.
+    let lone = session(9);
+    let stray = envelope(&k, &g, MessageKind::Proposal, lone, 0, 1, 1_003);
+    f.store.apply(&message(stray, lone, false), 1_003).unwrap();
+    assert!(f.store.session(&lone).unwrap().is_none());
 }
 
 #[test]
@@ -328,7 +394,7 @@ fn a_restart_aborts_unfinished_attempts_and_restores_sessions() {
     f.store.apply(&nonce(s1, 1, 0, 0xC2), 2_002).unwrap();
     f.store.apply(&signing(s1, 1), 2_003).unwrap();
     // s2: signed and its transaction stored.
-    f.store.record_approval(s2, [0xD2; 32], 2_004).unwrap();
+    f.store.record_approval(s2, digest(s2), 2_004).unwrap();
     f.store.apply(&nonce(s2, 0, 0, 0xC3), 2_005).unwrap();
     f.store.apply(&signing(s2, 0), 2_006).unwrap();
     f.store.apply(&closed(s2, 0, true), 2_007).unwrap();
@@ -342,7 +408,7 @@ fn a_restart_aborts_unfinished_attempts_and_restores_sessions() {
         )
         .unwrap();
     // s3: signed but the transaction never became durable: not restored (as the simulator).
-    f.store.record_approval(s3, [0xD3; 32], 2_009).unwrap();
+    f.store.record_approval(s3, digest(s3), 2_009).unwrap();
     f.store.apply(&nonce(s3, 0, 0, 0xC4), 2_010).unwrap();
     f.store.apply(&closed(s3, 0, true), 2_011).unwrap();
     // s4: released nonces in attempt 0, nothing else.
@@ -374,7 +440,8 @@ fn a_restart_aborts_unfinished_attempts_and_restores_sessions() {
     let by_id = |s: [u8; 32]| restore.iter().find(|r| r.session_id == s);
     let r1 = by_id(s1).expect("s1 restored");
     assert_eq!(r1.last_active_attempt, Some(1));
-    assert_eq!(r1.approval.map(|a| a.digest), Some([0xD1; 32]));
+    assert_eq!(r1.approval.map(|a| a.digest), Some(digest(s1)));
+    assert!(r1.signed_before, "s1 reached signing before the restart");
     assert!(r1.signed_tx.is_none());
     let r2 = by_id(s2).expect("s2 restored");
     assert_eq!(r2.signed_tx.as_deref(), Some(&[1u8, 2, 3][..]));

@@ -20,7 +20,7 @@ use lotus::tx::{OutPoint, Transaction, TxId, TxIn, TxOut};
 use lotus::PrivateKey;
 use protocol::envelope::{Envelope, MessageKind};
 use protocol::group::GroupDescriptor;
-use protocol::node::{Node, NodeConfig, Output};
+use protocol::node::{Node, NodeConfig, Output, Peer, Restore};
 use protocol::session::{Action, Durable, Event, Recipient};
 use protocol::Entropy;
 use store::{AttemptState, Store};
@@ -64,6 +64,11 @@ impl Model {
                 session_id,
                 bytes,
                 outgoing: true,
+            }
+            | Durable::SessionAccepted {
+                session_id,
+                envelope: bytes,
+                outgoing: true,
             } => {
                 let attempt = Envelope::decode(bytes, usize::MAX).unwrap().header.attempt;
                 let entry = self.sent_attempt.entry(*session_id).or_insert(attempt);
@@ -104,7 +109,8 @@ struct Net {
     members: Vec<Member>,
     group: GroupDescriptor,
     spent: Vec<TxOut>,
-    queue: VecDeque<(usize, Vec<u8>)>,
+    /// (from, to, bytes)
+    queue: VecDeque<(usize, usize, Vec<u8>)>,
     now: u64,
     entropy: TestEntropy,
     on_chain: Option<Transaction>,
@@ -186,7 +192,10 @@ impl Net {
 
     fn execute(&mut self, i: usize, outputs: Vec<Output>) {
         let mut pending: VecDeque<Output> = outputs.into();
-        while let Some(Output { session_id, action }) = pending.pop_front() {
+        while let Some(Output {
+            session_id, action, ..
+        }) = pending.pop_front()
+        {
             let now = self.now;
             match action {
                 Action::Persist(durable) => {
@@ -199,6 +208,7 @@ impl Net {
                     if let Durable::AttemptSigning {
                         session_id,
                         attempt,
+                        ..
                     } = &durable
                     {
                         if m.abandoned.contains(&(*session_id, *attempt)) {
@@ -230,7 +240,7 @@ impl Net {
                         Recipient::Member(j) => vec![j as usize],
                     };
                     for j in targets {
-                        self.queue.push_back((j, bytes.clone()));
+                        self.queue.push_back((i, j, bytes.clone()));
                     }
                 }
                 Action::Broadcast { tx } => {
@@ -300,17 +310,15 @@ impl Net {
                 .signed_tx
                 .as_deref()
                 .map(|b| Transaction::decode(b).unwrap());
+            let restore = Restore {
+                proposal_envelope: &r.proposal_envelope,
+                last_active_attempt: r.last_active_attempt,
+                approved_digest: r.approval.map(|a| a.digest),
+                signed_before: r.signed_before,
+                signed_tx: signed,
+            };
             m.node
-                .restore_session(
-                    &r.proposal_envelope,
-                    r.last_active_attempt,
-                    r.approval.is_some(),
-                    signed,
-                    now,
-                    &m.key,
-                    &mut self.entropy,
-                    &mut out,
-                )
+                .restore_session(restore, now, &m.key, &mut self.entropy, &mut out)
                 .unwrap();
         }
         self.execute(i, out);
@@ -337,13 +345,18 @@ impl Net {
         self.execute(0, out);
         let limit = self.now + 2 * 3_600_000;
         loop {
-            while let Some((to, bytes)) = self.queue.pop_front() {
+            while let Some((from, to, bytes)) = self.queue.pop_front() {
                 self.now += 7;
                 let m = &mut self.members[to];
                 let mut out = Vec::new();
-                let _ = m
-                    .node
-                    .receive(&bytes, self.now, &m.key, &mut self.entropy, &mut out);
+                let _ = m.node.receive(
+                    &bytes,
+                    Peer(from as u64),
+                    self.now,
+                    &m.key,
+                    &mut self.entropy,
+                    &mut out,
+                );
                 self.execute(to, out);
             }
             if let Some(tx) = self.on_chain.clone() {

@@ -45,6 +45,7 @@ fn durable_notice(durable: &Durable) -> Vec<u8> {
         Durable::AttemptSigning {
             session_id,
             attempt,
+            ..
         } => (2, *session_id, *attempt),
         Durable::AttemptClosed {
             session_id,
@@ -53,6 +54,7 @@ fn durable_notice(durable: &Durable) -> Vec<u8> {
         } => (3, *session_id, *attempt),
         Durable::Message { session_id, .. } => (4, *session_id, 0),
         Durable::Signed { session_id, .. } => (5, *session_id, 0),
+        Durable::SessionAccepted { session_id, .. } => (6, *session_id, 0),
     };
     let mut notice = vec![kind];
     notice.extend_from_slice(&session);
@@ -148,7 +150,8 @@ fn main() -> anyhow::Result<()> {
         };
         clock.0.store(frame.now_ms, Ordering::SeqCst);
         match frame.kind {
-            to_engine::DELIVER => core.receive(&frame.payload),
+            // One pipe from the harness: one connection, as far as budgets go.
+            to_engine::DELIVER => core.receive(&frame.payload, protocol::node::Peer(0)),
             to_engine::APPROVE if frame.payload.len() == 64 => {
                 let session: [u8; 32] = frame.payload[..32].try_into()?;
                 let digest: [u8; 32] = frame.payload[32..].try_into()?;

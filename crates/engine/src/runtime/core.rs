@@ -9,7 +9,7 @@ use lotus::secp256k1::PublicKey;
 use lotus::tx::Transaction;
 use lotus::PrivateKey;
 use protocol::group::{Acceptance, GroupDescriptor, GroupId};
-use protocol::node::{Node, NodeConfig, Output};
+use protocol::node::{Node, NodeConfig, Output, Peer, Restore};
 use protocol::session::{Action, Durable, Event, Recipient};
 use protocol::Entropy;
 use store::Store;
@@ -109,25 +109,32 @@ impl Core {
                 "aborted attempts interrupted by a restart"
             );
         }
+        // Every proposer's sequence must keep increasing across the restart.
+        for session in self.store.sessions(None)? {
+            if let Err(e) = self.node.remember_proposal(&session.proposal_envelope) {
+                tracing::warn!(error = %e, "a stored proposal no longer decodes");
+            }
+        }
         let mut out = Vec::new();
         let mut restored = 0;
         for session in self.store.sessions_to_restore()? {
-            let signed = session
+            let signed_tx = session
                 .signed_tx
                 .as_deref()
                 .and_then(|b| Transaction::decode(b).ok());
-            let approved = session.approval.is_some();
+            // Full validation again, and the approval only if its digest is this proposal's.
+            let restore = Restore {
+                proposal_envelope: &session.proposal_envelope,
+                last_active_attempt: session.last_active_attempt,
+                approved_digest: session.approval.map(|a| a.digest),
+                signed_before: session.signed_before,
+                signed_tx,
+            };
             let entropy: &mut dyn Entropy = &mut *self.entropy;
-            match self.node.restore_session(
-                &session.proposal_envelope,
-                session.last_active_attempt,
-                approved,
-                signed,
-                now,
-                &self.key,
-                entropy,
-                &mut out,
-            ) {
+            match self
+                .node
+                .restore_session(restore, now, &self.key, entropy, &mut out)
+            {
                 Ok(id) => {
                     restored += 1;
                     if let Some(group) = self.node.session(&id).map(|s| s.group_id()) {
@@ -141,11 +148,15 @@ impl Core {
         Ok(restored)
     }
 
-    pub fn receive(&mut self, bytes: &[u8]) {
+    /// Bytes delivered by transport connection `from` (budgets are charged to it).
+    pub fn receive(&mut self, bytes: &[u8], from: Peer) {
         let now = self.now();
         let mut out = Vec::new();
         let entropy: &mut dyn Entropy = &mut *self.entropy;
-        if let Err(rejection) = self.node.receive(bytes, now, &self.key, entropy, &mut out) {
+        if let Err(rejection) = self
+            .node
+            .receive(bytes, from, now, &self.key, entropy, &mut out)
+        {
             tracing::debug!(reason = rejection.label(), "dropped a message");
         }
         self.learn_sessions(&out);
@@ -197,14 +208,16 @@ impl Core {
         Ok(result?)
     }
 
-    /// The user's decision is made durable before anything it unlocks is sent.
+    /// The user's decision is made durable before the node even hears of it, so nothing it
+    /// unlocks can exist without it (the store also checks the digest is the session's).
     pub fn approve(&mut self, session: &[u8; 32], digest: &[u8; 32]) -> Result<(), RuntimeError> {
         let now = self.now();
+        self.node.check_approval(session, digest)?;
+        self.store.record_approval(*session, *digest, now)?;
         let mut out = Vec::new();
         let entropy: &mut dyn Entropy = &mut *self.entropy;
         self.node
             .approve(session, digest, now, &self.key, entropy, &mut out)?;
-        self.store.record_approval(*session, *digest, now)?;
         self.execute(out);
         Ok(())
     }
@@ -262,19 +275,23 @@ impl Core {
 
     fn learn_sessions(&mut self, out: &[Output]) {
         for o in out {
-            if !self.session_group.contains_key(&o.session_id) {
-                if let Some(group) = self.node.session(&o.session_id).map(|s| s.group_id()) {
-                    self.session_group.insert(o.session_id, group);
-                }
+            if o.session_id != [0; 32] {
+                self.session_group.entry(o.session_id).or_insert(o.group_id);
             }
         }
     }
 
     /// Runs outputs in order. A failed persist stops that session's remaining outputs in this
-    /// batch: nothing it guarded leaves the process.
+    /// batch and suspends the session in the node (nothing it guarded leaves the process, not
+    /// even by a later resend); a reused nonce closes it for good.
     pub fn execute(&mut self, outputs: Vec<Output>) {
         let mut halted: Vec<[u8; 32]> = Vec::new();
-        for Output { session_id, action } in outputs {
+        for Output {
+            group_id,
+            session_id,
+            action,
+        } in outputs
+        {
             if halted.contains(&session_id) {
                 continue;
             }
@@ -310,13 +327,13 @@ impl Core {
                                     self.record(o.session_id, event);
                                 }
                             }
+                        } else {
+                            self.node.persist_failed(&session_id);
                         }
                     }
                 }
                 Action::Send { to, bytes } => {
-                    let Some(group) = self.session_group.get(&session_id).copied() else {
-                        continue;
-                    };
+                    let group = group_id;
                     let recipients: Vec<PublicKey> = match to {
                         Recipient::Members => self.members.get(&group).cloned().unwrap_or_default(),
                         Recipient::Member(index) => self

@@ -187,7 +187,7 @@ impl SessionEngine {
         store: Store,
         groups: Vec<GroupDescriptor>,
         transport: Arc<dyn Transport>,
-        inbox: mpsc::UnboundedReceiver<Vec<u8>>,
+        inbox: mpsc::UnboundedReceiver<transport::Delivery>,
         chain: Arc<dyn ChainBackend>,
         clock: Box<dyn Clock>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), RuntimeError> {
@@ -307,7 +307,7 @@ impl SessionEngine {
 async fn run(
     mut core: Core,
     mut requests: mpsc::Receiver<Request>,
-    mut inbox: mpsc::UnboundedReceiver<Vec<u8>>,
+    mut inbox: mpsc::UnboundedReceiver<transport::Delivery>,
     mut seen: broadcast::Receiver<[u8; 32]>,
 ) {
     loop {
@@ -320,7 +320,7 @@ async fn run(
                 Some(request) => handle(&mut core, request),
                 None => break,
             },
-            Some(bytes) = inbox.recv() => core.receive(&bytes),
+            Some((from, bytes)) = inbox.recv() => core.receive(&bytes, from),
             Ok(txid) = seen.recv() => core.broadcast_observed(&txid),
             _ = tokio::time::sleep(wait) => core.tick(),
         }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use lotus::secp256k1::PublicKey;
+use protocol::node::Peer;
 use tokio::sync::mpsc;
 
 /// Delivery of opaque envelope bytes to group members, addressed by signer key. Best effort:
@@ -13,9 +14,20 @@ pub trait Transport: Send + Sync + 'static {
     fn send(&self, to: &[PublicKey], bytes: &[u8]);
 }
 
+/// What arrives in an inbox: the delivering connection and the bytes. The protocol charges its
+/// verification budget to the connection, never to the sender a message claims.
+pub type Delivery = (Peer, Vec<u8>);
+
 /// Connects engines in one process: each gets an inbox keyed by its signer key.
 /// Signer key → that engine's inbox.
-type Inboxes = BTreeMap<[u8; 33], mpsc::UnboundedSender<Vec<u8>>>;
+type Inboxes = BTreeMap<[u8; 33], mpsc::UnboundedSender<Delivery>>;
+
+/// The connection id of an in-process transport: derived from the key it was connected with
+/// (the network layer uses the libp2p peer instead).
+pub fn peer_of(key: &PublicKey) -> Peer {
+    let hash = lotus::hash::sha256(&key.serialize());
+    Peer(u64::from_be_bytes(hash[..8].try_into().expect("8 bytes")))
+}
 
 #[derive(Clone, Default)]
 pub struct InProcessHub {
@@ -31,13 +43,17 @@ impl InProcessHub {
     pub fn connect(
         &self,
         key: &PublicKey,
-    ) -> (InProcessTransport, mpsc::UnboundedReceiver<Vec<u8>>) {
+    ) -> (InProcessTransport, mpsc::UnboundedReceiver<Delivery>) {
         let (tx, rx) = mpsc::unbounded_channel();
         self.inboxes
             .lock()
             .expect("hub lock")
             .insert(key.serialize(), tx);
-        (InProcessTransport { hub: self.clone() }, rx)
+        let transport = InProcessTransport {
+            hub: self.clone(),
+            peer: peer_of(key),
+        };
+        (transport, rx)
     }
 
     pub fn disconnect(&self, key: &PublicKey) {
@@ -51,6 +67,8 @@ impl InProcessHub {
 #[derive(Clone)]
 pub struct InProcessTransport {
     hub: InProcessHub,
+    /// This end's connection id, as receivers see it.
+    peer: Peer,
 }
 
 impl Transport for InProcessTransport {
@@ -59,7 +77,7 @@ impl Transport for InProcessTransport {
         for key in to {
             if let Some(inbox) = inboxes.get(&key.serialize()) {
                 // A closed inbox is an engine that stopped: like a peer that went offline.
-                let _ = inbox.send(bytes.to_vec());
+                let _ = inbox.send((self.peer, bytes.to_vec()));
             }
         }
     }

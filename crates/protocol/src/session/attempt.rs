@@ -41,7 +41,7 @@ impl Session {
             },
         );
         step.event(Event::AttemptStarted { attempt: number });
-        self.next_resend = step.now + self.resend_interval();
+        self.progressed(step.now);
         if self.group.commit_round {
             let commitment = Commitment(self.attempt.my_nonces.commitment(
                 &self.session_id(),
@@ -53,6 +53,9 @@ impl Session {
             self.advance(step);
         } else {
             self.release_nonces(step);
+        }
+        if self.is_running() && self.attempt.number == number {
+            self.replay_held(step);
         }
     }
 
@@ -76,11 +79,13 @@ impl Session {
         self.advance(step);
     }
 
+    /// Our signed message of `kind` for the current attempt, bound to this proposal.
     pub(super) fn sign(&self, kind: MessageKind, payload: Vec<u8>, step: &Step<'_>) -> Envelope {
         let header = Header::new(
             kind,
             self.group_id,
             self.session_id(),
+            self.review.digest,
             self.attempt.number,
             self.me,
             step.now,
@@ -96,10 +101,7 @@ impl Session {
             bytes: bytes.clone(),
             outgoing: true,
         }));
-        step.push(Action::Send {
-            to: Recipient::Members,
-            bytes: bytes.clone(),
-        });
+        step.send_to(Recipient::Members, bytes.clone());
         bytes
     }
 
@@ -108,6 +110,24 @@ impl Session {
         let bytes = self.log_and_send(&envelope, step);
         self.attempt.sent.push(bytes);
         let _own_messages_never_conflict = self.store(envelope, step);
+    }
+
+    /// Ends the attempt because of verified evidence: tells everyone (with the evidence, so
+    /// they can check it and follow), then moves on or closes.
+    pub(super) fn abort_with_evidence(
+        &mut self,
+        reason: AbortReason,
+        evidence: Evidence,
+        step: &mut Step<'_>,
+    ) {
+        let notice = self.sign(
+            MessageKind::AttemptAborted,
+            AbortCode::Blamed(evidence.encode()).encode(),
+            step,
+        );
+        let bytes = self.log_and_send(&notice, step);
+        self.notices.push(bytes);
+        self.abort_attempt(reason, step);
     }
 
     pub(super) fn abort_attempt(&mut self, reason: AbortReason, step: &mut Step<'_>) {
@@ -154,14 +174,17 @@ impl Session {
         offence: Offence,
         envelopes: &[&Envelope],
         step: &mut Step<'_>,
-    ) -> Option<Blame> {
+    ) -> Option<(Blame, Evidence)> {
         let evidence = Evidence {
             offence,
             proposal: self.proposal_bytes.clone(),
             envelopes: envelopes.iter().map(|e| e.encode()).collect(),
         };
         let blame = evidence.verify(&self.group).ok()?;
-        step.event(Event::Blamed { blame, evidence });
-        Some(blame)
+        step.event(Event::Blamed {
+            blame,
+            evidence: evidence.clone(),
+        });
+        Some((blame, evidence))
     }
 }

@@ -1,18 +1,24 @@
 //! One signing session (one proposal) as one participant runs it: a sans-IO state machine.
 //!
-//! Inputs are method calls (`on_envelope`, `approve`, `reject`, `tick`, `broadcast_observed`)
-//! with the time passed in; outputs are `Action`s the driver executes IN ORDER. A
-//! `Action::Persist` must be durable before any later `Action::Send` of the same batch leaves
-//! the process — that is how the used-nonce registry and the signing mark guard the messages
-//! they precede (DESIGN §4).
+//! Inputs are method calls (`on_envelope`, `approve`, `reject`, `tick`, `broadcast_observed`,
+//! `answer_pull`) with the time passed in; outputs are `Action`s the driver executes IN ORDER.
+//! A `Action::Persist` must be durable before any later `Action::Send` of the same batch leaves
+//! the process, and if it fails the driver stops the batch and tells the node
+//! (`Node::persist_failed`), which drops the session from memory: nothing it guarded is ever
+//! sent, not even by a later resend (DESIGN §4).
 //!
 //! Attempt flow: [round 0: commitments] → round 1: public nonces (+ salt share), released
 //! automatically → election → round 2: partial signatures, only after `approve(digest)` for
 //! exactly the reviewed proposal → aggregate and verify → `Completed` + failover schedule.
-//! Any abort of an attempt (timeout, blame, a peer's restart) moves to a new attempt with fresh
-//! nonces from everyone; a secret nonce is consumed by signing and never stored.
+//!
+//! Co-signers need not be online together: an attempt stays open across absences (silence is
+//! recorded per phase, never an abort), messages are resent with backoff and can be pulled by a
+//! member coming back, and the user approves whenever they like. An attempt ends only for a
+//! reason every member can act on: a restart (the member's secret nonces are gone), or blame
+//! evidence that every receiver verifies itself. A new attempt has fresh nonces from everyone;
+//! a secret nonce is consumed by signing and never stored.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use lotus::hash::sha256;
@@ -33,10 +39,19 @@ use crate::proposal::{Proposal, Review};
 use crate::Entropy;
 
 mod attempt;
+mod inbound;
 mod rounds;
 
-/// How many attempts a session makes before giving up.
-pub const MAX_ATTEMPTS: u32 = 8;
+/// How many attempts a session makes before giving up (each restart of a member costs one).
+pub const MAX_ATTEMPTS: u32 = 64;
+/// Restart notices per member and session that we follow after the attempt's election salt
+/// was known. Each is counted against the member (reputation); one more ends the session, so
+/// a member can't keep re-rolling the salted election, and nobody waits for it forever.
+pub const MAX_REROLLS_PER_MEMBER: u32 = 8;
+/// Messages held for attempts we have not reached yet, per member.
+const MAX_FUTURE_PER_MEMBER: usize = 8;
+/// Resends back off up to this multiple of the base interval.
+const MAX_RESEND_BACKOFF: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Phase {
@@ -62,15 +77,15 @@ pub enum AbortReason {
         member: u16,
         reason: String,
     },
-    Timeout {
-        phase: Phase,
-        waiting_for: Vec<u16>,
-    },
     InvalidPartial {
         member: u16,
     },
     Equivocation {
         member: u16,
+    },
+    /// The proposer signed two different proposals for this session: never signed.
+    ConflictingProposals {
+        proposer: u16,
     },
     MalformedContribution {
         member: u16,
@@ -82,14 +97,9 @@ pub enum AbortReason {
     Restart {
         member: u16,
     },
-    /// A participant abandoned the attempt after its own timeout.
-    PeerTimedOut {
+    /// A member restarted more attempts after their salt was known than anyone may.
+    TooManyRestarts {
         member: u16,
-    },
-    /// Another participant moved on to a later attempt.
-    Superseded {
-        by: u16,
-        attempt: u32,
     },
     /// The public nonces summed to the point at infinity.
     DegenerateNonces,
@@ -104,6 +114,8 @@ impl AbortReason {
         !matches!(
             self,
             AbortReason::RejectedBy { .. }
+                | AbortReason::ConflictingProposals { .. }
+                | AbortReason::TooManyRestarts { .. }
                 | AbortReason::Expired
                 | AbortReason::NonceRegistryConflict
                 | AbortReason::AttemptsExhausted
@@ -115,6 +127,13 @@ impl AbortReason {
 /// State the driver must make durable before the messages that follow it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Durable {
+    /// The proposal this node accepted for the session (exact envelope bytes). The only way a
+    /// session row is made: a proposal that was refused is never stored as the session's.
+    SessionAccepted {
+        session_id: [u8; 32],
+        envelope: Vec<u8>,
+        outgoing: bool,
+    },
     /// One row per released public nonce; a repeated nonce hash anywhere is a conflict.
     NonceReleased {
         session_id: [u8; 32],
@@ -122,8 +141,14 @@ pub enum Durable {
         input: u16,
         nonce_hash: [u8; 32],
     },
-    /// The attempt may now produce a partial signature (released → signing).
-    AttemptSigning { session_id: [u8; 32], attempt: u32 },
+    /// The attempt may now produce a partial signature (released → signing), for the proposal
+    /// with this review digest: the store checks that the user approved exactly this digest
+    /// and that it is the digest of the proposal it holds for the session.
+    AttemptSigning {
+        session_id: [u8; 32],
+        attempt: u32,
+        digest: [u8; 32],
+    },
     /// The attempt ended (signed or aborted).
     AttemptClosed {
         session_id: [u8; 32],
@@ -174,15 +199,27 @@ pub enum Event {
         member: u16,
     },
     Approved,
+    /// Another member's approval notice (or its partial signatures) arrived.
+    MemberApproved {
+        member: u16,
+    },
     Blamed {
         blame: Blame,
         evidence: Evidence,
     },
-    /// Silence: recorded per phase, never blame.
+    /// Silence: recorded once per phase, never blame and never an abort.
     TimedOut {
         attempt: u32,
         phase: Phase,
         waiting_for: Vec<u16>,
+    },
+    /// A member restarted an attempt after its election salt was known: counted against it
+    /// (a member could otherwise re-roll the salted election until it likes the result);
+    /// `refused` once it used up its allowance, which ends the session.
+    ForcedReroll {
+        member: u16,
+        attempt: u32,
+        refused: bool,
     },
     AttemptAborted {
         attempt: u32,
@@ -218,8 +255,28 @@ pub enum SessionError {
     DigestMismatch,
     #[error("the session is already closed")]
     Closed,
-    #[error("every co-signer already signed; the transaction can no longer be stopped here")]
+    #[error(
+        "your partial signatures already left: the others may still complete the transaction; \
+         to stop it, spend one of its inputs first"
+    )]
     AlreadySigned,
+}
+
+/// What a session is waiting for from one member (the UI shows it next to the member).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WaitingFor {
+    Approval,
+    Commitment,
+    Nonces,
+    Partials,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    pub member: u16,
+    pub waiting_for: Vec<WaitingFor>,
+    /// When an authenticated message from this member last arrived (None: never).
+    pub last_heard_ms: Option<Millis>,
 }
 
 /// A stored message with its identity, so a second, different one in the slot is detectable.
@@ -248,6 +305,8 @@ struct Attempt {
     partials_ok: BTreeMap<u16, Vec<PartialSignature>>,
     released_nonces: bool,
     signed: bool,
+    /// Whether this phase's silence was already recorded.
+    silence_recorded: bool,
 }
 
 enum State {
@@ -265,16 +324,33 @@ pub struct Session {
     me: u16,
     proposal: Proposal,
     proposal_bytes: Vec<u8>,
-    /// The proposer's envelope carrying the proposal, resent by the proposer.
-    proposal_envelope: Vec<u8>,
+    /// The proposer's envelope carrying the proposal (resent by the proposer, forwarded to a
+    /// member whose messages show it holds another proposal for this session id).
+    proposal_envelope: Envelope,
+    proposal_envelope_bytes: Vec<u8>,
     review: Review,
     sighashes: Vec<[u8; 32]>,
     penalized: Vec<u16>,
     approved: bool,
+    /// Members known to have approved: their notice or their partial signatures arrived.
+    approvals: BTreeSet<u16>,
+    /// Whether our partial signatures ever left, in any attempt (then a reject can't stop it).
+    ever_signed: bool,
     attempt: Attempt,
     state: State,
     next_resend: Millis,
+    resend_backoff: u32,
+    /// Session-wide messages we sent (approval, abort notices, reject), resent until the end.
+    notices: Vec<Vec<u8>>,
     completed_message: Option<Vec<u8>>,
+    /// Messages for attempts this participant has not reached yet.
+    future: Vec<Envelope>,
+    /// Post-salt restart notices followed, per member.
+    rerolls: BTreeMap<u16, u32>,
+    /// (attempt, to, about) already forwarded, so a conflicting view costs one message each.
+    forwarded: BTreeSet<(u32, u16, u16)>,
+    /// When each member's last pull was answered.
+    pulls_answered: BTreeMap<u16, Millis>,
 }
 
 /// Everything a new session needs that the node already computed (the proposal validated, its
@@ -284,7 +360,7 @@ pub struct SessionSetup {
     pub key_agg: Arc<KeyAggContext>,
     pub me: u16,
     pub proposal: Proposal,
-    pub proposal_envelope: Vec<u8>,
+    pub proposal_envelope: Envelope,
     pub review: Review,
     pub sighashes: Vec<[u8; 32]>,
 }
@@ -315,6 +391,10 @@ impl<'a> Step<'a> {
     fn event(&mut self, event: Event) {
         self.actions.push(Action::Event(event));
     }
+
+    fn send_to(&mut self, to: Recipient, bytes: Vec<u8>) {
+        self.actions.push(Action::Send { to, bytes });
+    }
 }
 
 impl Attempt {
@@ -341,12 +421,14 @@ impl Attempt {
             partials_ok: BTreeMap::new(),
             released_nonces: false,
             signed: false,
+            silence_recorded: false,
         }
     }
 
     fn enter(&mut self, phase: Phase, now: Millis) {
         self.phase = phase;
         self.phase_started = now;
+        self.silence_recorded = false;
     }
 }
 
@@ -377,6 +459,7 @@ impl Session {
             Vec::new()
         };
         let proposal_bytes = proposal.encode();
+        let proposal_envelope_bytes = proposal_envelope.encode();
         let mut session = Self {
             group_id: group.id(),
             group,
@@ -386,10 +469,13 @@ impl Session {
             proposal,
             proposal_bytes,
             proposal_envelope,
+            proposal_envelope_bytes,
             review,
             sighashes,
             penalized,
             approved: false,
+            approvals: BTreeSet::new(),
+            ever_signed: false,
             attempt: Attempt::new(
                 0,
                 Phase::Nonces,
@@ -402,7 +488,13 @@ impl Session {
             ),
             state: State::Running,
             next_resend: step.now,
+            resend_backoff: 0,
+            notices: Vec::new(),
             completed_message: None,
+            future: Vec::new(),
+            rerolls: BTreeMap::new(),
+            forwarded: BTreeSet::new(),
+            pulls_answered: BTreeMap::new(),
         };
         session.begin_attempt(first_attempt, step);
         session
@@ -424,8 +516,17 @@ impl Session {
         &self.review
     }
 
+    /// The review digest every message of this session is bound to.
+    pub fn digest(&self) -> [u8; 32] {
+        self.review.digest
+    }
+
     pub fn proposal(&self) -> &Proposal {
         &self.proposal
+    }
+
+    pub fn proposal_envelope(&self) -> &[u8] {
+        &self.proposal_envelope_bytes
     }
 
     pub fn attempt(&self) -> u32 {
@@ -444,9 +545,19 @@ impl Session {
         self.approved
     }
 
+    /// Members known to have approved (including this one).
+    pub fn approvals(&self) -> &BTreeSet<u16> {
+        &self.approvals
+    }
+
     /// Whether this participant released partial signatures in the current attempt.
     pub fn has_signed(&self) -> bool {
         self.attempt.signed
+    }
+
+    /// Whether our partial signatures ever left for this session.
+    pub fn ever_signed(&self) -> bool {
+        self.ever_signed
     }
 
     /// The finished transaction once signatures are complete.
@@ -468,6 +579,10 @@ impl Session {
         matches!(self.state, State::Closed(_))
     }
 
+    pub fn is_running(&self) -> bool {
+        matches!(self.state, State::Running)
+    }
+
     /// Members whose message for the current phase has not (validly) arrived.
     pub fn waiting_for(&self) -> Vec<u16> {
         let a = &self.attempt;
@@ -480,7 +595,43 @@ impl Session {
             .collect()
     }
 
-    /// The next time `tick` has work: resend, round timeout, failover slot or expiry.
+    /// Whom the session waits for and for what, with when each was last heard from
+    /// (`last_heard` maps a member to its last authenticated message, from the node).
+    pub fn waiting(&self, last_heard: impl Fn(u16) -> Option<Millis>) -> Vec<Waiting> {
+        if !self.is_running() {
+            return Vec::new();
+        }
+        let a = &self.attempt;
+        (0..self.group.members.len() as u16)
+            .filter_map(|m| {
+                let mut waiting_for = Vec::new();
+                match a.phase {
+                    Phase::Commitments if !a.commitments.contains_key(&m) => {
+                        waiting_for.push(WaitingFor::Commitment)
+                    }
+                    Phase::Nonces if !a.nonces_ok.contains_key(&m) => {
+                        waiting_for.push(WaitingFor::Nonces)
+                    }
+                    Phase::Signatures
+                        if !a.partials_ok.contains_key(&m) && self.approvals.contains(&m) =>
+                    {
+                        waiting_for.push(WaitingFor::Partials)
+                    }
+                    _ => {}
+                }
+                if !self.approvals.contains(&m) {
+                    waiting_for.push(WaitingFor::Approval);
+                }
+                (!waiting_for.is_empty()).then(|| Waiting {
+                    member: m,
+                    waiting_for,
+                    last_heard_ms: if m == self.me { None } else { last_heard(m) },
+                })
+            })
+            .collect()
+    }
+
+    /// The next time `tick` has work: resend, a phase's silence record, failover slot, expiry.
     pub fn next_deadline(&self) -> Option<Millis> {
         match &self.state {
             State::Closed(_) => None,
@@ -491,7 +642,7 @@ impl Session {
                 .min(),
             State::Running => {
                 let mut deadline = self.next_resend.min(self.proposal.expires_ms);
-                if self.attempt.phase != Phase::Signatures {
+                if self.attempt.phase != Phase::Signatures && !self.attempt.silence_recorded {
                     deadline =
                         deadline.min(self.attempt.phase_started + self.group.timeouts.round_ms);
                 }
@@ -503,98 +654,34 @@ impl Session {
     pub(super) fn resend_interval(&self) -> Millis {
         (self.group.timeouts.round_ms / 4).max(1)
     }
+
+    /// Schedules the next resend, backing off while nothing changes.
+    fn schedule_resend(&mut self, now: Millis) {
+        self.next_resend = now + (self.resend_interval() << self.resend_backoff);
+        self.resend_backoff = (self.resend_backoff + 1).min(MAX_RESEND_BACKOFF);
+    }
+
+    /// Something moved: resend soon again.
+    pub(super) fn progressed(&mut self, now: Millis) {
+        self.resend_backoff = 0;
+        self.next_resend = now + self.resend_interval();
+    }
 }
 
 impl Session {
-    // ----- inputs ---------------------------------------------------------------------------
+    // ----- inputs from the user and the clock ------------------------------------------------
 
-    /// A verified envelope for this session (signature, group and membership already checked
-    /// by the node).
-    pub fn on_envelope(&mut self, envelope: Envelope, step: &mut Step<'_>) {
-        if self.is_closed() {
-            return;
-        }
-        let header = envelope.header;
-        match header.kind {
-            MessageKind::Proposal => {}
-            MessageKind::Reject => {
-                if matches!(self.state, State::Running) {
-                    let reason = Reject::decode(&envelope.payload)
-                        .map(|r| r.reason)
-                        .unwrap_or_default();
-                    self.leave_attempt(
-                        AbortReason::RejectedBy {
-                            member: header.sender,
-                            reason: reason.clone(),
-                        },
-                        step,
-                    );
-                    self.close(
-                        Outcome::Aborted(AbortReason::RejectedBy {
-                            member: header.sender,
-                            reason,
-                        }),
-                        step,
-                    );
-                }
-            }
-            MessageKind::Completed => self.on_completed(&envelope, step),
-            MessageKind::Partials if matches!(self.state, State::Completed { .. }) => {
-                // Signatures are done, but a late round-2 message still gets checked so a
-                // wrong election proof or an invalid partial is reported, not forgotten.
-                if header.attempt == self.attempt.number && self.store(envelope, step).is_none() {
-                    let _already_finished = self.check_partials(step);
-                }
-            }
-            _ if !matches!(self.state, State::Running) => {}
-            _ if header.attempt < self.attempt.number => {}
-            _ if header.attempt >= MAX_ATTEMPTS => {}
-            _ if header.attempt > self.attempt.number => {
-                // Someone moved on: this attempt cannot finish without them. Follow.
-                self.leave_attempt(
-                    AbortReason::Superseded {
-                        by: header.sender,
-                        attempt: header.attempt,
-                    },
-                    step,
-                );
-                if step.now >= self.proposal.expires_ms {
-                    self.close(Outcome::Aborted(AbortReason::Expired), step);
-                    return;
-                }
-                self.begin_attempt(header.attempt, step);
-                if matches!(self.state, State::Running) && self.attempt.number == header.attempt {
-                    self.on_envelope(envelope, step);
-                }
-            }
-            MessageKind::AttemptAborted => {
-                let member = header.sender;
-                let reason = match AbortCode::decode(&envelope.payload) {
-                    Ok(AbortCode::Restart) => AbortReason::Restart { member },
-                    _ => AbortReason::PeerTimedOut { member },
-                };
-                self.abort_attempt(reason, step);
-            }
-            _ => match self.store(envelope, step) {
-                Some(reason) => self.abort_attempt(reason, step),
-                None => self.advance(step),
-            },
-        }
-    }
-
-    /// Files a message in its slot. A second, different message in an occupied slot is
-    /// equivocation (returned as the reason to abort); an identical one is a harmless resend.
-    /// The user approved exactly this review. Signs as soon as round 1 is complete.
+    /// The user approved exactly this review: durable (the driver records it before calling),
+    /// independent of attempts. Signs as soon as round 1 is complete.
     pub fn approve(&mut self, digest: &[u8; 32], step: &mut Step<'_>) -> Result<(), SessionError> {
-        if self.is_closed() {
-            return Err(SessionError::Closed);
-        }
-        if *digest != self.review.digest {
-            return Err(SessionError::DigestMismatch);
-        }
+        self.check_approval(digest)?;
         if !self.approved {
             self.approved = true;
+            self.approvals.insert(self.me);
             step.event(Event::Approved);
+            let notice = self.sign(MessageKind::Approved, Vec::new(), step);
+            let bytes = self.log_and_send(&notice, step);
+            self.notices.push(bytes);
         }
         if matches!(self.state, State::Running) && self.attempt.phase == Phase::Signatures {
             self.release_partials(step);
@@ -603,12 +690,25 @@ impl Session {
         Ok(())
     }
 
-    /// The user refused: a signed Reject to everyone, and the session ends.
+    /// What `approve` would refuse, without doing anything (the driver asks before it records
+    /// the approval durably).
+    pub fn check_approval(&self, digest: &[u8; 32]) -> Result<(), SessionError> {
+        if self.is_closed() {
+            return Err(SessionError::Closed);
+        }
+        if *digest != self.review.digest {
+            return Err(SessionError::DigestMismatch);
+        }
+        Ok(())
+    }
+
+    /// The user refused: a signed Reject to everyone, and the session ends. Refused once our
+    /// partial signatures left in any attempt: the others might still complete without us.
     pub fn reject(&mut self, reason: &str, step: &mut Step<'_>) -> Result<(), SessionError> {
         if self.is_closed() {
             return Err(SessionError::Closed);
         }
-        if !matches!(self.state, State::Running) {
+        if self.ever_signed || !matches!(self.state, State::Running) {
             return Err(SessionError::AlreadySigned);
         }
         let reason: String = reason
@@ -623,7 +723,8 @@ impl Session {
             .encode(),
             step,
         );
-        self.log_and_send(&envelope, step);
+        let bytes = self.log_and_send(&envelope, step);
+        self.notices.push(bytes);
         let why = AbortReason::RejectedBy {
             member: self.me,
             reason,
@@ -633,20 +734,17 @@ impl Session {
         Ok(())
     }
 
-    /// Time passes: resends, round timeouts, failover slots, expiry.
+    /// Time passes: resends, a phase's silence record, failover slots, expiry.
     pub fn tick(&mut self, step: &mut Step<'_>) {
         let now = step.now;
         match &self.state {
             State::Closed(_) => {}
             State::Completed { .. } => {
                 if now >= self.next_resend {
-                    if let Some(bytes) = &self.completed_message {
-                        step.actions.push(Action::Send {
-                            to: Recipient::Members,
-                            bytes: bytes.clone(),
-                        });
+                    if let Some(bytes) = self.completed_message.clone() {
+                        step.send_to(Recipient::Members, bytes);
                     }
-                    self.next_resend = now + self.resend_interval();
+                    self.schedule_resend(now);
                 }
                 self.poll_failover(step);
             }
@@ -657,40 +755,71 @@ impl Session {
                 }
                 let phase = self.attempt.phase;
                 if phase != Phase::Signatures
+                    && !self.attempt.silence_recorded
                     && now >= self.attempt.phase_started + self.group.timeouts.round_ms
                 {
-                    let waiting_for = self.waiting_for();
+                    // Recorded for reputation; the attempt stays open for the absent member.
+                    self.attempt.silence_recorded = true;
                     step.event(Event::TimedOut {
                         attempt: self.attempt.number,
                         phase,
-                        waiting_for: waiting_for.clone(),
+                        waiting_for: self.waiting_for(),
                     });
-                    let notice = self.sign(
-                        MessageKind::AttemptAborted,
-                        AbortCode::Timeout.encode(),
-                        step,
-                    );
-                    step.push(Action::Send {
-                        to: Recipient::Members,
-                        bytes: notice.encode(),
-                    });
-                    return self.abort_attempt(AbortReason::Timeout { phase, waiting_for }, step);
                 }
                 if now >= self.next_resend {
-                    if self.me == self.proposal.proposer {
-                        step.actions.push(Action::Send {
-                            to: Recipient::Members,
-                            bytes: self.proposal_envelope.clone(),
-                        });
-                    }
-                    for bytes in &self.attempt.sent {
-                        step.actions.push(Action::Send {
-                            to: Recipient::Members,
-                            bytes: bytes.clone(),
-                        });
-                    }
-                    self.next_resend = now + self.resend_interval();
+                    self.resend_all(Recipient::Members, step);
+                    self.schedule_resend(now);
                 }
+            }
+        }
+    }
+
+    /// Everything we signed that the others may still need, as-is.
+    fn resend_all(&self, to: Recipient, step: &mut Step<'_>) {
+        if self.me == self.proposal.proposer {
+            step.send_to(to.clone(), self.proposal_envelope_bytes.clone());
+        }
+        for bytes in self.notices.iter().chain(&self.attempt.sent) {
+            step.send_to(to.clone(), bytes.clone());
+        }
+        if let Some(bytes) = &self.completed_message {
+            step.send_to(to, bytes.clone());
+        }
+    }
+
+    /// A member asked for what it missed. Answered with the signed bytes we hold (ours and the
+    /// others'), at most once per resend interval per member.
+    pub fn answer_pull(&mut self, requester: u16, since_attempt: u32, step: &mut Step<'_>) {
+        let now = step.now;
+        if self
+            .pulls_answered
+            .get(&requester)
+            .is_some_and(|&at| now < at + self.resend_interval())
+        {
+            return;
+        }
+        self.pulls_answered.insert(requester, now);
+        let to = Recipient::Member(requester);
+        step.send_to(to.clone(), self.proposal_envelope_bytes.clone());
+        for bytes in &self.notices {
+            step.send_to(to.clone(), bytes.clone());
+        }
+        if let Some(bytes) = &self.completed_message {
+            step.send_to(to.clone(), bytes.clone());
+        }
+        if self.attempt.number < since_attempt {
+            return;
+        }
+        let a = &self.attempt;
+        let filed = a
+            .commitments
+            .values()
+            .map(|r| &r.envelope)
+            .chain(a.nonces.values().map(|r| &r.envelope))
+            .chain(a.partials.values().map(|r| &r.envelope));
+        for envelope in filed {
+            if envelope.header.sender != requester {
+                step.send_to(to.clone(), envelope.encode());
             }
         }
     }
@@ -720,27 +849,35 @@ impl Session {
     }
 
     /// After a restart: this participant released nonces in `attempt` and lost them with the
-    /// process. Tell everyone, so they move on too.
+    /// process. Tell everyone (and keep telling, like any notice), so they move on too.
     pub fn announce_restart(&mut self, abandoned_attempt: u32, step: &mut Step<'_>) {
         let header = Header::new(
             MessageKind::AttemptAborted,
             self.group_id,
             self.session_id(),
+            self.review.digest,
             abandoned_attempt,
             self.me,
             step.now,
         );
         let envelope = Envelope::sign(header, AbortCode::Restart.encode(), step.key);
-        self.log_and_send(&envelope, step);
+        let bytes = self.log_and_send(&envelope, step);
+        self.notices.push(bytes);
         step.event(Event::AttemptAborted {
             attempt: abandoned_attempt,
             reason: AbortReason::Restart { member: self.me },
         });
     }
 
+    /// After a restart: our partials left in an earlier process, so a reject can't stop it.
+    pub fn restore_signed_before(&mut self) {
+        self.ever_signed = true;
+    }
+
     /// Restores a session whose transaction was already signed before a restart.
     pub fn restore_signed(&mut self, tx: Transaction, step: &mut Step<'_>) {
         self.attempt.secret_nonces = None;
+        self.ever_signed = true;
         let priority = self
             .attempt
             .election

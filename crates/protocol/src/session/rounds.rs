@@ -4,7 +4,13 @@
 use super::*;
 
 impl Session {
-    pub(super) fn store(&mut self, envelope: Envelope, step: &mut Step<'_>) -> Option<AbortReason> {
+    /// Files a message in its slot. A second, different message in an occupied slot is
+    /// equivocation (returned with its evidence); an identical one is a harmless resend.
+    pub(super) fn store(
+        &mut self,
+        envelope: Envelope,
+        step: &mut Step<'_>,
+    ) -> Option<(AbortReason, Evidence)> {
         let sender = envelope.header.sender;
         let previous = match envelope.header.kind {
             MessageKind::Commitment => self.attempt.commitments.get(&sender).map(|r| &r.envelope),
@@ -19,7 +25,7 @@ impl Session {
             let previous = previous.clone();
             return self
                 .blame(Offence::Equivocation, &[&previous, &envelope], step)
-                .map(|_| AbortReason::Equivocation { member: sender });
+                .map(|(_, evidence)| (AbortReason::Equivocation { member: sender }, evidence));
         }
         match envelope.header.kind {
             MessageKind::Commitment => {
@@ -52,8 +58,8 @@ impl Session {
             return;
         }
         if self.attempt.phase == Phase::Commitments {
-            if let Some(reason) = self.check_commitments(step) {
-                return self.abort_attempt(reason, step);
+            if let Some((reason, evidence)) = self.check_commitments(step) {
+                return self.abort_with_evidence(reason, evidence, step);
             }
             if self.attempt.commitments.len() < n {
                 return;
@@ -63,26 +69,29 @@ impl Session {
                 phase: Phase::Commitments,
             });
             self.attempt.enter(Phase::Nonces, step.now);
+            self.progressed(step.now);
             // Releasing files our own nonces and re-enters `advance`.
             return self.release_nonces(step);
         }
         if self.attempt.phase == Phase::Nonces {
-            if let Some(reason) = self.check_nonces(step) {
-                return self.abort_attempt(reason, step);
+            if let Some((reason, evidence)) = self.check_nonces(step) {
+                return self.abort_with_evidence(reason, evidence, step);
             }
             if self.attempt.nonces_ok.len() < n {
                 return;
             }
             if let Some(reason) = self.finish_round_one(step) {
+                // Degenerate nonces: every member sees the same sum and aborts by itself.
                 return self.abort_attempt(reason, step);
             }
+            self.progressed(step.now);
             if self.approved {
                 self.release_partials(step);
             }
         }
         if self.attempt.phase == Phase::Signatures {
-            if let Some(reason) = self.check_partials(step) {
-                return self.abort_attempt(reason, step);
+            if let Some((reason, evidence)) = self.check_partials(step) {
+                return self.abort_with_evidence(reason, evidence, step);
             }
             if self.attempt.partials_ok.len() == n {
                 self.complete_from_partials(step);
@@ -91,7 +100,10 @@ impl Session {
     }
 
     /// Round 0 contributions must at least decode.
-    pub(super) fn check_commitments(&mut self, step: &mut Step<'_>) -> Option<AbortReason> {
+    pub(super) fn check_commitments(
+        &mut self,
+        step: &mut Step<'_>,
+    ) -> Option<(AbortReason, Evidence)> {
         let bad: Vec<Envelope> = self
             .attempt
             .commitments
@@ -100,13 +112,11 @@ impl Session {
             .map(|r| r.envelope.clone())
             .collect();
         for envelope in bad {
-            if self
-                .blame(Offence::MalformedContribution, &[&envelope], step)
-                .is_some()
+            if let Some((_, evidence)) =
+                self.blame(Offence::MalformedContribution, &[&envelope], step)
             {
-                return Some(AbortReason::MalformedContribution {
-                    member: envelope.header.sender,
-                });
+                let member = envelope.header.sender;
+                return Some((AbortReason::MalformedContribution { member }, evidence));
             }
         }
         None
@@ -114,7 +124,7 @@ impl Session {
 
     /// Round 1 contributions: decode, one nonce pair per input, and (with round 0) they must
     /// open the sender's commitment. Checked once per sender.
-    pub(super) fn check_nonces(&mut self, step: &mut Step<'_>) -> Option<AbortReason> {
+    pub(super) fn check_nonces(&mut self, step: &mut Step<'_>) -> Option<(AbortReason, Evidence)> {
         let inputs = self.sighashes.len();
         let pending: Vec<u16> = self
             .attempt
@@ -132,11 +142,10 @@ impl Session {
                 .filter(|n| n.nonces.len() == inputs)
                 .cloned();
             let Some(nonces) = well_formed else {
-                if self
-                    .blame(Offence::MalformedContribution, &[&envelope], step)
-                    .is_some()
+                if let Some((_, evidence)) =
+                    self.blame(Offence::MalformedContribution, &[&envelope], step)
                 {
-                    return Some(AbortReason::MalformedContribution { member });
+                    return Some((AbortReason::MalformedContribution { member }, evidence));
                 }
                 continue;
             };
@@ -148,15 +157,12 @@ impl Session {
                 let expected = nonces.commitment(&self.session_id(), self.attempt.number, member);
                 if commitment.value.map(|c| c.0) != Some(expected) {
                     let commitment_envelope = commitment.envelope.clone();
-                    if self
-                        .blame(
-                            Offence::MalformedContribution,
-                            &[&envelope, &commitment_envelope],
-                            step,
-                        )
-                        .is_some()
-                    {
-                        return Some(AbortReason::MalformedContribution { member });
+                    if let Some((_, evidence)) = self.blame(
+                        Offence::MalformedContribution,
+                        &[&envelope, &commitment_envelope],
+                        step,
+                    ) {
+                        return Some((AbortReason::MalformedContribution { member }, evidence));
                     }
                     continue;
                 }
@@ -249,9 +255,13 @@ impl Session {
             }
         }
         self.attempt.signed = true;
+        self.ever_signed = true;
+        // The store lets this through only if the user approved exactly this digest and it
+        // is the digest of the proposal the store holds for the session.
         step.push(Action::Persist(Durable::AttemptSigning {
             session_id: self.session_id(),
             attempt: self.attempt.number,
+            digest: self.review.digest,
         }));
         let proof = self
             .attempt
@@ -261,6 +271,7 @@ impl Session {
             .unwrap_or_default();
         let payload = Partials {
             election_proof: proof,
+            nonces_used: self.nonce_ids(),
             partials,
         }
         .encode();
@@ -268,8 +279,25 @@ impl Session {
         self.send_own(envelope, step);
     }
 
-    /// Verifies each newly arrived round-2 message; blames an invalid one.
-    pub(super) fn check_partials(&mut self, step: &mut Step<'_>) -> Option<AbortReason> {
+    /// The ids of every member's Nonces envelope of this attempt, in member order.
+    pub(super) fn nonce_ids(&self) -> Vec<[u8; 32]> {
+        self.attempt
+            .nonces
+            .values()
+            .map(|r| r.envelope.id())
+            .collect()
+    }
+
+    /// Verifies each newly arrived round-2 message against the nonces its sender committed
+    /// to. Where the sender's view of some member's nonces differs from ours, the partial is
+    /// not judged (our view could frame an honest signer): we forward what we hold, and the
+    /// member who signed two different nonce messages is caught as an equivocator.
+    pub(super) fn check_partials(
+        &mut self,
+        step: &mut Step<'_>,
+    ) -> Option<(AbortReason, Evidence)> {
+        let n = self.group.members.len();
+        let ours = self.nonce_ids();
         let pending: Vec<u16> = self
             .attempt
             .partials
@@ -278,51 +306,64 @@ impl Session {
             .copied()
             .collect();
         for member in pending {
-            let Some(nonces) = self.attempt.nonces_ok.get(&member).cloned() else {
-                continue;
-            };
             let received = &self.attempt.partials[&member];
             let envelope = received.envelope.clone();
-            let value = received.value.clone();
-            let signer = self.sorted_index[member as usize];
-            let valid = value.as_ref().is_some_and(|p| {
-                p.partials.len() == self.sighashes.len()
-                    && p.partials.iter().enumerate().all(|(input, partial)| {
-                        self.musig_session(input).is_some_and(|s| {
-                            s.verify_partial(signer, &nonces.nonces[input], partial)
-                        })
-                    })
-            });
-            if !valid {
-                let mut envelopes = vec![&envelope];
-                let nonce_envelopes: Vec<Envelope> = self
-                    .attempt
-                    .nonces
-                    .values()
-                    .map(|r| r.envelope.clone())
-                    .collect();
-                envelopes.extend(nonce_envelopes.iter());
-                if self
-                    .blame(Offence::InvalidPartial, &envelopes, step)
-                    .is_some()
+            let Some(partials) = received
+                .value
+                .clone()
+                .filter(|p| p.nonces_used.len() == n && p.partials.len() == self.sighashes.len())
+            else {
+                if let Some((_, evidence)) =
+                    self.blame(Offence::MalformedContribution, &[&envelope], step)
                 {
-                    return Some(AbortReason::InvalidPartial { member });
+                    return Some((AbortReason::MalformedContribution { member }, evidence));
+                }
+                continue;
+            };
+            if ours.len() < n {
+                continue; // our own round 1 is not complete yet
+            }
+            let differing: Vec<u16> = (0..n as u16)
+                .filter(|&k| partials.nonces_used[k as usize] != ours[k as usize])
+                .collect();
+            if !differing.is_empty() {
+                for about in differing {
+                    let bytes = self.attempt.nonces[&about].envelope.encode();
+                    self.forward_once(self.attempt.number, member, about, bytes, step);
                 }
                 continue;
             }
-            let partials = value.expect("checked valid");
+            let Some(nonces) = self.attempt.nonces_ok.get(&member).cloned() else {
+                continue;
+            };
+            let signer = self.sorted_index[member as usize];
+            let valid = partials
+                .partials
+                .iter()
+                .enumerate()
+                .all(|(input, partial)| {
+                    self.musig_session(input)
+                        .is_some_and(|s| s.verify_partial(signer, &nonces.nonces[input], partial))
+                });
+            let nonce_envelopes: Vec<Envelope> = self
+                .attempt
+                .nonces
+                .values()
+                .map(|r| r.envelope.clone())
+                .collect();
+            let mut envelopes = vec![&envelope];
+            envelopes.extend(nonce_envelopes.iter());
+            if !valid {
+                if let Some((_, evidence)) = self.blame(Offence::InvalidPartial, &envelopes, step) {
+                    return Some((AbortReason::InvalidPartial { member }, evidence));
+                }
+                continue;
+            }
             if Some(partials.election_proof) != self.attempt.election.as_ref().map(|e| e.proof) {
                 step.event(Event::ElectionProofMismatch { member });
-                let nonce_envelopes: Vec<Envelope> = self
-                    .attempt
-                    .nonces
-                    .values()
-                    .map(|r| r.envelope.clone())
-                    .collect();
-                let mut envelopes = vec![&envelope];
-                envelopes.extend(nonce_envelopes.iter());
                 self.blame(Offence::WrongElectionProof, &envelopes, step);
             }
+            self.member_approved(member, step);
             self.attempt.partials_ok.insert(member, partials.partials);
         }
         None
@@ -371,14 +412,13 @@ impl Session {
                 self.finish(completed.signatures, envelope.header.attempt, step);
             }
             None => {
-                if self
-                    .blame(Offence::MalformedContribution, &[envelope], step)
-                    .is_some()
+                if let Some((_, evidence)) =
+                    self.blame(Offence::MalformedContribution, &[envelope], step)
                 {
-                    self.abort_attempt(
-                        AbortReason::MalformedContribution {
-                            member: envelope.header.sender,
-                        },
+                    let member = envelope.header.sender;
+                    self.abort_with_evidence(
+                        AbortReason::MalformedContribution { member },
+                        evidence,
                         step,
                     );
                 }

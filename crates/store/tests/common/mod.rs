@@ -52,6 +52,11 @@ pub fn session(n: u8) -> [u8; 32] {
     [n; 32]
 }
 
+/// The review digest every test envelope of a session binds (its proposal's).
+pub fn digest(session_id: [u8; 32]) -> [u8; 32] {
+    lotus::hash::sha256(&[&b"review"[..], &session_id].concat())
+}
+
 /// A signed envelope (the store decodes the header only; the payload is opaque to it).
 pub fn envelope(
     keys: &[PrivateKey],
@@ -62,7 +67,15 @@ pub fn envelope(
     sender: u16,
     now: u64,
 ) -> Vec<u8> {
-    let header = Header::new(kind, group.id(), session_id, attempt, sender, now);
+    let header = Header::new(
+        kind,
+        group.id(),
+        session_id,
+        digest(session_id),
+        attempt,
+        sender,
+        now,
+    );
     Envelope::sign(
         header,
         vec![kind.code(), sender as u8],
@@ -108,6 +121,13 @@ pub fn propose(
         now,
     );
     store
-        .apply(&message(bytes, session_id, proposer == me), now)
+        .apply(
+            &Durable::SessionAccepted {
+                session_id,
+                envelope: bytes,
+                outgoing: proposer == me,
+            },
+            now,
+        )
         .expect("store proposal");
 }

@@ -1,0 +1,228 @@
+//! Messages from the other members: routing by kind, the proposal binding, notices, and
+//! messages for attempts we have not reached yet.
+
+use super::*;
+
+impl Session {
+    /// A verified envelope for this session (signature, membership and group already checked
+    /// by the node: the header's group is this session's group).
+    pub fn on_envelope(&mut self, envelope: Envelope, step: &mut Step<'_>) {
+        if self.is_closed() {
+            return;
+        }
+        let header = envelope.header;
+        if header.kind == MessageKind::Proposal {
+            return self.on_proposal(envelope, step);
+        }
+        if header.proposal != self.review.digest {
+            // The sender holds another proposal for this session id: show it ours, so whoever
+            // signed two proposals is caught. Never filed, never blamed on the sender.
+            return self.forward_once(
+                header.attempt,
+                header.sender,
+                u16::MAX,
+                self.proposal_envelope_bytes.clone(),
+                step,
+            );
+        }
+        match header.kind {
+            MessageKind::Proposal | MessageKind::Pull => {}
+            MessageKind::Approved => self.member_approved(header.sender, step),
+            MessageKind::Reject => self.on_reject(&envelope, step),
+            MessageKind::Completed => self.on_completed(&envelope, step),
+            MessageKind::Partials if matches!(self.state, State::Completed { .. }) => {
+                // Signatures are done, but a late round-2 message still gets checked so a
+                // wrong election proof or an invalid partial is reported, not forgotten.
+                if header.attempt == self.attempt.number && self.store(envelope, step).is_none() {
+                    let _already_finished = self.check_partials(step);
+                }
+            }
+            _ if !matches!(self.state, State::Running) => {}
+            // Evidence that the proposer signed two proposals ends the session whatever
+            // attempt the notice names.
+            MessageKind::AttemptAborted if closes_session(&envelope) => {
+                self.on_abort_notice(&envelope, step)
+            }
+            _ if header.attempt < self.attempt.number => {}
+            _ if header.attempt >= MAX_ATTEMPTS => {}
+            _ if header.attempt > self.attempt.number => self.hold_for_later(envelope),
+            MessageKind::AttemptAborted => self.on_abort_notice(&envelope, step),
+            _ => match self.store(envelope, step) {
+                Some((reason, evidence)) => self.abort_with_evidence(reason, evidence, step),
+                None => self.advance(step),
+            },
+        }
+    }
+
+    pub(super) fn member_approved(&mut self, member: u16, step: &mut Step<'_>) {
+        if member != self.me && self.approvals.insert(member) {
+            step.event(Event::MemberApproved { member });
+        }
+    }
+
+    /// The proposer's envelope again (a resend), or a different one with our session id: two
+    /// proposals signed by the proposer for one session is equivocation, and this session
+    /// is never signed.
+    fn on_proposal(&mut self, envelope: Envelope, step: &mut Step<'_>) {
+        if envelope.payload == self.proposal_envelope.payload
+            || envelope.header.sender != self.proposal.proposer
+        {
+            // A resend, or another member reusing our session id (its own proposal can't
+            // become this session; the node already holds one for the id).
+            return;
+        }
+        let ours = self.proposal_envelope.clone();
+        if let Some((blame, evidence)) =
+            self.blame(Offence::Equivocation, &[&ours, &envelope], step)
+        {
+            self.abort_with_evidence(
+                AbortReason::ConflictingProposals {
+                    proposer: blame.culprit,
+                },
+                evidence,
+                step,
+            );
+        }
+    }
+
+    fn on_reject(&mut self, envelope: &Envelope, step: &mut Step<'_>) {
+        if !matches!(self.state, State::Running) {
+            return;
+        }
+        let member = envelope.header.sender;
+        let reason = Reject::decode(&envelope.payload)
+            .map(|r| r.reason)
+            .unwrap_or_default();
+        let why = AbortReason::RejectedBy { member, reason };
+        self.leave_attempt(why.clone(), step);
+        self.close(Outcome::Aborted(why), step);
+    }
+
+    /// Someone ended our current attempt. Followed only for a reason we can check (evidence
+    /// that verifies) or a restart, which is bounded per member once the salt was known.
+    fn on_abort_notice(&mut self, envelope: &Envelope, step: &mut Step<'_>) {
+        let member = envelope.header.sender;
+        match AbortCode::decode(&envelope.payload) {
+            Ok(AbortCode::Restart) => {
+                if self.attempt.nonces_ok.len() == self.group.members.len() {
+                    let count = self.rerolls.entry(member).or_default();
+                    let refused = *count >= MAX_REROLLS_PER_MEMBER;
+                    if !refused {
+                        *count += 1;
+                    }
+                    step.event(Event::ForcedReroll {
+                        member,
+                        attempt: self.attempt.number,
+                        refused,
+                    });
+                    if refused {
+                        return self.abort_attempt(AbortReason::TooManyRestarts { member }, step);
+                    }
+                }
+                self.abort_attempt(AbortReason::Restart { member }, step);
+            }
+            Ok(AbortCode::Blamed(bytes)) => {
+                let Ok(evidence) = Evidence::decode(&bytes) else {
+                    return;
+                };
+                let Ok(blame) = evidence.verify(&self.group) else {
+                    return;
+                };
+                let conflicting_proposals = is_proposal_evidence(&evidence);
+                if blame.session_id != self.session_id()
+                    || (!conflicting_proposals && blame.attempt != self.attempt.number)
+                {
+                    return;
+                }
+                step.event(Event::Blamed {
+                    blame,
+                    evidence: evidence.clone(),
+                });
+                let reason = if conflicting_proposals {
+                    AbortReason::ConflictingProposals {
+                        proposer: blame.culprit,
+                    }
+                } else {
+                    reason_for(&blame)
+                };
+                self.abort_attempt(reason, step);
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Keeps a message for a later attempt until we get there (bounded per member).
+    fn hold_for_later(&mut self, envelope: Envelope) {
+        let sender = envelope.header.sender;
+        let held = self
+            .future
+            .iter()
+            .filter(|e| e.header.sender == sender)
+            .count();
+        if held < MAX_FUTURE_PER_MEMBER && !self.future.contains(&envelope) {
+            self.future.push(envelope);
+        }
+    }
+
+    /// Messages held for the attempt we just entered.
+    pub(super) fn replay_held(&mut self, step: &mut Step<'_>) {
+        let number = self.attempt.number;
+        let (now, later): (Vec<Envelope>, Vec<Envelope>) = std::mem::take(&mut self.future)
+            .into_iter()
+            .filter(|e| e.header.attempt >= number)
+            .partition(|e| e.header.attempt == number);
+        self.future = later;
+        for envelope in now {
+            if self.attempt.number != number || !self.is_running() {
+                break;
+            }
+            self.on_envelope(envelope, step);
+        }
+    }
+
+    /// Sends `bytes` to `to` once per (attempt, recipient, subject).
+    pub(super) fn forward_once(
+        &mut self,
+        attempt: u32,
+        to: u16,
+        about: u16,
+        bytes: Vec<u8>,
+        step: &mut Step<'_>,
+    ) {
+        if to != self.me && self.forwarded.insert((attempt, to, about)) {
+            step.send_to(Recipient::Member(to), bytes);
+        }
+    }
+}
+
+/// Whether a notice carries evidence of two proposals for the session.
+fn closes_session(notice: &Envelope) -> bool {
+    match AbortCode::decode(&notice.payload) {
+        Ok(AbortCode::Blamed(bytes)) => {
+            Evidence::decode(&bytes).is_ok_and(|e| is_proposal_evidence(&e))
+        }
+        _ => false,
+    }
+}
+
+/// Whether the evidence is two proposals (the session can never be signed).
+fn is_proposal_evidence(evidence: &Evidence) -> bool {
+    evidence.offence == Offence::Equivocation
+        && evidence
+            .envelopes
+            .first()
+            .and_then(|bytes| Envelope::decode(bytes, bytes.len()).ok())
+            .is_some_and(|e| e.header.kind == MessageKind::Proposal)
+}
+
+/// The abort reason a verified blame stands for.
+pub(super) fn reason_for(blame: &Blame) -> AbortReason {
+    let member = blame.culprit;
+    match blame.offence {
+        Offence::InvalidPartial => AbortReason::InvalidPartial { member },
+        Offence::Equivocation => AbortReason::Equivocation { member },
+        Offence::MalformedContribution | Offence::WrongElectionProof => {
+            AbortReason::MalformedContribution { member }
+        }
+    }
+}
