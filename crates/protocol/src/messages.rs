@@ -177,9 +177,14 @@ impl Reject {
 pub enum AbortCode {
     /// It restarted after releasing nonces: its secret nonces are gone for good.
     Restart,
-    /// It holds verified blame evidence (the encoded `evidence::Evidence`) for this attempt.
-    Blamed(Vec<u8>),
+    /// It holds verified blame evidence (encoded `evidence::Evidence` records) against one
+    /// member: the offence that ended this attempt, and any earlier one in the session (two
+    /// offences end the session, and a member that fell behind must learn that too).
+    Blamed(Vec<Vec<u8>>),
 }
+
+/// Evidence records one abort notice may carry.
+pub const MAX_NOTICE_RECORDS: usize = 4;
 
 /// Largest evidence record an abort notice carries.
 pub const MAX_NOTICE_EVIDENCE: usize = 1 << 20;
@@ -191,8 +196,11 @@ impl AbortCode {
             AbortCode::Restart => {
                 w.u8(1);
             }
-            AbortCode::Blamed(evidence) => {
-                w.u8(2).bytes(evidence);
+            AbortCode::Blamed(records) => {
+                w.u8(2).count(records.len());
+                for record in records {
+                    w.bytes(record);
+                }
             }
         }
         w.into_bytes()
@@ -202,7 +210,13 @@ impl AbortCode {
         let mut r = Reader::new(bytes);
         let code = match r.u8("abort code")? {
             1 => AbortCode::Restart,
-            2 => AbortCode::Blamed(r.bytes(MAX_NOTICE_EVIDENCE, "evidence")?.to_vec()),
+            2 => {
+                let count = r.count(MAX_NOTICE_RECORDS, 4, "evidence records")?;
+                let records = (0..count)
+                    .map(|_| Ok(r.bytes(MAX_NOTICE_EVIDENCE, "evidence")?.to_vec()))
+                    .collect::<Result<Vec<_>, DecodeError>>()?;
+                AbortCode::Blamed(records)
+            }
             other => return Err(DecodeError::invalid("abort code", format!("code {other}"))),
         };
         r.finish()?;
@@ -264,7 +278,10 @@ mod tests {
             reason: "fee too high".into(),
         };
         assert_eq!(Reject::decode(&reject.encode()).unwrap(), reject);
-        for code in [AbortCode::Restart, AbortCode::Blamed(vec![1, 2, 3])] {
+        for code in [
+            AbortCode::Restart,
+            AbortCode::Blamed(vec![vec![1, 2, 3], vec![4]]),
+        ] {
             assert_eq!(AbortCode::decode(&code.encode()).unwrap(), code);
         }
         assert!(AbortCode::decode(&[3]).is_err());

@@ -112,17 +112,29 @@ impl Session {
         let _own_messages_never_conflict = self.store(envelope, step);
     }
 
-    /// Ends the attempt because of verified evidence: tells everyone (with the evidence, so
-    /// they can check it and follow), then moves on or closes.
+    /// Ends the attempt because of verified evidence: tells everyone (with every record we
+    /// hold against the member, so they can check it and follow), then moves on or closes.
     pub(super) fn abort_with_evidence(
         &mut self,
         reason: AbortReason,
         evidence: Evidence,
         step: &mut Step<'_>,
     ) {
+        let records = match reason.culprit() {
+            Some(member) => {
+                self.record_offence(member, self.attempt.number, evidence);
+                self.offences[&member]
+                    .values()
+                    .rev()
+                    .take(crate::messages::MAX_NOTICE_RECORDS)
+                    .map(Evidence::encode)
+                    .collect()
+            }
+            None => vec![evidence.encode()],
+        };
         let notice = self.sign(
             MessageKind::AttemptAborted,
-            AbortCode::Blamed(evidence.encode()).encode(),
+            AbortCode::Blamed(records).encode(),
             step,
         );
         let bytes = self.log_and_send(&notice, step);
@@ -130,10 +142,30 @@ impl Session {
         self.abort_attempt(reason, step);
     }
 
+    /// Keeps verified evidence against `member` for `attempt`; whether it is new.
+    pub(super) fn record_offence(&mut self, member: u16, attempt: u32, evidence: Evidence) -> bool {
+        let attempts = self.offences.entry(member).or_default();
+        if attempts.contains_key(&attempt) {
+            return false;
+        }
+        attempts.insert(attempt, evidence);
+        true
+    }
+
     pub(super) fn abort_attempt(&mut self, reason: AbortReason, step: &mut Step<'_>) {
         let next = self.attempt.number + 1;
+        self.abort_attempt_to(reason, next, step);
+    }
+
+    /// Ends the current attempt and continues at attempt `next` (at least the following one).
+    pub(super) fn abort_attempt_to(&mut self, reason: AbortReason, next: u32, step: &mut Step<'_>) {
         self.leave_attempt(reason.clone(), step);
-        if !reason.is_retryable() {
+        // A member proven to misbehave in two attempts would do it in every attempt: in an
+        // n-of-n group nobody can sign without it, so stop here rather than burn attempts.
+        let repeat_offender = reason
+            .culprit()
+            .is_some_and(|member| self.offences.get(&member).is_some_and(|a| a.len() >= 2));
+        if !reason.is_retryable() || repeat_offender {
             self.close(Outcome::Aborted(reason), step);
         } else if next >= MAX_ATTEMPTS {
             self.close(Outcome::Aborted(AbortReason::AttemptsExhausted), step);

@@ -38,9 +38,9 @@ impl Session {
                 }
             }
             _ if !matches!(self.state, State::Running) => {}
-            // Evidence that the proposer signed two proposals ends the session whatever
-            // attempt the notice names.
-            MessageKind::AttemptAborted if closes_session(&envelope) => {
+            // Verified evidence is acted on whatever attempt it names: it is self-contained,
+            // and a member that fell behind must not wait for the attempts in between.
+            MessageKind::AttemptAborted if is_blame_notice(&envelope) => {
                 self.on_abort_notice(&envelope, step)
             }
             _ if header.attempt < self.attempt.number => {}
@@ -121,33 +121,45 @@ impl Session {
                 }
                 self.abort_attempt(AbortReason::Restart { member }, step);
             }
-            Ok(AbortCode::Blamed(bytes)) => {
-                let Ok(evidence) = Evidence::decode(&bytes) else {
-                    return;
-                };
-                let Ok(blame) = evidence.verify(&self.group) else {
-                    return;
-                };
-                let conflicting_proposals = is_proposal_evidence(&evidence);
-                if blame.session_id != self.session_id()
-                    || (!conflicting_proposals && blame.attempt != self.attempt.number)
-                {
-                    return;
-                }
-                step.event(Event::Blamed {
-                    blame,
-                    evidence: evidence.clone(),
-                });
-                let reason = if conflicting_proposals {
-                    AbortReason::ConflictingProposals {
-                        proposer: blame.culprit,
-                    }
-                } else {
-                    reason_for(&blame)
-                };
-                self.abort_attempt(reason, step);
-            }
+            Ok(AbortCode::Blamed(records)) => self.on_blame_notice(&records, step),
             Err(_) => {}
+        }
+    }
+
+    /// Evidence from another member: every record is verified here, as any third party would.
+    /// Records for attempts we already left only count towards repeat offences.
+    fn on_blame_notice(&mut self, records: &[Vec<u8>], step: &mut Step<'_>) {
+        let mut leave: Option<(AbortReason, u32)> = None;
+        for bytes in records {
+            let Ok(evidence) = Evidence::decode(bytes) else {
+                continue;
+            };
+            let Ok(blame) = evidence.verify(&self.group) else {
+                continue;
+            };
+            if blame.session_id != self.session_id() {
+                continue;
+            }
+            if is_proposal_evidence(&evidence) {
+                step.event(Event::Blamed { blame, evidence });
+                let reason = AbortReason::ConflictingProposals {
+                    proposer: blame.culprit,
+                };
+                return self.abort_attempt(reason, step);
+            }
+            if self.record_offence(blame.culprit, blame.attempt, evidence.clone()) {
+                step.event(Event::Blamed { blame, evidence });
+            }
+            if blame.attempt >= self.attempt.number
+                && leave.as_ref().is_none_or(|(_, a)| blame.attempt > *a)
+            {
+                leave = Some((reason_for(&blame), blame.attempt));
+            }
+        }
+        if let Some((reason, attempt)) = leave {
+            // Everyone who saw this evidence moves past its attempt.
+            let next = self.attempt.number.max(attempt) + 1;
+            self.abort_attempt_to(reason, next, step);
         }
     }
 
@@ -195,14 +207,9 @@ impl Session {
     }
 }
 
-/// Whether a notice carries evidence of two proposals for the session.
-fn closes_session(notice: &Envelope) -> bool {
-    match AbortCode::decode(&notice.payload) {
-        Ok(AbortCode::Blamed(bytes)) => {
-            Evidence::decode(&bytes).is_ok_and(|e| is_proposal_evidence(&e))
-        }
-        _ => false,
-    }
+/// Whether a notice carries blame evidence (checked by the receiver itself).
+fn is_blame_notice(notice: &Envelope) -> bool {
+    matches!(AbortCode::decode(&notice.payload), Ok(AbortCode::Blamed(_)))
 }
 
 /// Whether the evidence is two proposals (the session can never be signed).

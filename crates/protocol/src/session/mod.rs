@@ -110,6 +110,16 @@ pub enum AbortReason {
 
 impl AbortReason {
     /// Whether a new attempt can fix it (a rejection, expiry or registry conflict cannot).
+    /// The member a verified blame names, for reasons that come from evidence.
+    pub fn culprit(&self) -> Option<u16> {
+        match self {
+            AbortReason::InvalidPartial { member }
+            | AbortReason::Equivocation { member }
+            | AbortReason::MalformedContribution { member } => Some(*member),
+            _ => None,
+        }
+    }
+
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
@@ -303,6 +313,9 @@ struct Attempt {
     aggregated: Option<Vec<AggregatedNonce>>,
     election: Option<Election>,
     partials_ok: BTreeMap<u16, Vec<PartialSignature>>,
+    /// Round-2 contributions proven bad, with their evidence: the attempt ends once every
+    /// member's round-2 message is in, so a second culprit is caught in the same attempt.
+    partials_bad: BTreeMap<u16, (AbortReason, Evidence)>,
     released_nonces: bool,
     signed: bool,
     /// Whether this phase's silence was already recorded.
@@ -347,6 +360,9 @@ pub struct Session {
     future: Vec<Envelope>,
     /// Post-salt restart notices followed, per member.
     rerolls: BTreeMap<u16, u32>,
+    /// Verified evidence per member and attempt: two attempts with an offence by the same
+    /// member end the session (it would misbehave in every attempt).
+    offences: BTreeMap<u16, BTreeMap<u32, Evidence>>,
     /// (attempt, to, about) already forwarded, so a conflicting view costs one message each.
     forwarded: BTreeSet<(u32, u16, u16)>,
     /// When each member's last pull was answered.
@@ -419,6 +435,7 @@ impl Attempt {
             aggregated: None,
             election: None,
             partials_ok: BTreeMap::new(),
+            partials_bad: BTreeMap::new(),
             released_nonces: false,
             signed: false,
             silence_recorded: false,
@@ -493,6 +510,7 @@ impl Session {
             completed_message: None,
             future: Vec::new(),
             rerolls: BTreeMap::new(),
+            offences: BTreeMap::new(),
             forwarded: BTreeSet::new(),
             pulls_answered: BTreeMap::new(),
         };

@@ -302,7 +302,10 @@ impl Session {
             .attempt
             .partials
             .keys()
-            .filter(|m| !self.attempt.partials_ok.contains_key(m))
+            .filter(|m| {
+                !self.attempt.partials_ok.contains_key(m)
+                    && !self.attempt.partials_bad.contains_key(m)
+            })
             .copied()
             .collect();
         for member in pending {
@@ -316,7 +319,8 @@ impl Session {
                 if let Some((_, evidence)) =
                     self.blame(Offence::MalformedContribution, &[&envelope], step)
                 {
-                    return Some((AbortReason::MalformedContribution { member }, evidence));
+                    let reason = AbortReason::MalformedContribution { member };
+                    self.attempt.partials_bad.insert(member, (reason, evidence));
                 }
                 continue;
             };
@@ -355,7 +359,8 @@ impl Session {
             envelopes.extend(nonce_envelopes.iter());
             if !valid {
                 if let Some((_, evidence)) = self.blame(Offence::InvalidPartial, &envelopes, step) {
-                    return Some((AbortReason::InvalidPartial { member }, evidence));
+                    let reason = AbortReason::InvalidPartial { member };
+                    self.attempt.partials_bad.insert(member, (reason, evidence));
                 }
                 continue;
             }
@@ -365,6 +370,12 @@ impl Session {
             }
             self.member_approved(member, step);
             self.attempt.partials_ok.insert(member, partials.partials);
+        }
+        // Every round-2 message is in and some are proven bad: the attempt can't finish.
+        if self.attempt.partials.len() == n {
+            if let Some(bad) = self.attempt.partials_bad.values().next() {
+                return Some(bad.clone());
+            }
         }
         None
     }
