@@ -594,6 +594,24 @@ impl Node {
             out,
         )?;
         self.replay_early(group_id, session_id, now, key, entropy, out);
+        // A proposal that reaches us late (we were offline, or it came in a pull answer): the
+        // others' messages of this session may be long gone, so ask for them.
+        let resend_interval = (group.timeouts.round_ms / 4).max(1);
+        let created = self.sessions[&session_id].proposal().created_ms;
+        if now.saturating_sub(created) > resend_interval {
+            let me = self.groups[&group_id].me;
+            let digest = self.sessions[&session_id].digest();
+            let header = Header::new(MessageKind::Pull, group_id, session_id, digest, 0, me, now);
+            let pull = Envelope::sign(header, Pull { since_attempt: 0 }.encode(), key);
+            out.push(Output {
+                group_id,
+                session_id,
+                action: Action::Send {
+                    to: Recipient::Members,
+                    bytes: pull.encode(),
+                },
+            });
+        }
         Ok(())
     }
 
