@@ -45,6 +45,9 @@ const MAX_ANY_MESSAGE: usize = 1 << 20;
 /// missed a proposal or two of it; a larger jump would let the proposer pick the round-robin
 /// coordinator freely, or run the counter into overflow).
 pub const MAX_SEQUENCE_SKIP: u64 = 2;
+/// How far behind a proposer's highest sequence a proposal may still arrive (reordering, a
+/// member catching up); each sequence is accepted once.
+pub const SEQUENCE_WINDOW: u64 = 64;
 
 /// The transport peer that delivered a message: budgets are charged to it, never to the
 /// sender a message merely claims. The driver assigns it (a libp2p connection's peer, or one
@@ -100,9 +103,10 @@ pub enum NodeError {
     #[error("the proposal's session, proposer or digest differs from its envelope's")]
     ProposalEnvelopeMismatch,
     #[error(
-        "sequence {got} is out of order for this proposer (its previous: {highest:?}): \
-         it must be above it by at most {}",
-        MAX_SEQUENCE_SKIP + 1
+        "sequence {got} is refused for this proposer (its highest so far: {highest:?}): \
+         a sequence is used once, at most {} above the highest and at most {} below it",
+        MAX_SEQUENCE_SKIP + 1,
+        SEQUENCE_WINDOW
     )]
     Sequence { got: u64, highest: Option<u64> },
 }
@@ -111,10 +115,10 @@ struct GroupEntry {
     descriptor: Arc<GroupDescriptor>,
     key_agg: Arc<KeyAggContext>,
     me: u16,
-    /// Highest proposal sequence accepted per proposer: each member's sequences strictly
-    /// increase (per proposer, not per group, so two members proposing at once, or a member
-    /// that missed a proposal while offline, never refuse each other).
-    highest_sequence: BTreeMap<u16, u64>,
+    /// Proposal sequences accepted per proposer (the recent window): per proposer, not per
+    /// group, so two members proposing at once never refuse each other; a set, so proposals
+    /// that arrive out of order (loss, a member catching up) are still accepted once each.
+    sequences: BTreeMap<u16, BTreeSet<u64>>,
     /// When each member's last group-wide pull was answered.
     pulls_answered: BTreeMap<u16, Millis>,
 }
@@ -187,7 +191,7 @@ impl Node {
                 descriptor: Arc::new(descriptor),
                 key_agg,
                 me,
-                highest_sequence: BTreeMap::new(),
+                sequences: BTreeMap::new(),
                 pulls_answered: BTreeMap::new(),
             },
         );
@@ -259,7 +263,11 @@ impl Node {
         let entry = self.groups.get(group_id).ok_or(NodeError::UnknownGroup)?;
         let mut session_id = [0u8; 32];
         entropy.fill(&mut session_id);
-        let sequence = match entry.highest_sequence.get(&entry.me).copied() {
+        let sequence = match entry
+            .sequences
+            .get(&entry.me)
+            .and_then(|used| used.last().copied())
+        {
             None => 0,
             Some(s) => s.checked_add(1).ok_or(NodeError::Sequence {
                 got: s,
@@ -339,11 +347,7 @@ impl Node {
             .groups
             .get_mut(group_id)
             .ok_or(NodeError::UnknownGroup)?;
-        let highest = entry
-            .highest_sequence
-            .entry(proposal.proposer)
-            .or_insert(proposal.sequence);
-        *highest = (*highest).max(proposal.sequence);
+        note_sequence(&mut entry.sequences, proposal.proposer, proposal.sequence);
         let session_id = proposal.session_id.0;
         if let Some(evicted) = self.capacity.admit_pending(session_id)? {
             if let Some(mut old) = self.sessions.remove(&evicted) {
@@ -558,11 +562,15 @@ impl Node {
         let group_id = header.group_id;
         let entry = self.groups.get(&group_id).ok_or(NodeError::UnknownGroup)?;
         let group = entry.descriptor.clone();
-        let highest = entry.highest_sequence.get(&header.sender).copied();
+        let used = entry
+            .sequences
+            .get(&header.sender)
+            .cloned()
+            .unwrap_or_default();
         let proposer_key = group.members[header.sender as usize];
         self.proposal_rate.check(&proposer_key, now)?;
         let proposal = decode_proposal(envelope, &group)?;
-        check_sequence(proposal.sequence, highest)?;
+        check_sequence(proposal.sequence, &used)?;
         let review = proposal.validate(&group, now)?;
         let session_id = header.session_id;
         // Durable first: the session row holds exactly the proposal accepted here.
@@ -893,11 +901,7 @@ impl Node {
             .get_mut(&envelope.header.group_id)
             .ok_or(NodeError::UnknownGroup)?;
         let proposal = decode_proposal(&envelope, &entry.descriptor)?;
-        let highest = entry
-            .highest_sequence
-            .entry(proposal.proposer)
-            .or_insert(proposal.sequence);
-        *highest = (*highest).max(proposal.sequence);
+        note_sequence(&mut entry.sequences, proposal.proposer, proposal.sequence);
         Ok(())
     }
 
@@ -946,18 +950,31 @@ fn decode_proposal(envelope: &Envelope, group: &GroupDescriptor) -> Result<Propo
     Ok(proposal)
 }
 
-/// A proposer's sequences strictly increase and jump by at most `MAX_SEQUENCE_SKIP + 1`: a
-/// replayed or reused sequence is refused, and a proposer can't pick the round-robin
-/// coordinator by choosing a far sequence (or overflow the counter).
-pub fn check_sequence(got: u64, highest: Option<u64>) -> Result<(), NodeError> {
-    let ok = match highest {
-        None => got <= MAX_SEQUENCE_SKIP,
-        Some(h) => got > h && got - h <= MAX_SEQUENCE_SKIP + 1,
-    };
+/// A proposer's sequence is accepted once, at most `MAX_SEQUENCE_SKIP + 1` above its highest
+/// so far (so a proposer can't pick the round-robin coordinator by a far jump, or overflow the
+/// counter) and at most `SEQUENCE_WINDOW` below it (late or reordered proposals).
+pub fn check_sequence(got: u64, used: &BTreeSet<u64>) -> Result<(), NodeError> {
+    let highest = used.last().copied();
+    let ok = !used.contains(&got)
+        && match highest {
+            None => got <= MAX_SEQUENCE_SKIP,
+            Some(h) => {
+                got <= h.saturating_add(MAX_SEQUENCE_SKIP + 1)
+                    && got.saturating_add(SEQUENCE_WINDOW) > h
+            }
+        };
     if ok {
         Ok(())
     } else {
         Err(NodeError::Sequence { got, highest })
+    }
+}
+
+fn note_sequence(sequences: &mut BTreeMap<u16, BTreeSet<u64>>, proposer: u16, sequence: u64) {
+    let used = sequences.entry(proposer).or_default();
+    used.insert(sequence);
+    while used.len() as u64 > SEQUENCE_WINDOW {
+        used.pop_first();
     }
 }
 

@@ -30,10 +30,30 @@ pub enum Byzantine {
     Malformed,
     /// Puts a wrong election proof in its round-2 message.
     WrongElectionProof,
+    /// Re-signs its messages under another group it shares with the victim, with the index it
+    /// has there (the same index as another member of this group).
+    CrossGroupImpersonation,
+    /// Pairs an honest member's genuine Nonces with a proposal of its own that reuses the
+    /// session id, and sends that "evidence" in an abort notice.
+    ForgedEvidence,
+    /// As proposer, sends one proposal to half the members and another (same session id) to
+    /// the rest.
+    ProposerEquivocation,
+    /// Sends one round-1 message to some members and a different one to the others.
+    NonceEquivocation,
+    /// Floods junk claiming to be the other members, to exhaust their verification budget.
+    OutsiderBudgetExhaustion,
+    /// Floods signed messages for sessions that don't exist, to fill the early buffer.
+    EarlyBufferFlood,
+    /// Proposes with far-off or overflowing sequence numbers (to pick the round-robin
+    /// coordinator).
+    SequenceSteering,
+    /// Whenever an election does not make it coordinator, claims a restart to re-roll it.
+    SaltReroll,
 }
 
 impl Byzantine {
-    pub const ALL: [Byzantine; 12] = [
+    pub const ALL: [Byzantine; 20] = [
         Byzantine::InvalidPartial,
         Byzantine::EquivocatingNonces,
         Byzantine::Impersonation,
@@ -46,6 +66,14 @@ impl Byzantine {
         Byzantine::Oversized,
         Byzantine::Malformed,
         Byzantine::WrongElectionProof,
+        Byzantine::CrossGroupImpersonation,
+        Byzantine::ForgedEvidence,
+        Byzantine::ProposerEquivocation,
+        Byzantine::NonceEquivocation,
+        Byzantine::OutsiderBudgetExhaustion,
+        Byzantine::EarlyBufferFlood,
+        Byzantine::SequenceSteering,
+        Byzantine::SaltReroll,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +90,14 @@ impl Byzantine {
             Byzantine::Oversized => "oversized",
             Byzantine::Malformed => "malformed",
             Byzantine::WrongElectionProof => "wrong-election-proof",
+            Byzantine::CrossGroupImpersonation => "cross-group-impersonation",
+            Byzantine::ForgedEvidence => "forged-evidence",
+            Byzantine::ProposerEquivocation => "proposer-equivocation",
+            Byzantine::NonceEquivocation => "nonce-equivocation",
+            Byzantine::OutsiderBudgetExhaustion => "outsider-budget-exhaustion",
+            Byzantine::EarlyBufferFlood => "early-buffer-flood",
+            Byzantine::SequenceSteering => "sequence-steering",
+            Byzantine::SaltReroll => "salt-reroll",
         }
     }
 
@@ -76,6 +112,18 @@ impl Byzantine {
             Byzantine::InvalidPartial
                 | Byzantine::EquivocatingNonces
                 | Byzantine::WrongElectionProof
+                | Byzantine::ProposerEquivocation
+                | Byzantine::NonceEquivocation
+        )
+    }
+
+    /// Whether the attacker proposes (its own sessions are not owed liveness).
+    pub fn proposes(self) -> bool {
+        matches!(
+            self,
+            Byzantine::FloodProposals
+                | Byzantine::ProposerEquivocation
+                | Byzantine::SequenceSteering
         )
     }
 
@@ -90,6 +138,12 @@ impl Byzantine {
                 | Byzantine::Oversized
                 | Byzantine::Malformed
                 | Byzantine::WrongElectionProof
+                | Byzantine::CrossGroupImpersonation
+                | Byzantine::ForgedEvidence
+                | Byzantine::ProposerEquivocation
+                | Byzantine::OutsiderBudgetExhaustion
+                | Byzantine::EarlyBufferFlood
+                | Byzantine::SequenceSteering
         )
     }
 }

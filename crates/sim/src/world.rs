@@ -54,6 +54,11 @@ enum Happening {
     Replay {
         node: usize,
     },
+    /// A flooding attacker's next burst (junk for the budget, or early-buffer filler).
+    Flood {
+        node: usize,
+        round: u32,
+    },
 }
 
 struct SimNode {
@@ -277,9 +282,38 @@ impl World {
                 }
             }
         }
+        if let Some(kind) = s
+            .byzantine
+            .filter(|k| k.proposes() && *k != Byzantine::FloodProposals)
+        {
+            let _ = kind;
+            for g in 0..self.groups.len() {
+                if let Some(&attacker) = self.groups[g]
+                    .members
+                    .iter()
+                    .find(|&&m| self.nodes[m].byzantine.is_some())
+                {
+                    for k in 0..2 {
+                        self.schedule(
+                            self.now + 70_000 + k * 20_000,
+                            Happening::Propose {
+                                node: attacker,
+                                group: g,
+                            },
+                        );
+                    }
+                }
+            }
+        }
         for n in 0..self.nodes.len() {
-            if self.nodes[n].byzantine == Some(Byzantine::Replay) {
-                self.schedule(self.now + 5_000, Happening::Replay { node: n });
+            match self.nodes[n].byzantine {
+                Some(Byzantine::Replay) => {
+                    self.schedule(self.now + 5_000, Happening::Replay { node: n })
+                }
+                Some(Byzantine::OutsiderBudgetExhaustion | Byzantine::EarlyBufferFlood) => {
+                    self.schedule(self.now + 500, Happening::Flood { node: n, round: 0 })
+                }
+                _ => {}
             }
         }
     }
@@ -376,9 +410,13 @@ impl World {
                         .or_default() += 1;
                 }
                 if n.byzantine == Some(Byzantine::Replay) && self.replay_log.len() < 2_000 {
-                    self.replay_log.push(bytes);
+                    self.replay_log.push(bytes.clone());
                 }
+                let forger = n.byzantine == Some(Byzantine::ForgedEvidence);
                 self.execute(to, out);
+                if forger {
+                    self.forge_evidence(to, &bytes);
+                }
             }
             Happening::Wake { node } => {
                 self.nodes[node].wake_at = None;
@@ -437,6 +475,18 @@ impl World {
                     }
                 }
                 self.schedule(self.now + 7_000, Happening::Replay { node });
+            }
+            Happening::Flood { node, round } => {
+                self.flood(node, round);
+                if round < 6 {
+                    self.schedule(
+                        self.now + 20_000,
+                        Happening::Flood {
+                            node,
+                            round: round + 1,
+                        },
+                    );
+                }
             }
         }
         self.reschedule_wakes();
@@ -727,6 +777,22 @@ impl World {
 
     fn send(&mut self, node: usize, group: usize, to: Recipient, bytes: Vec<u8>) {
         self.check_guard(node, group, &bytes);
+        if let (Some(kind), Recipient::Members) = (self.nodes[node].byzantine, &to) {
+            if let Some(variant) = self.variant_for_half(node, kind, &bytes) {
+                // Per-recipient equivocation: one version to half the members, another to the rest.
+                let targets: Vec<usize> = self.groups[group]
+                    .members
+                    .iter()
+                    .copied()
+                    .filter(|&t| t != node)
+                    .collect();
+                for (i, target) in targets.into_iter().enumerate() {
+                    let version = if i % 2 == 0 { &bytes } else { &variant };
+                    self.deliver(node, target, version.clone());
+                }
+                return;
+            }
+        }
         let outgoing = match self.nodes[node].byzantine {
             Some(kind) => self.tamper(node, kind, bytes),
             None => vec![bytes],
@@ -865,6 +931,11 @@ impl World {
                     }
                 }
             }
+            Event::Elected { attempt, election }
+                if self.nodes[node].byzantine == Some(Byzantine::SaltReroll) =>
+            {
+                self.reroll(node, session_id, attempt, election.coordinator());
+            }
             Event::TimedOut { .. } => self.report.timeouts += 1,
             Event::ForcedReroll { .. } => self.report.forced_rerolls += 1,
             Event::Failover(FailoverEvent::CoordinatorFailed { .. }) => self.report.failovers += 1,
@@ -946,6 +1017,36 @@ impl World {
                     None => vec![bytes],
                 }
             }
+            (Byzantine::CrossGroupImpersonation, k) if k != MessageKind::Proposal => {
+                let mut out = vec![bytes];
+                let public = self.nodes[node].public;
+                for &other in &self.nodes[node].groups {
+                    let other_group = &self.groups[other].descriptor;
+                    if other_group.id() == h.group_id {
+                        continue;
+                    }
+                    if let Some(index) = other_group.member_index(&public) {
+                        let forged = Header {
+                            group_id: other_group.id(),
+                            sender: index,
+                            ..h
+                        };
+                        out.push(resign(forged, envelope.payload.clone()));
+                    }
+                }
+                out
+            }
+            (Byzantine::SequenceSteering, MessageKind::Proposal) => {
+                let sequence = if self.rng.chance(0.5) {
+                    u64::MAX
+                } else {
+                    1_000
+                };
+                match reproposed(&envelope, key, |p| p.sequence = sequence) {
+                    Some(steered) => vec![steered],
+                    None => vec![bytes],
+                }
+            }
             (Byzantine::Oversized, _) => vec![bytes, vec![0u8; 2 << 20]],
             (Byzantine::Malformed, _) => {
                 let mut junk = vec![0u8; 200];
@@ -953,6 +1054,175 @@ impl World {
                 vec![bytes, junk]
             }
             _ => vec![bytes],
+        }
+    }
+
+    /// A re-rolling attacker that did not win the election claims a restart of the attempt
+    /// (and follows its own notice, as its node would).
+    fn reroll(&mut self, node: usize, session_id: [u8; 32], attempt: u32, coordinator: u16) {
+        let Some(group) = self.group_of_session(&session_id) else {
+            return;
+        };
+        let descriptor = &self.groups[group].descriptor;
+        let Some(me) = descriptor.member_index(&self.nodes[node].public) else {
+            return;
+        };
+        let Some(digest) = self.nodes[node]
+            .protocol
+            .as_ref()
+            .and_then(|p| p.session(&session_id))
+            .map(|s| s.digest())
+        else {
+            return;
+        };
+        if coordinator == me {
+            return;
+        }
+        let header = Header::new(
+            MessageKind::AttemptAborted,
+            descriptor.id(),
+            session_id,
+            digest,
+            attempt,
+            me,
+            self.local_time(node),
+        );
+        let notice = Envelope::sign(
+            header,
+            protocol::messages::AbortCode::Restart.encode(),
+            &self.nodes[node].key,
+        )
+        .encode();
+        self.send_to_group(node, group, notice.clone());
+        self.deliver(node, node, notice);
+    }
+
+    /// The second version an equivocating attacker sends to half the members, if any.
+    fn variant_for_half(&mut self, node: usize, kind: Byzantine, bytes: &[u8]) -> Option<Vec<u8>> {
+        let envelope = Envelope::decode(bytes, usize::MAX).ok()?;
+        let key = &self.nodes[node].key;
+        match (kind, envelope.header.kind) {
+            (Byzantine::ProposerEquivocation, MessageKind::Proposal) => {
+                reproposed(&envelope, key, |p| p.tx.outputs[0].value -= 1_000)
+            }
+            (Byzantine::NonceEquivocation, MessageKind::Nonces) => {
+                let mut nonces = Nonces::decode(&envelope.payload).ok()?;
+                nonces.salt_share[0] ^= 0xff;
+                Some(Envelope::sign(envelope.header, nonces.encode(), key).encode())
+            }
+            _ => None,
+        }
+    }
+
+    /// A forger that just received an honest member's Nonces pairs them with a proposal of its
+    /// own for the same session id (one more input, so the nonce count looks wrong) and sends
+    /// the "evidence" in an abort notice.
+    fn forge_evidence(&mut self, node: usize, bytes: &[u8]) {
+        let Ok(envelope) = Envelope::decode(bytes, usize::MAX) else {
+            return;
+        };
+        let h = envelope.header;
+        let Some(&group) = self.group_index.get(&h.group_id) else {
+            return;
+        };
+        let descriptor = self.groups[group].descriptor.clone();
+        let Some(me) = descriptor.member_index(&self.nodes[node].public) else {
+            return;
+        };
+        if h.kind != MessageKind::Nonces || h.sender == me {
+            return;
+        }
+        let key = &self.nodes[node].key;
+        let mut tx = Transaction {
+            version: 2,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            lock_time: 0,
+        };
+        let mut spent = Vec::new();
+        let script = descriptor.script_pubkey().expect("group script");
+        for i in 0..(self.scenario.inputs + 1) as u8 {
+            tx.inputs.push(TxIn {
+                prev_out: OutPoint::new(TxId(sha256(&[&h.session_id[..], &[i]].concat())), 0),
+                script_sig: Script::new(),
+                sequence: TxIn::SEQUENCE_FINAL,
+            });
+            spent.push(TxOut::new(10_000_000, script.clone()));
+        }
+        tx.outputs.push(TxOut::new(5_000_000, script));
+        let Ok(fake) = protocol::proposal::Proposal::sign(
+            protocol::proposal::UnsignedProposal {
+                group_id: descriptor.id(),
+                session_id: protocol::proposal::SessionId(h.session_id),
+                proposer: me,
+                tx,
+                spent_outputs: spent,
+                hash_type: protocol::proposal::required_hash_type(descriptor.output),
+                created_ms: h.timestamp_ms,
+                expires_ms: h.timestamp_ms + 3_600_000,
+                sequence: 0,
+                evidence: Vec::new(),
+            },
+            key,
+        ) else {
+            return;
+        };
+        let evidence = protocol::evidence::Evidence {
+            offence: Offence::MalformedContribution,
+            proposal: fake.encode(),
+            envelopes: vec![bytes.to_vec()],
+        };
+        let notice = Header::new(
+            MessageKind::AttemptAborted,
+            h.group_id,
+            h.session_id,
+            h.proposal,
+            h.attempt,
+            me,
+            h.timestamp_ms,
+        );
+        let payload = protocol::messages::AbortCode::Blamed(vec![evidence.encode()]).encode();
+        let forged = Envelope::sign(notice, payload, key).encode();
+        self.send_to_group(node, group, forged);
+    }
+
+    /// A flooding attacker's burst: junk claiming to be each other member (budget
+    /// exhaustion), or validly signed filler for sessions that don't exist (early buffer).
+    fn flood(&mut self, node: usize, round: u32) {
+        let Some(kind) = self.nodes[node].byzantine else {
+            return;
+        };
+        for group in self.nodes[node].groups.clone() {
+            let descriptor = self.groups[group].descriptor.clone();
+            let Some(me) = descriptor.member_index(&self.nodes[node].public) else {
+                continue;
+            };
+            let mut burst = Vec::new();
+            for k in 0..300u32 {
+                let mut session = [0u8; 32];
+                self.rng.fill(&mut session);
+                let (sender, payload) = match kind {
+                    Byzantine::OutsiderBudgetExhaustion => {
+                        let victim = (me + 1 + (k % (descriptor.members.len() as u32 - 1)) as u16)
+                            % descriptor.members.len() as u16;
+                        (victim, vec![k as u8; 64])
+                    }
+                    _ => (me, vec![round as u8; 2_000]),
+                };
+                let header = Header::new(
+                    MessageKind::Nonces,
+                    descriptor.id(),
+                    session,
+                    [7; 32],
+                    0,
+                    sender,
+                    self.local_time(node),
+                );
+                burst.push(Envelope::sign(header, payload, &self.nodes[node].key).encode());
+            }
+            for bytes in burst {
+                self.send_to_group(node, group, bytes);
+            }
         }
     }
 
@@ -1006,13 +1276,14 @@ impl World {
             if kind.is_provable() && self.scenario.byzantine_per_group > 0 {
                 let offence = match kind {
                     Byzantine::InvalidPartial => Offence::InvalidPartial,
-                    Byzantine::EquivocatingNonces => {
+                    Byzantine::EquivocatingNonces | Byzantine::NonceEquivocation => {
                         if self.scenario.commit_round {
                             Offence::MalformedContribution
                         } else {
                             Offence::Equivocation
                         }
                     }
+                    Byzantine::ProposerEquivocation => Offence::Equivocation,
                     _ => Offence::WrongElectionProof,
                 };
                 for (g, group) in self.groups.iter().enumerate() {
@@ -1038,6 +1309,25 @@ impl World {
         self.report.replay = self.scenario.replay_command();
         self.report
     }
+}
+
+/// A proposal envelope re-signed (proposal and envelope) by `key` after `edit`.
+fn reproposed(
+    envelope: &Envelope,
+    key: &PrivateKey,
+    edit: impl FnOnce(&mut protocol::proposal::UnsignedProposal),
+) -> Option<Vec<u8>> {
+    let (pow, bytes) = protocol::node::split_proposal_payload(&envelope.payload).ok()?;
+    let proposal = protocol::proposal::Proposal::decode(bytes, usize::MAX).ok()?;
+    let mut unsigned = proposal.unsigned().clone();
+    edit(&mut unsigned);
+    let changed = protocol::proposal::Proposal::sign(unsigned, key).ok()?;
+    let header = Header {
+        proposal: changed.review_digest(),
+        ..envelope.header
+    };
+    let payload = protocol::node::proposal_payload(&changed, pow);
+    Some(Envelope::sign(header, payload, key).encode())
 }
 
 fn abort_label(reason: &AbortReason) -> &'static str {
