@@ -31,7 +31,9 @@ pub struct SimArgs {
     pub no_commit_round: bool,
     /// One of: invalid-partial, equivocating-nonces, impersonation, replay,
     /// withhold-commitment, withhold-nonces, withhold-partials, silent-coordinator,
-    /// flood-proposals, oversized, malformed, wrong-election-proof
+    /// flood-proposals, oversized, malformed, wrong-election-proof,
+    /// cross-group-impersonation, forged-evidence, proposer-equivocation, nonce-equivocation,
+    /// outsider-budget-exhaustion, early-buffer-flood, sequence-steering, salt-reroll
     #[arg(long)]
     pub byzantine: Option<String>,
     #[arg(long, default_value_t = 1)]
@@ -39,6 +41,11 @@ pub struct SimArgs {
     /// Crash probability before each durable step.
     #[arg(long, default_value_t = 0.0)]
     pub crash_rate: f64,
+    /// The asynchronous scenario: members online 2 × 1 h a day at random hours over 3
+    /// simulated days, proposals living 24 h. `sleep`: laptops sleep (secret nonces kept);
+    /// `quit`: the app is quit and restarted (secret nonces lost).
+    #[arg(long)]
+    pub away: Option<String>,
     #[arg(long, default_value_t = 1)]
     pub seeds: u64,
     #[arg(long, default_value_t = 1)]
@@ -74,6 +81,14 @@ pub fn run(args: &SimArgs, out: &mut impl Write) -> anyhow::Result<bool> {
         (0.0..=1.0).contains(&args.loss),
         "--loss must be between 0 and 1"
     );
+    let base = match &args.away {
+        Some(name) => {
+            let away = sim::Away::from_name(name)
+                .ok_or_else(|| anyhow::anyhow!("--away must be sleep or quit, not {name:?}"))?;
+            Scenario::asynchronous(args.first_seed, away)
+        }
+        None => Scenario::default(),
+    };
     let scenario = Scenario {
         seed: args.first_seed,
         nodes: args.nodes,
@@ -92,7 +107,7 @@ pub fn run(args: &SimArgs, out: &mut impl Write) -> anyhow::Result<bool> {
             0
         },
         crash_rate: args.crash_rate,
-        ..Scenario::default()
+        ..base
     };
     let started = std::time::Instant::now();
     let report = sim::run_seeds(&scenario, args.seeds);

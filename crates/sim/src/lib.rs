@@ -13,7 +13,7 @@ pub mod scenario;
 mod world;
 
 pub use report::Report;
-pub use scenario::{Byzantine, Partition, Scenario};
+pub use scenario::{Availability, Away, Byzantine, Partition, Scenario};
 
 /// Runs one seeded scenario.
 pub fn run(scenario: Scenario) -> Report {

@@ -34,6 +34,18 @@ pub struct Report {
     /// Simulated ms from proposal to the transaction on chain.
     pub latencies: Vec<u64>,
     pub violations: Vec<String>,
+    /// Asynchronous runs: sessions whose members' windows met the goal's condition, and how
+    /// many of those completed before expiry.
+    pub eligible: usize,
+    pub eligible_completed: usize,
+    /// Of those, the sessions whose windows also come in an order that lets two sequential
+    /// rounds finish (everyone visits again after the last first visit), and how many did.
+    pub order_feasible: usize,
+    pub order_feasible_completed: usize,
+    /// Attempts each honest session took (highest attempt started + 1).
+    pub attempts: Vec<u32>,
+    /// Messages dropped because their recipient was offline.
+    pub messages_offline: usize,
     pub replay: String,
     /// Durable steps each node executed (to aim crash injection at every one of them).
     pub persist_steps: Vec<usize>,
@@ -43,6 +55,15 @@ impl Report {
     pub fn violation(&mut self, what: String) {
         if self.violations.len() < 100 {
             self.violations.push(what);
+        }
+    }
+
+    /// Share of goal-meeting sessions that completed before expiry (1.0 if none).
+    pub fn completion_share(&self) -> f64 {
+        if self.eligible == 0 {
+            1.0
+        } else {
+            self.eligible_completed as f64 / self.eligible as f64
         }
     }
 
@@ -83,6 +104,12 @@ impl Report {
             *self.rejections.entry(k.clone()).or_default() += v;
         }
         self.latencies.extend(&other.latencies);
+        self.eligible += other.eligible;
+        self.eligible_completed += other.eligible_completed;
+        self.order_feasible += other.order_feasible;
+        self.order_feasible_completed += other.order_feasible_completed;
+        self.attempts.extend(&other.attempts);
+        self.messages_offline += other.messages_offline;
         for v in &other.violations {
             self.violation(format!("{v}  [replay: {}]", other.replay));
         }
@@ -141,6 +168,60 @@ impl Report {
         let ms = |v: Option<u64>| v.map_or("-".into(), |v| format!("{:.1} s", v as f64 / 1000.0));
         row(&mut t, "latency p50", ms(self.percentile(0.5)));
         row(&mut t, "latency p99", ms(self.percentile(0.99)));
+        if self.eligible > 0 || self.messages_offline > 0 {
+            row(
+                &mut t,
+                "messages to offline members",
+                self.messages_offline.to_string(),
+            );
+            row(
+                &mut t,
+                "completed (goal met)",
+                format!(
+                    "{} / {} = {:.1}%",
+                    self.eligible_completed,
+                    self.eligible,
+                    self.completion_share() * 100.0
+                ),
+            );
+            row(
+                &mut t,
+                "  of them, rounds fit",
+                format!(
+                    "{} / {} = {:.1}%",
+                    self.order_feasible_completed,
+                    self.order_feasible,
+                    if self.order_feasible == 0 {
+                        100.0
+                    } else {
+                        self.order_feasible_completed as f64 * 100.0 / self.order_feasible as f64
+                    }
+                ),
+            );
+            let hours = |v: Option<u64>| {
+                v.map_or("-".into(), |v| format!("{:.2} h", v as f64 / 3_600_000.0))
+            };
+            row(
+                &mut t,
+                "time to completion p50",
+                hours(self.percentile(0.5)),
+            );
+            row(
+                &mut t,
+                "time to completion p99",
+                hours(self.percentile(0.99)),
+            );
+        }
+        if !self.attempts.is_empty() {
+            let mean =
+                self.attempts.iter().map(|&a| a as f64).sum::<f64>() / self.attempts.len() as f64;
+            let max = self.attempts.iter().max().copied().unwrap_or(0);
+            row(
+                &mut t,
+                "attempts per session",
+                format!("mean {mean:.2}, max {max}"),
+            );
+        }
         let _ = writeln!(t, "invariant violations: {}", self.violations.len());
         t
     }

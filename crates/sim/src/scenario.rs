@@ -183,6 +183,53 @@ pub struct Scenario {
     /// How long the simulated users take to approve, ms (uniform up to this).
     pub approval_delay_ms: u64,
     pub network_partition: Option<Partition>,
+    /// Co-signers who are online only in windows (None: always online).
+    pub availability: Option<Availability>,
+}
+
+/// What a member's laptop does outside its online windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Away {
+    /// The laptop sleeps: the process (and its secret nonces) survives; no network, no timers.
+    Sleep,
+    /// The app is quit: in-memory state (secret nonces) is lost; it restarts from its store.
+    Quit,
+}
+
+impl Away {
+    pub fn name(self) -> &'static str {
+        match self {
+            Away::Sleep => "sleep",
+            Away::Quit => "quit",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Away::Sleep, Away::Quit]
+            .into_iter()
+            .find(|a| a.name() == name)
+    }
+}
+
+/// Members online in random windows each day (e.g. 2 × 1 h at different hours), proposals
+/// made by an online proposer at random times over `days`.
+#[derive(Debug, Clone, Copy)]
+pub struct Availability {
+    pub away: Away,
+    pub windows_per_day: usize,
+    pub window_ms: u64,
+    pub days: u64,
+}
+
+impl Availability {
+    pub fn new(away: Away) -> Self {
+        Self {
+            away,
+            windows_per_day: 2,
+            window_ms: 3_600_000,
+            days: 3,
+        }
+    }
 }
 
 /// A window of time in which members on different sides cannot reach each other.
@@ -217,11 +264,33 @@ impl Default for Scenario {
             proposal_ttl_ms: 30 * 60_000,
             approval_delay_ms: 3_000,
             network_partition: None,
+            availability: None,
         }
     }
 }
 
 impl Scenario {
+    /// The asynchronous scenario: members online `2 × 1 h` a day at random hours, proposals
+    /// living 24 h, 10-minute silence records. Without round 0 (nonce commitments) two visits
+    /// per member suffice (round 1, then round 2); with it, a third is needed.
+    pub fn asynchronous(seed: u64, away: Away) -> Self {
+        Self {
+            seed,
+            commit_round: false,
+            election: ElectionMethod::HashBased,
+            nodes: 12,
+            groups: 4,
+            signers: 3,
+            sessions_per_group: 3,
+            round_ms: 600_000,
+            broadcast_slot_ms: 60_000,
+            proposal_ttl_ms: 24 * 3_600_000,
+            approval_delay_ms: 5 * 60_000,
+            availability: Some(Availability::new(away)),
+            ..Self::default()
+        }
+    }
+
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
         let mut cmd = format!(
@@ -248,6 +317,9 @@ impl Scenario {
         }
         if self.crash_rate > 0.0 {
             cmd.push_str(&format!(" --crash-rate {}", self.crash_rate));
+        }
+        if let Some(a) = self.availability {
+            cmd.push_str(&format!(" --away {}", a.away.name()));
         }
         cmd
     }

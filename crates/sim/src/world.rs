@@ -54,6 +54,14 @@ enum Happening {
     Replay {
         node: usize,
     },
+    /// A member's online window opens (the laptop wakes, or the app is started again).
+    GoOnline {
+        node: usize,
+    },
+    /// A member's online window closes (the laptop sleeps, or the app is quit).
+    GoOffline {
+        node: usize,
+    },
     /// A flooding attacker's next burst (junk for the budget, or early-buffer filler).
     Flood {
         node: usize,
@@ -75,6 +83,12 @@ struct SimNode {
     lost_attempts: BTreeSet<([u8; 32], u32)>,
     /// Durable steps executed so far (for deterministic crash points).
     persist_steps: usize,
+    /// Whether the member is online (always, without an availability model).
+    online: bool,
+    /// Its online windows (start, end), absolute simulated time, sorted.
+    windows: Vec<(Time, Time)>,
+    /// Deliveries held for it while offline.
+    mailbox: Vec<Happening>,
 }
 
 struct SimGroup {
@@ -95,6 +109,8 @@ struct SessionRecord {
     approvals: BTreeSet<usize>,
     outcome: BTreeMap<usize, String>,
     confirmed_at: Option<Time>,
+    /// Highest attempt any honest member started.
+    max_attempt: u32,
 }
 
 pub struct World {
@@ -143,6 +159,9 @@ impl World {
                     wake_at: None,
                     lost_attempts: BTreeSet::new(),
                     persist_steps: 0,
+                    online: true,
+                    windows: Vec::new(),
+                    mailbox: Vec::new(),
                 }
             })
             .collect();
@@ -241,7 +260,9 @@ impl World {
                 .collect();
             self.groups[g].byzantine.extend(byzantine);
         }
-        // Proposals: honest proposers, spread over the first minute.
+        self.build_availability();
+        // Proposals: honest proposers, spread over the first minute (or, with availability,
+        // at random moments when the proposer is online).
         for g in 0..self.groups.len() {
             for _ in 0..s.sessions_per_group {
                 let honest: Vec<usize> = self.groups[g]
@@ -255,7 +276,7 @@ impl World {
                 } else {
                     honest[self.rng.below(honest.len() as u64) as usize]
                 };
-                let at = self.now + self.rng.range(0, 60_000);
+                let at = self.proposal_time(proposer);
                 self.schedule(
                     at,
                     Happening::Propose {
@@ -318,6 +339,121 @@ impl World {
         }
     }
 
+    /// Each member's daily routine: the same `windows_per_day` hours every day.
+    fn build_availability(&mut self) {
+        let Some(a) = self.scenario.availability else {
+            return;
+        };
+        let day = 86_400_000;
+        let start = self.now;
+        for n in 0..self.nodes.len() {
+            let hours: Vec<u64> = (0..a.windows_per_day)
+                .map(|_| self.rng.range(0, day - a.window_ms))
+                .collect();
+            let mut windows: Vec<(Time, Time)> = (0..a.days + 2)
+                .flat_map(|d| {
+                    hours
+                        .iter()
+                        .map(move |h| (start + d * day + h, start + d * day + h + a.window_ms))
+                })
+                .collect();
+            windows.sort_unstable();
+            let mut merged: Vec<(Time, Time)> = Vec::new();
+            for (s, e) in windows {
+                match merged.last_mut() {
+                    Some(last) if s <= last.1 => last.1 = last.1.max(e),
+                    _ => merged.push((s, e)),
+                }
+            }
+            self.nodes[n].online = merged.iter().any(|&(s, e)| s <= start && start < e);
+            if !self.nodes[n].online && a.away == crate::scenario::Away::Quit {
+                self.nodes[n].protocol = None;
+            }
+            for &(s, e) in &merged {
+                if s > start {
+                    self.schedule(s, Happening::GoOnline { node: n });
+                }
+                self.schedule(e, Happening::GoOffline { node: n });
+            }
+            self.nodes[n].windows = merged;
+        }
+    }
+
+    /// When a proposer proposes: in the first minute, or inside one of its windows.
+    fn proposal_time(&mut self, proposer: usize) -> Time {
+        let Some(a) = self.scenario.availability else {
+            return self.now + self.rng.range(0, 60_000);
+        };
+        let horizon = self.now + a.days * 86_400_000;
+        let windows: Vec<(Time, Time)> = self.nodes[proposer]
+            .windows
+            .iter()
+            .copied()
+            .filter(|&(s, e)| s < horizon && e > self.now + 60_000)
+            .collect();
+        let (s, e) = windows[self.rng.below(windows.len() as u64) as usize];
+        let s = s.max(self.now);
+        s + self.rng.range(0, e - s - 60_000)
+    }
+
+    /// The start of the member's next window after now (or now if online).
+    fn next_online(&self, node: usize) -> Time {
+        if self.nodes[node].online {
+            return self.now;
+        }
+        self.nodes[node]
+            .windows
+            .iter()
+            .map(|&(s, _)| s)
+            .find(|&s| s > self.now)
+            .unwrap_or(Time::MAX)
+    }
+
+    fn go_online(&mut self, node: usize) {
+        if self.nodes[node].online {
+            return;
+        }
+        self.nodes[node].online = true;
+        if self.nodes[node].protocol.is_none() {
+            // The app starts again: everything comes back from its store.
+            self.restart(node);
+        }
+        let now = self.local_time(node);
+        let n = &mut self.nodes[node];
+        let Some(protocol) = n.protocol.as_mut() else {
+            return;
+        };
+        let mut out = Vec::new();
+        protocol.tick(now, &n.key, &mut n.entropy, &mut out);
+        protocol.reconnected(now, &n.key, &mut out);
+        self.execute(node, out);
+        for held in std::mem::take(&mut self.nodes[node].mailbox) {
+            let (lo, hi) = self.scenario.latency_ms;
+            let at = self.now + self.rng.range(lo, hi);
+            self.schedule(at, held);
+        }
+    }
+
+    fn go_offline(&mut self, node: usize) {
+        self.nodes[node].online = false;
+        self.nodes[node].wake_at = None;
+        let quits = self
+            .scenario
+            .availability
+            .is_some_and(|a| a.away == crate::scenario::Away::Quit);
+        if quits {
+            // Quitting loses the process like a crash (secret nonces with it), but on purpose.
+            let n = &mut self.nodes[node];
+            if n.protocol.take().is_some() {
+                for (session, attempt) in n.store.released.keys() {
+                    if !n.store.closed.contains_key(&(*session, *attempt)) {
+                        n.lost_attempts.insert((*session, *attempt));
+                    }
+                }
+            }
+        }
+    }
+
     /// A transaction spending `inputs` fresh group outputs: most to an outside address, the
     /// rest back to the group, a small fee.
     fn make_spend(&mut self, group: usize) -> (Transaction, Vec<TxOut>) {
@@ -358,7 +494,8 @@ impl World {
 
     /// Runs until nothing is left to do (or the time limit), then checks invariants.
     pub fn run(mut self) -> Report {
-        let limit = self.now + self.scenario.proposal_ttl_ms + 120_000;
+        let days = self.scenario.availability.map_or(0, |a| a.days);
+        let limit = self.now + days * 86_400_000 + self.scenario.proposal_ttl_ms + 120_000;
         while let Some(Reverse((at, _, id))) = self.queue.pop() {
             if at > limit {
                 break;
@@ -387,7 +524,37 @@ impl World {
     }
 
     fn handle(&mut self, happening: Happening) {
+        // An offline member: nothing reaches it, its timers don't run, its user waits.
+        match &happening {
+            Happening::Deliver { to, .. } if !self.nodes[*to].online => {
+                // The network's store-and-forward (a relay mailbox, or an always-on member)
+                // holds it until the member is back.
+                self.report.messages_offline += 1;
+                let to = *to;
+                self.nodes[to].mailbox.push(happening);
+                return;
+            }
+            Happening::Wake { node } if !self.nodes[*node].online => {
+                self.nodes[*node].wake_at = None;
+                return;
+            }
+            Happening::Approve { node, .. } | Happening::ChainSeen { node, .. }
+                if !self.nodes[*node].online =>
+            {
+                let at = self.next_online(*node);
+                if at != Time::MAX {
+                    let delay = self
+                        .rng
+                        .range(1_000, self.scenario.approval_delay_ms.max(2_000));
+                    self.schedule(at + delay, happening);
+                }
+                return;
+            }
+            _ => {}
+        }
         match happening {
+            Happening::GoOnline { node } => self.go_online(node),
+            Happening::GoOffline { node } => self.go_offline(node),
             Happening::Deliver { from, to, bytes } => {
                 let now = self.local_time(to);
                 let n = &mut self.nodes[to];
@@ -494,6 +661,9 @@ impl World {
 
     fn reschedule_wakes(&mut self) {
         for i in 0..self.nodes.len() {
+            if !self.nodes[i].online {
+                continue;
+            }
             let Some(deadline) = self.nodes[i]
                 .protocol
                 .as_ref()
@@ -548,6 +718,7 @@ impl World {
                         approvals: BTreeSet::new(),
                         outcome: BTreeMap::new(),
                         confirmed_at: None,
+                        max_attempt: 0,
                     },
                 );
                 self.report.sessions += 1;
@@ -599,6 +770,10 @@ impl World {
             protocol.add_group(g).expect("member");
         }
         let mut out = Vec::new();
+        // Every proposer's sequence keeps increasing across the restart (as the engine does).
+        for (proposal, _) in n.store.proposals.values() {
+            let _ = protocol.remember_proposal(proposal);
+        }
         for (session, (proposal, _)) in n.store.proposals.clone() {
             let signed_tx = n
                 .store
@@ -936,6 +1111,11 @@ impl World {
             {
                 self.reroll(node, session_id, attempt, election.coordinator());
             }
+            Event::AttemptStarted { attempt } if self.nodes[node].byzantine.is_none() => {
+                if let Some(record) = self.sessions.get_mut(&session_id) {
+                    record.max_attempt = record.max_attempt.max(attempt);
+                }
+            }
             Event::TimedOut { .. } => self.report.timeouts += 1,
             Event::ForcedReroll { .. } => self.report.forced_rerolls += 1,
             Event::Failover(FailoverEvent::CoordinatorFailed { .. }) => self.report.failovers += 1,
@@ -1247,9 +1427,43 @@ impl World {
         let live_expected = self.scenario.crash_rate == 0.0
             && self.scenario.loss <= 0.3
             && self.scenario.network_partition.is_none()
+            && self.scenario.availability.is_none()
             && kind.is_none_or(|k| k.allows_completion() || self.scenario.byzantine_per_group == 0);
+        let ttl = self.scenario.proposal_ttl_ms;
         for record in self.sessions.values() {
             let confirmed = record.confirmed_at.is_some();
+            if !record.byzantine_proposer {
+                self.report.attempts.push(record.max_attempt + 1);
+            }
+            if let Some(a) = self.scenario.availability {
+                let lifetime = (record.proposed_at, record.proposed_at + ttl);
+                let members = &self.groups[record.group].members;
+                let eligible = match a.away {
+                    crate::scenario::Away::Sleep => members
+                        .iter()
+                        .all(|&m| online_spells(&self.nodes[m].windows, lifetime) >= 2),
+                    crate::scenario::Away::Quit => {
+                        let windows: Vec<&[(Time, Time)]> = members
+                            .iter()
+                            .map(|&m| &self.nodes[m].windows[..])
+                            .collect();
+                        all_online_together(&windows, lifetime)
+                    }
+                };
+                if eligible && !record.byzantine_proposer {
+                    let done = record.confirmed_at.is_some_and(|at| at <= lifetime.1);
+                    self.report.eligible += 1;
+                    self.report.eligible_completed += usize::from(done);
+                    let windows: Vec<&[(Time, Time)]> = members
+                        .iter()
+                        .map(|&m| &self.nodes[m].windows[..])
+                        .collect();
+                    if rounds_fit(&windows, lifetime) {
+                        self.report.order_feasible += 1;
+                        self.report.order_feasible_completed += usize::from(done);
+                    }
+                }
+            }
             if confirmed {
                 self.report.completed += 1;
                 self.report
@@ -1309,6 +1523,61 @@ impl World {
         self.report.replay = self.scenario.replay_command();
         self.report
     }
+}
+
+/// The goals' unit: a member (or everyone) online together for at least ten minutes.
+const SPELL_MS: Time = 10 * 60_000;
+
+/// How many of a member's windows give it ten minutes online within `lifetime`.
+fn online_spells(windows: &[(Time, Time)], lifetime: (Time, Time)) -> usize {
+    windows
+        .iter()
+        .filter(|&&(s, e)| e.min(lifetime.1).saturating_sub(s.max(lifetime.0)) >= SPELL_MS)
+        .count()
+}
+
+/// Whether two sequential rounds fit the members' windows: every member visits once (round 1:
+/// nonces), and every member visits again after the last of those first visits (round 2:
+/// partials, which need everyone's nonces).
+fn rounds_fit(members: &[&[(Time, Time)]], lifetime: (Time, Time)) -> bool {
+    let first: Option<Vec<Time>> = members
+        .iter()
+        .map(|w| {
+            w.iter()
+                .find(|&&(s, e)| e.min(lifetime.1).saturating_sub(s.max(lifetime.0)) >= SPELL_MS)
+                .map(|&(s, _)| s.max(lifetime.0))
+        })
+        .collect();
+    let Some(first) = first else {
+        return false;
+    };
+    let all_nonces = first.iter().max().copied().unwrap_or(0) + SPELL_MS;
+    members
+        .iter()
+        .all(|w| online_spells(w, (all_nonces, lifetime.1)) >= 1)
+}
+
+/// Whether every member's windows overlap for ten minutes at least once within `lifetime`.
+fn all_online_together(members: &[&[(Time, Time)]], lifetime: (Time, Time)) -> bool {
+    let Some((first, rest)) = members.split_first() else {
+        return false;
+    };
+    first.iter().any(|&(s, e)| {
+        // Intersect this window with each other member's windows, one member at a time.
+        let mut spans = vec![(s.max(lifetime.0), e.min(lifetime.1))];
+        for other in rest {
+            spans = spans
+                .iter()
+                .flat_map(|&(a, b)| {
+                    other
+                        .iter()
+                        .map(move |&(c, d)| (a.max(c), b.min(d)))
+                        .filter(|&(x, y)| y > x)
+                })
+                .collect();
+        }
+        spans.iter().any(|&(x, y)| y - x >= SPELL_MS)
+    })
 }
 
 /// A proposal envelope re-signed (proposal and envelope) by `key` after `edit`.

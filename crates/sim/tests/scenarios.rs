@@ -202,3 +202,40 @@ fn a_seed_replays_exactly() {
     assert_eq!(a.table(), b.table());
     assert_eq!(a.latencies, b.latencies);
 }
+
+/// Co-signers who are not online together (members online 2 × 1 h a day at random hours,
+/// proposals living 24 h, the network holding messages for offline members). Sleeping laptops
+/// keep their secret nonces; quitting apps lose them and restart their attempt.
+#[test]
+fn members_online_in_different_windows_still_sign() {
+    for away in [sim::Away::Sleep, sim::Away::Quit] {
+        let mut total = Report::default();
+        for seed in 0..12 {
+            let report = sim::run(Scenario::asynchronous(900 + seed, away));
+            assert_clean(&report, away.name());
+            total.merge(&report);
+        }
+        eprintln!("{}:\n{}", away.name(), total.table());
+        // Every session whose windows let the two rounds happen in order completes.
+        assert_eq!(
+            total.order_feasible_completed,
+            total.order_feasible,
+            "{}: a session that could finish did not",
+            away.name()
+        );
+        match away {
+            sim::Away::Sleep => {
+                assert!(
+                    total.order_feasible > 50,
+                    "enough sessions to mean something"
+                );
+                assert_eq!(
+                    total.attempts.iter().max(),
+                    Some(&1),
+                    "sleeping members never burn an attempt"
+                );
+            }
+            sim::Away::Quit => assert!(total.completion_share() >= 0.99),
+        }
+    }
+}
