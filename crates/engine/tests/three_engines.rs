@@ -150,11 +150,49 @@ async fn three_engines_sign_a_two_input_transaction() {
     drop(engines);
     for i in 0..3 {
         let store = store::Store::open(dir.path().join(format!("signer-{i}.sqlite"))).unwrap();
-        let summary = store.verify_audit().expect("audit chain verifies");
-        let _ = summary;
+        let summary = store
+            .verify_audit_signed_by(&keys[i].public_key())
+            .expect("audit chain verifies under the member's signed heads");
+        assert!(summary.anchors >= 1, "the session end was signed");
         assert!(
             store.message_count().unwrap() >= 8,
             "signer {i} logged every signed message"
         );
     }
+    // Defect: the audit head was an unsigned row, so cutting the log back and rewriting the
+    // head passed `verify`. Someone with the file (not the key) cuts it back to before the
+    // session's end, and also drops the signed heads: the member key's check catches it.
+    let path = dir.path().join("signer-1.sqlite");
+    {
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        let end: i64 = raw
+            .query_row(
+                "SELECT MIN(seq) FROM audit WHERE kind IN ('confirmed', 'session_aborted')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        raw.execute_batch("DROP TRIGGER audit_no_delete; DELETE FROM audit_anchors;")
+            .unwrap();
+        raw.execute("DELETE FROM audit WHERE seq >= ?1", [end])
+            .unwrap();
+        raw.execute(
+            "UPDATE audit_head SET seq = ?1 - 1, hash = (SELECT hash FROM audit WHERE seq = ?1 - 1)",
+            [end],
+        )
+        .unwrap();
+    }
+    let store = store::Store::open(&path).unwrap();
+    store
+        .verify_audit()
+        .expect("the unsigned walk alone is fooled");
+    let caught = store.verify_audit_signed_by(&keys[1].public_key());
+    assert!(
+        matches!(
+            &caught,
+            Err(store::Error::AuditBroken(b))
+                if matches!(b.problem, store::audit::BreakKind::SessionEndUnsigned { .. })
+        ),
+        "{caught:?}"
+    );
 }

@@ -110,6 +110,12 @@ pub enum BreakKind {
     AnchorSignature,
     #[error("the head signed at it is signed by another key")]
     AnchorKey,
+    #[error(
+        "session {} ended (the sessions table says so) but its end is not in the log under a \
+         signed head: the log was cut back, or its signed heads were removed",
+        hex::encode(.session_id)
+    )]
+    SessionEndUnsigned { session_id: [u8; 32] },
 }
 
 /// A row exactly as stored, whatever was done to it.
@@ -382,6 +388,9 @@ pub(crate) fn verify(
         Some(_) => {}
     }
     let anchors = check_anchors(conn, last, anchor_key)?;
+    if anchor_key.is_some() {
+        check_session_ends(conn, last)?;
+    }
     Ok(AuditSummary {
         entries: last,
         head,
@@ -400,6 +409,44 @@ fn check_evidence(conn: &Connection, raw: &RawRow, seq: u64) -> Result<(), Error
         }
         Some(_) => Ok(()),
     }
+}
+
+/// With the member key: every session that ended since signed heads became mandatory must
+/// have its end (`confirmed` / `session_aborted`) in the log at or below a signed head. The
+/// engine signs a head at every session end and at start-up, so cutting the log back and
+/// rewriting its head, or deleting the signed heads, shows up here.
+fn check_session_ends(conn: &Connection, last: u64) -> Result<(), Error> {
+    let since: Option<i64> = conn
+        .query_row(
+            "SELECT anchors_since_ms FROM audit_policy WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(since) = since else {
+        return Ok(());
+    };
+    let signed_up_to: Option<i64> =
+        conn.query_row("SELECT MAX(seq) FROM audit_anchors", [], |r| r.get(0))?;
+    let mut stmt = conn.prepare(
+        "SELECT s.session_id,
+                (SELECT MAX(a.seq) FROM audit a
+                 WHERE a.session_id = s.session_id AND a.kind IN ('confirmed', 'session_aborted'))
+         FROM sessions s
+         WHERE s.closed_ms IS NOT NULL AND s.closed_ms >= ?1
+           AND (s.outcome_detail IS NULL OR s.outcome_detail NOT LIKE '%\"protocol_upgrade\"%')",
+    )?;
+    let mut rows = stmt.query(params![since])?;
+    while let Some(row) = rows.next()? {
+        let session_id: [u8; 32] = fixed(row, 0)?;
+        let end: Option<i64> = row.get(1)?;
+        let covered = matches!((end, signed_up_to), (Some(e), Some(a)) if e <= a);
+        if !covered {
+            let seq = end.map_or(last + 1, |e| e as u64);
+            return Err(broken(seq, BreakKind::SessionEndUnsigned { session_id }));
+        }
+    }
+    Ok(())
 }
 
 fn check_anchors(conn: &Connection, last: u64, key: Option<&PublicKey>) -> Result<u64, Error> {

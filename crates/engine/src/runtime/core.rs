@@ -145,6 +145,11 @@ impl Core {
             }
         }
         self.execute(out);
+        // Sign the head: it covers every session that ended before the restart, even one whose
+        // own signed head was lost to the crash.
+        if let Err(e) = self.store.anchor_audit(&self.key, now) {
+            tracing::error!(error = %e, "could not sign the audit head");
+        }
         Ok(restored)
     }
 
@@ -369,6 +374,12 @@ impl Core {
         if let Some(group) = group {
             if let Err(e) = self.store.record_event(&group, session_id, &event, now) {
                 tracing::error!(error = %e, "audit append failed");
+            }
+        }
+        // Every session end is signed into the log, so cutting the log back is detected.
+        if matches!(event, Event::Closed { .. }) {
+            if let Err(e) = self.store.anchor_audit(&self.key, now) {
+                tracing::error!(error = %e, "could not sign the audit head");
             }
         }
         let _ = self.events.send(EngineEvent::Session { session_id, event });

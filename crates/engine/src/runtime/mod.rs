@@ -362,7 +362,12 @@ fn handle(core: &mut Core, request: Request) {
             let _ = reply.send(core.accept_invite(&invite));
         }
         Request::AuditVerify { reply } => {
-            let _ = reply.send(core.store().verify_audit().map_err(Into::into));
+            let key = core.key.public_key();
+            let _ = reply.send(
+                core.store()
+                    .verify_audit_signed_by(&key)
+                    .map_err(Into::into),
+            );
         }
         Request::AuditExport { reply } => {
             let mut bytes = Vec::new();

@@ -11,3 +11,12 @@ SET outcome = 'aborted',
     outcome_detail = '{"outcome":"aborted","cause":{"code":"protocol_upgrade"}}',
     closed_ms = CAST(strftime('%s', 'now') AS INTEGER) * 1000
 WHERE outcome IS NULL;
+
+-- From now on every session end is under a signed audit head (the engine signs one at each
+-- end and at start-up); `verify` with the member key checks the sessions that ended since.
+CREATE TABLE audit_policy (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    anchors_since_ms INTEGER NOT NULL
+) STRICT;
+INSERT INTO audit_policy (id, anchors_since_ms)
+VALUES (1, CAST(strftime('%s', 'now') AS INTEGER) * 1000);
