@@ -148,10 +148,10 @@ async fn three_engines_sign_a_two_input_transaction() {
     assert_eq!(id, joined.id());
     acceptance.verify(&joined).unwrap();
     drop(engines);
-    for i in 0..3 {
+    for (i, key) in keys.iter().enumerate() {
         let store = store::Store::open(dir.path().join(format!("signer-{i}.sqlite"))).unwrap();
         let summary = store
-            .verify_audit_signed_by(&keys[i].public_key())
+            .verify_audit_signed_by(&key.public_key())
             .expect("audit chain verifies under the member's signed heads");
         assert!(summary.anchors >= 1, "the session end was signed");
         assert!(
