@@ -123,8 +123,20 @@ impl Evidence {
         })
     }
 
-    /// Re-verifies everything from the signed bytes and returns who is to blame.
+    /// Re-verifies everything from the signed bytes and returns who is to blame. The cheap
+    /// structure (how many messages the offence takes) is checked before any signature.
     pub fn verify(&self, group: &GroupDescriptor) -> Result<Blame, EvidenceError> {
+        let n = group.members.len();
+        let count_ok = match self.offence {
+            Offence::Equivocation => self.envelopes.len() == 2,
+            Offence::MalformedContribution => (1..=2).contains(&self.envelopes.len()),
+            Offence::InvalidPartial | Offence::WrongElectionProof => self.envelopes.len() == n + 1,
+        };
+        if !count_ok {
+            return Err(EvidenceError::Inconsistent(
+                "wrong number of messages for the offence",
+            ));
+        }
         let envelopes = self
             .envelopes
             .iter()
@@ -135,6 +147,14 @@ impl Evidence {
                 Ok(e)
             })
             .collect::<Result<Vec<_>, EvidenceError>>()?;
+        // No session has attempts beyond the limit: evidence naming one is made up (and an
+        // attempt number near u32::MAX must never reach attempt arithmetic).
+        if envelopes
+            .iter()
+            .any(|e| e.header.attempt >= crate::session::MAX_ATTEMPTS)
+        {
+            return Err(EvidenceError::Inconsistent("attempt beyond the limit"));
+        }
         match self.offence {
             Offence::Equivocation => verify_equivocation(&envelopes),
             Offence::InvalidPartial => self.verify_invalid_partial(group, &envelopes),
@@ -231,7 +251,7 @@ impl Evidence {
         )?;
         let shares: Vec<[u8; 32]> = context.nonces.iter().map(|n| n.salt_share).collect();
         let header = &partials_env.header;
-        let penalized = penalized_members(group, &proposal);
+        let penalized = election_penalties(group, &proposal);
         let election = elect(
             group.election,
             &ElectionInput {
@@ -469,6 +489,17 @@ fn attempt_context(
         aggregated,
         sorted_index,
     })
+}
+
+/// The penalized members an election uses: only the reputation-aware method reads the
+/// proposal's evidence (every other method ignores it, so a proposer can't change the proof
+/// an honest member computes by attaching evidence).
+pub fn election_penalties(group: &GroupDescriptor, proposal: &Proposal) -> Vec<u16> {
+    if group.election == crate::election::ElectionMethod::ReputationAware {
+        penalized_members(group, proposal)
+    } else {
+        Vec::new()
+    }
 }
 
 /// Members named by verified evidence attached to a proposal (reputation-aware election).

@@ -113,6 +113,10 @@ pub enum NodeError {
 
 struct GroupEntry {
     descriptor: Arc<GroupDescriptor>,
+    /// Each group's own session table and proposal rate: another group (which may be run by
+    /// someone else) can never evict this group's pending sessions or use up its rate.
+    capacity: SessionCapacity<[u8; 32]>,
+    proposal_rate: ProposalRateLimit<PublicKey>,
     key_agg: Arc<KeyAggContext>,
     me: u16,
     /// Proposal sequences accepted per proposer (the recent window): per proposer, not per
@@ -144,10 +148,8 @@ pub struct Node {
     sessions: BTreeMap<[u8; 32], Session>,
     /// Sessions whose durable step failed: silent until a restart restores them.
     suspended: BTreeSet<[u8; 32]>,
-    capacity: SessionCapacity<[u8; 32]>,
     early: EarlyBuffer,
     seen: SeenSet,
-    proposal_rate: ProposalRateLimit<PublicKey>,
     budget: VerificationBudget<Peer>,
     blacklist: Blacklist<PublicKey>,
     /// (group, member) → when its last authenticated message arrived.
@@ -167,8 +169,6 @@ impl Node {
             groups: BTreeMap::new(),
             sessions: BTreeMap::new(),
             suspended: BTreeSet::new(),
-            capacity: SessionCapacity::from_limits(&Default::default()),
-            proposal_rate: ProposalRateLimit::new(5, 10_000),
             blacklist: Blacklist::default(),
             last_heard: BTreeMap::new(),
             rejections: BTreeMap::new(),
@@ -182,12 +182,11 @@ impl Node {
             .ok_or(NodeError::NotAMember)?;
         let key_agg = Arc::new(descriptor.key_agg()?);
         let id = descriptor.id();
-        // The node-wide rules follow the strictest group (usually they are all the defaults).
-        self.capacity = SessionCapacity::from_limits(&descriptor.limits);
-        self.proposal_rate = ProposalRateLimit::from_limits(&descriptor.limits);
         self.groups.insert(
             id,
             GroupEntry {
+                capacity: SessionCapacity::from_limits(&descriptor.limits),
+                proposal_rate: ProposalRateLimit::from_limits(&descriptor.limits),
                 descriptor: Arc::new(descriptor),
                 key_agg,
                 me,
@@ -349,7 +348,7 @@ impl Node {
             .ok_or(NodeError::UnknownGroup)?;
         note_sequence(&mut entry.sequences, proposal.proposer, proposal.sequence);
         let session_id = proposal.session_id.0;
-        if let Some(evicted) = self.capacity.admit_pending(session_id)? {
+        if let Some(evicted) = entry.capacity.admit_pending(session_id)? {
             if let Some(mut old) = self.sessions.remove(&evicted) {
                 let mut step = Step::new(now, key, entropy);
                 old.evict(&mut step);
@@ -539,7 +538,17 @@ impl Node {
         }
         let group_id = session.group_id();
         let mut step = Step::new(now, key, entropy);
-        if header.proposal == session.digest() && header.kind != MessageKind::Proposal {
+        // Logged: the contributions and outcomes of this proposal. Notices (approval, abort,
+        // pull) are not, so a member can't fill the disk with distinct notices.
+        let logged = matches!(
+            header.kind,
+            MessageKind::Commitment
+                | MessageKind::Nonces
+                | MessageKind::Partials
+                | MessageKind::Completed
+                | MessageKind::Reject
+        );
+        if header.proposal == session.digest() && logged {
             step.actions.push(Action::Persist(Durable::Message {
                 session_id: header.session_id,
                 bytes: envelope.encode(),
@@ -568,7 +577,11 @@ impl Node {
             .cloned()
             .unwrap_or_default();
         let proposer_key = group.members[header.sender as usize];
-        self.proposal_rate.check(&proposer_key, now)?;
+        self.groups
+            .get_mut(&group_id)
+            .expect("looked up above")
+            .proposal_rate
+            .check(&proposer_key, now)?;
         let proposal = decode_proposal(envelope, &group)?;
         check_sequence(proposal.sequence, &used)?;
         let review = proposal.validate(&group, now)?;
@@ -742,9 +755,12 @@ impl Node {
             .ok_or(NodeError::UnknownSession)?;
         let mut step = Step::new(now, key, entropy);
         session.approve(digest, &mut step)?;
-        tag(session.group_id(), *session_id, step.actions, out);
+        let group_id = session.group_id();
+        tag(group_id, *session_id, step.actions, out);
         // Approved sessions no longer count as pending (never evicted).
-        let _already_active = self.capacity.promote(session_id);
+        if let Some(entry) = self.groups.get_mut(&group_id) {
+            let _full_active_table_keeps_it_pending = entry.capacity.promote(session_id);
+        }
         Ok(())
     }
 
@@ -789,7 +805,10 @@ impl Node {
             .map(|(id, _)| *id)
             .collect();
         for id in closed {
-            self.capacity.remove(&id);
+            let group_id = self.sessions[&id].group_id();
+            if let Some(entry) = self.groups.get_mut(&group_id) {
+                entry.capacity.remove(&id);
+            }
             // Closed sessions live on in the store; in memory until their proposal expires
             // (so late messages for them are refused, not taken for early ones).
             let expired = self.sessions[&id].proposal().expires_ms + self.config.window.future_ms;
@@ -885,7 +904,9 @@ impl Node {
         tag(group_id, session_id, notice_and_state, out);
         out.extend(own);
         if approved {
-            let _ = self.capacity.promote(&session_id);
+            if let Some(entry) = self.groups.get_mut(&group_id) {
+                let _ = entry.capacity.promote(&session_id);
+            }
         }
         Ok(session_id)
     }
@@ -925,8 +946,10 @@ impl Node {
     /// leaves memory with everything it would have sent, and messages for it are refused
     /// until a restart restores it from what did commit.
     pub fn persist_failed(&mut self, session_id: &[u8; 32]) {
-        if self.sessions.remove(session_id).is_some() {
-            self.capacity.remove(session_id);
+        if let Some(session) = self.sessions.remove(session_id) {
+            if let Some(entry) = self.groups.get_mut(&session.group_id()) {
+                entry.capacity.remove(session_id);
+            }
             self.suspended.insert(*session_id);
         }
     }

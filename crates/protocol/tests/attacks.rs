@@ -725,3 +725,269 @@ fn a_member_offline_during_the_proposal_catches_up_by_pulling() {
         );
     }
 }
+
+// ----- found by the attacker review of protocol v2 ------------------------------------------
+
+/// Review 1 (critical): a blame notice naming attempt u32::MAX (the attacker's own conflicting
+/// commitments) overflowed `attempt + 1` — a panic in debug builds, and in release a wrap to
+/// attempt 0, where honest members signed a second commitment for a slot they had used.
+#[test]
+fn a_blame_notice_at_attempt_u32_max_can_neither_rewind_nor_crash() {
+    let mut net = Net::new(3, 20);
+    let session = net.propose(0, b"overflow");
+    net.settle();
+    let digest = net.nodes[0].session(&session).unwrap().digest();
+    let at = |attempt: u32, payload: Vec<u8>| {
+        let header = Header::new(
+            MessageKind::Commitment,
+            net.group.id(),
+            session,
+            digest,
+            attempt,
+            2,
+            NOW,
+        );
+        signed(&net.keys[2], header, payload)
+    };
+    let evidence = Evidence {
+        offence: Offence::Equivocation,
+        proposal: Vec::new(),
+        envelopes: vec![at(u32::MAX, vec![1; 32]), at(u32::MAX, vec![2; 32])],
+    };
+    assert!(
+        evidence.verify(&net.group).is_err(),
+        "no attempt beyond the limit"
+    );
+    let header = Header::new(
+        MessageKind::AttemptAborted,
+        net.group.id(),
+        session,
+        digest,
+        u32::MAX,
+        2,
+        net.now,
+    );
+    let notice = signed(
+        &net.keys[2],
+        header,
+        AbortCode::Blamed(vec![evidence.encode()]).encode(),
+    );
+    let before = net.nodes[0].session(&session).unwrap().attempt();
+    net.post(2, Recipient::Members, notice);
+    net.settle();
+    for i in 0..2 {
+        let s = net.nodes[i].session(&session).unwrap();
+        assert_eq!(s.attempt(), before, "node {i} did not move");
+        assert!(net.blames(i).is_empty(), "node {i} blamed nobody");
+    }
+}
+
+/// Review 2: a proposer attached evidence to its proposal in a salted group; evidence
+/// verification put it into the election while the members' sessions (rightly) did not, so an
+/// honest member's correct election proof "verified" as wrong.
+#[test]
+fn evidence_attached_to_a_proposal_in_a_salted_group_cannot_frame_an_election_proof() {
+    let mut net = Net::new(3, 21);
+    assert_ne!(
+        net.group.election,
+        protocol::election::ElectionMethod::ReputationAware
+    );
+    let session = net.propose(0, b"proof");
+    net.settle();
+    for i in 0..3 {
+        net.approve(i, &session);
+    }
+    net.settle();
+    let sent = |kind: MessageKind, sender: u16| -> Vec<u8> {
+        net.log
+            .iter()
+            .find_map(|(_, o)| match &o.action {
+                Action::Send { bytes, .. } => {
+                    let e = Envelope::decode(bytes, usize::MAX).unwrap();
+                    (e.header.kind == kind && e.header.sender == sender).then(|| bytes.clone())
+                }
+                _ => None,
+            })
+            .expect("sent")
+    };
+    let proposal = {
+        let e = Envelope::decode(&sent(MessageKind::Proposal, 0), usize::MAX).unwrap();
+        let (_, bytes) = protocol::node::split_proposal_payload(&e.payload).unwrap();
+        bytes.to_vec()
+    };
+    let honest_partials = sent(MessageKind::Partials, 1);
+    let nonces: Vec<Vec<u8>> = (0..3).map(|m| sent(MessageKind::Nonces, m)).collect();
+    let claim = Evidence {
+        offence: Offence::WrongElectionProof,
+        proposal,
+        envelopes: [vec![honest_partials], nonces].concat(),
+    };
+    assert!(
+        claim.verify(&net.group).is_err(),
+        "member 1's proof is right"
+    );
+}
+
+/// Review 3: `reject` sent the Reject before anything durable recorded it; after a crash the
+/// node restored the session with the stored approval and signed what the user rejected.
+#[test]
+fn a_rejection_is_durable_before_the_reject_leaves() {
+    let mut net = Net::new(3, 22);
+    let session = net.propose(0, b"reject");
+    net.settle();
+    let mut out = Vec::new();
+    net.nodes[1]
+        .reject(
+            &session,
+            "no",
+            net.now,
+            &net.keys[1],
+            &mut Counter(4),
+            &mut out,
+        )
+        .unwrap();
+    let durable_at = out
+        .iter()
+        .position(|o| matches!(o.action, Action::Persist(Durable::Rejected { .. })))
+        .expect("the rejection is persisted");
+    let sent_at = out
+        .iter()
+        .position(|o| matches!(o.action, Action::Send { .. }))
+        .expect("the reject is sent");
+    assert!(durable_at < sent_at);
+}
+
+/// Review 4: the session table and the proposal rate were node-wide (and set by whichever group
+/// was added last), so proposals of another group could evict this group's pending sessions.
+#[test]
+fn another_groups_proposals_cannot_evict_this_groups_sessions() {
+    let keys = keys(3, 23);
+    let group_a = group_of("A", &keys);
+    let copy = |k: &lotus::PrivateKey| lotus::PrivateKey::from_bytes(&k.to_bytes()).unwrap();
+    let mut group_b = group_of("B", &[copy(&keys[0]), copy(&keys[2])]);
+    group_b.limits.max_pending_sessions = 1;
+    group_b.limits.proposals_per_minute = 1_000;
+    let mut v = Node::new(keys[0].public_key(), NodeConfig::default());
+    v.add_group(group_a.clone()).unwrap();
+    v.add_group(group_b.clone()).unwrap();
+    let mut entropy = Counter(2);
+    let (a, _) = proposal_envelope(&group_a, &keys, 1, [0x61; 32], b"a", 2, NOW, 0);
+    let mut out = Vec::new();
+    v.receive(&a.encode(), Peer(1), NOW, &keys[0], &mut entropy, &mut out)
+        .unwrap();
+    let b_keys = [copy(&keys[0]), copy(&keys[2])];
+    for k in 0..5u8 {
+        let (b, _) =
+            proposal_envelope(&group_b, &b_keys, 1, [0x70 + k; 32], &[k], 2, NOW, k as u64);
+        let _ = v.receive(&b.encode(), Peer(2), NOW, &keys[0], &mut entropy, &mut out);
+    }
+    assert!(
+        !v.session(&[0x61; 32]).unwrap().is_closed(),
+        "group A's pending session survives group B's flood"
+    );
+}
+
+/// Review 5: every digest-matching message was logged, so distinct notices (approvals with
+/// junk payloads and new timestamps) could fill the disk. Notices are not logged.
+#[test]
+fn a_flood_of_distinct_notices_is_not_logged() {
+    let mut net = Net::new(3, 24);
+    let session = net.propose(0, b"notices");
+    net.settle();
+    let digest = net.nodes[1].session(&session).unwrap().digest();
+    let logged_before = net.durables(1).len();
+    for k in 0..50u64 {
+        let header = Header::new(
+            MessageKind::Approved,
+            net.group.id(),
+            session,
+            digest,
+            0,
+            2,
+            net.now + k,
+        );
+        let _ = net.deliver(2, 1, &signed(&net.keys[2], header, vec![0; 60_000]));
+    }
+    assert_eq!(net.durables(1).len(), logged_before);
+}
+
+/// Review 7: a message bound to another digest made us forward our proposal once per
+/// (attempt, sender) — any u32 attempt — so the forwarded set grew without bound.
+#[test]
+fn messages_bound_to_another_proposal_are_answered_once_per_member() {
+    let mut net = Net::new(3, 25);
+    let session = net.propose(0, b"forward");
+    net.settle();
+    let sends_before = net.log.len();
+    for attempt in 0..200u32 {
+        let header = Header::new(
+            MessageKind::Nonces,
+            net.group.id(),
+            session,
+            [0xAB; 32],
+            attempt,
+            2,
+            net.now,
+        );
+        let _ = net.deliver(2, 1, &signed(&net.keys[2], header, vec![attempt as u8]));
+    }
+    let forwards = net.log[sends_before..]
+        .iter()
+        .filter(|(n, o)| {
+            *n == 1
+                && matches!(
+                    o.action,
+                    Action::Send {
+                        to: Recipient::Member(2),
+                        ..
+                    }
+                )
+        })
+        .count();
+    assert_eq!(forwards, 1);
+}
+
+/// Review 8: a restart notice counted as a re-roll only when the receiver held everyone's
+/// nonces, so the last revealer (which knows the salt from the others' reveals and its own
+/// committed share) re-rolled for free by restarting before revealing. Every restart after
+/// our own nonces are out now counts.
+#[test]
+fn a_restart_before_the_senders_own_reveal_still_counts_as_a_reroll() {
+    let mut net = Net::new(3, 26);
+    net.intercepted = vec![2];
+    let session = net.propose(0, b"withheld reveal");
+    net.settle();
+    // Member 2's commitment goes out; its nonces don't.
+    for (from, to, bytes) in std::mem::take(&mut net.held) {
+        if Envelope::decode(&bytes, usize::MAX).unwrap().header.kind != MessageKind::Nonces {
+            net.post(from, to, bytes);
+        }
+    }
+    net.intercepted.clear();
+    net.settle();
+    let s = net.nodes[0].session(&session).unwrap();
+    assert_eq!(
+        s.waiting_for(),
+        vec![2],
+        "only member 2's reveal is missing"
+    );
+    let header = Header::new(
+        MessageKind::AttemptAborted,
+        net.group.id(),
+        session,
+        s.digest(),
+        s.attempt(),
+        2,
+        net.now,
+    );
+    net.post(
+        2,
+        Recipient::Members,
+        signed(&net.keys[2], header, AbortCode::Restart.encode()),
+    );
+    net.settle();
+    assert!(net
+        .events(0)
+        .iter()
+        .any(|e| matches!(e, Event::ForcedReroll { member: 2, .. })));
+}

@@ -19,6 +19,8 @@ pub struct DurableModel {
     pub signed: BTreeMap<[u8; 32], Vec<u8>>,
     /// session → the review digest the user approved.
     pub approved: BTreeMap<[u8; 32], [u8; 32]>,
+    /// Sessions the user rejected (never resumed, never signed).
+    pub rejected: BTreeSet<[u8; 32]>,
     pub messages: usize,
     /// Highest attempt this node sent any message in, per session.
     pub sent_attempt: BTreeMap<[u8; 32], u32>,
@@ -71,6 +73,9 @@ impl DurableModel {
                 attempt,
                 digest,
             } => {
+                if self.rejected.contains(session_id) {
+                    return Err("the user rejected this session".into());
+                }
                 if self.approved.get(session_id) != Some(digest) {
                     return Err("the user did not approve this digest".into());
                 }
@@ -104,6 +109,9 @@ impl DurableModel {
             }
             Durable::Signed { session_id, tx } => {
                 self.signed.insert(*session_id, tx.clone());
+            }
+            Durable::Rejected { session_id, .. } => {
+                self.rejected.insert(*session_id);
             }
         }
         Ok(())

@@ -775,6 +775,9 @@ impl World {
             let _ = protocol.remember_proposal(proposal);
         }
         for (session, (proposal, _)) in n.store.proposals.clone() {
+            if n.store.rejected.contains(&session) {
+                continue; // the user's rejection is durable: never resumed
+            }
             let signed_tx = n
                 .store
                 .signed

@@ -112,6 +112,8 @@ pub enum Error {
         hex::encode(.0)
     )]
     ApprovalMismatch([u8; 32]),
+    #[error("session {} has ended (rejected or closed): refusing to sign", hex::encode(.0))]
+    SessionEnded([u8; 32]),
     #[error("session {} already holds a different accepted proposal", hex::encode(.0))]
     ProposalConflict([u8; 32]),
     #[error("session {}: only a proposal envelope can open a session", hex::encode(.0))]

@@ -427,6 +427,9 @@ impl Batch<'_> {
                 // proposal this store holds for the session.
                 let session =
                     sessions::get(conn, session_id)?.ok_or(Error::UnknownSession(*session_id))?;
+                if session.outcome.is_some() {
+                    return Err(Error::SessionEnded(*session_id));
+                }
                 match session.approval {
                     None => return Err(Error::NotApproved(*session_id)),
                     Some(a) if a.digest != *digest => {
@@ -460,6 +463,18 @@ impl Batch<'_> {
             }
             Durable::Signed { session_id, tx } => {
                 sessions::set_signed(conn, session_id, tx, now_ms)
+            }
+            Durable::Rejected {
+                session_id,
+                member,
+                reason,
+            } => {
+                let outcome = SessionOutcome::Rejected {
+                    member: *member,
+                    reason: reason.clone(),
+                };
+                sessions::close(conn, session_id, &outcome, now_ms)?;
+                Ok(())
             }
         }
     }

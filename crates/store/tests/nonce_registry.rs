@@ -477,3 +477,32 @@ fn a_batch_is_all_or_nothing() {
     assert!(!f.store.nonce_used(&[0xE2; 32]).unwrap());
     assert_eq!(f.store.attempt_state(&s, 0).unwrap(), None);
 }
+
+/// Review 3: a rejection is durable before the Reject leaves; after it the store never lets
+/// the session sign and a restart never resumes it (it used to restore it with the approval).
+#[test]
+fn a_rejected_session_never_signs_and_is_not_restored() {
+    let mut f = approved();
+    let s = session(1);
+    f.store.apply(&nonce(s, 0, 0, 0xE1), 2_000).unwrap();
+    f.store
+        .apply(
+            &Durable::Rejected {
+                session_id: s,
+                member: 0,
+                reason: "changed my mind".into(),
+            },
+            2_001,
+        )
+        .unwrap();
+    assert!(matches!(
+        f.store.apply(&signing(s, 0), 2_002),
+        Err(Error::SessionEnded(_))
+    ));
+    assert!(f
+        .store
+        .sessions_to_restore()
+        .unwrap()
+        .iter()
+        .all(|r| r.session_id != s));
+}

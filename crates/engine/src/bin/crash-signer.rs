@@ -55,6 +55,7 @@ fn durable_notice(durable: &Durable) -> Vec<u8> {
         Durable::Message { session_id, .. } => (4, *session_id, 0),
         Durable::Signed { session_id, .. } => (5, *session_id, 0),
         Durable::SessionAccepted { session_id, .. } => (6, *session_id, 0),
+        Durable::Rejected { session_id, .. } => (7, *session_id, 0),
     };
     let mut notice = vec![kind];
     notice.extend_from_slice(&session);

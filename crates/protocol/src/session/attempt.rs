@@ -159,6 +159,8 @@ impl Session {
 
     /// Ends the current attempt and continues at attempt `next` (at least the following one).
     pub(super) fn abort_attempt_to(&mut self, reason: AbortReason, next: u32, step: &mut Step<'_>) {
+        // Always forward, never back to an attempt we already took part in.
+        let next = next.max(self.attempt.number.saturating_add(1));
         self.leave_attempt(reason.clone(), step);
         // A member proven to misbehave in two attempts would do it in every attempt: in an
         // n-of-n group nobody can sign without it, so stop here rather than burn attempts.

@@ -15,10 +15,11 @@ impl Session {
             return self.on_proposal(envelope, step);
         }
         if header.proposal != self.review.digest {
-            // The sender holds another proposal for this session id: show it ours, so whoever
-            // signed two proposals is caught. Never filed, never blamed on the sender.
+            // The sender holds another proposal for this session id: show it ours (once per
+            // member), so whoever signed two proposals is caught. Never filed, never blamed on
+            // the sender.
             return self.forward_once(
-                header.attempt,
+                0,
                 header.sender,
                 u16::MAX,
                 self.proposal_envelope_bytes.clone(),
@@ -40,7 +41,9 @@ impl Session {
             _ if !matches!(self.state, State::Running) => {}
             // Verified evidence is acted on whatever attempt it names: it is self-contained,
             // and a member that fell behind must not wait for the attempts in between.
-            MessageKind::AttemptAborted if is_blame_notice(&envelope) => {
+            MessageKind::AttemptAborted
+                if header.attempt < MAX_ATTEMPTS && is_blame_notice(&envelope) =>
+            {
                 self.on_abort_notice(&envelope, step)
             }
             _ if header.attempt < self.attempt.number => {}
@@ -104,7 +107,10 @@ impl Session {
         let member = envelope.header.sender;
         match AbortCode::decode(&envelope.payload) {
             Ok(AbortCode::Restart) => {
-                if self.attempt.nonces_ok.len() == self.group.members.len() {
+                // Once our own share is out, the sender may know the salt (with round 0 it
+                // can compute it from the others' reveals before revealing its own), so the
+                // restart counts as a re-roll against it.
+                if self.attempt.released_nonces {
                     let count = self.rerolls.entry(member).or_default();
                     let refused = *count >= MAX_REROLLS_PER_MEMBER;
                     if !refused {
@@ -151,6 +157,7 @@ impl Session {
                 step.event(Event::Blamed { blame, evidence });
             }
             if blame.attempt >= self.attempt.number
+                && blame.attempt < MAX_ATTEMPTS
                 && leave.as_ref().is_none_or(|(_, a)| blame.attempt > *a)
             {
                 leave = Some((reason_for(&blame), blame.attempt));

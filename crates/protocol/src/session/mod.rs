@@ -31,7 +31,7 @@ use musig::{
 
 use crate::election::{derive_salt, elect, Election, ElectionInput, ElectionMethod};
 use crate::envelope::{Envelope, Header, MessageKind};
-use crate::evidence::{penalized_members, Blame, Evidence, Offence};
+use crate::evidence::{election_penalties, Blame, Evidence, Offence};
 use crate::failover::{Failover, FailoverEvent, Millis};
 use crate::group::{GroupDescriptor, GroupId};
 use crate::messages::{AbortCode, Commitment, Completed, Nonces, Partials, Reject};
@@ -173,6 +173,13 @@ pub enum Durable {
     },
     /// The finished transaction.
     Signed { session_id: [u8; 32], tx: Vec<u8> },
+    /// The user rejected the proposal: durable before the Reject leaves, so a restart never
+    /// resumes (or signs) it, and the store refuses any later signing mark.
+    Rejected {
+        session_id: [u8; 32],
+        member: u16,
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -470,11 +477,7 @@ impl Session {
                     .expect("members are in their own aggregate")
             })
             .collect();
-        let penalized = if group.election == ElectionMethod::ReputationAware {
-            penalized_members(&group, &proposal)
-        } else {
-            Vec::new()
-        };
+        let penalized = election_penalties(&group, &proposal);
         let proposal_bytes = proposal.encode();
         let proposal_envelope_bytes = proposal_envelope.encode();
         let mut session = Self {
@@ -733,6 +736,11 @@ impl Session {
             .chars()
             .take(crate::messages::MAX_REASON_BYTES / 4)
             .collect();
+        step.push(Action::Persist(Durable::Rejected {
+            session_id: self.session_id(),
+            member: self.me,
+            reason: reason.clone(),
+        }));
         let envelope = self.sign(
             MessageKind::Reject,
             Reject {
