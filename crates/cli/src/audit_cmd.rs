@@ -28,6 +28,21 @@ pub fn run(
         AuditCommand::Verify => match profile.store().verify_audit() {
             Ok(summary) => {
                 writeln!(out, "audit chain verified: {} entries", summary.entries)?;
+                // What the co-signers' signed heads (from their round-1 messages) say.
+                for peer in &summary.peers {
+                    let who = hex::encode(peer.signer);
+                    match peer.rewritten_at.as_slice() {
+                        [] => writeln!(
+                            out,
+                            "co-signer {who}: {} signed heads, latest at entry {}, consistent",
+                            peer.heads, peer.latest_seq
+                        )?,
+                        seqs => writeln!(
+                            out,
+                            "co-signer {who}: LOG REWRITTEN: it signed two different heads at entries {seqs:?}"
+                        )?,
+                    }
+                }
                 Ok(true)
             }
             Err(e) => {

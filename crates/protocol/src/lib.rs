@@ -2,6 +2,7 @@
 //! randomness except what the caller injects. `engine` drives it over the network and the
 //! store; `sim` drives many instances over a simulated faulty network.
 
+pub mod audit_head;
 pub mod early;
 pub mod election;
 pub mod envelope;

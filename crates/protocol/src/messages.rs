@@ -5,17 +5,20 @@ use lotus::hash::tagged_hash;
 use lotus::schnorr::Signature;
 use musig::{PartialSignature, PublicNonce};
 
+use crate::audit_head::SignedHead;
 use crate::wire::{DecodeError, Reader, Writer};
 
 /// Inputs one session may sign (each is a parallel MuSig2 instance).
 pub const MAX_INPUTS: usize = 256;
 pub const MAX_REASON_BYTES: usize = 280;
 
-/// Round 1: a pair of public nonces per input, plus this participant's election salt share.
+/// Round 1: a pair of public nonces per input, this participant's election salt share, and
+/// its current signed audit head (so the others can notice a log rewritten later).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Nonces {
     pub salt_share: [u8; 32],
     pub nonces: Vec<PublicNonce>,
+    pub audit_head: Option<SignedHead>,
 }
 
 impl Nonces {
@@ -24,6 +27,15 @@ impl Nonces {
         w.raw(&self.salt_share).count(self.nonces.len());
         for n in &self.nonces {
             w.raw(&n.serialize());
+        }
+        match &self.audit_head {
+            Some(head) => {
+                w.u8(1);
+                head.encode(&mut w);
+            }
+            None => {
+                w.u8(0);
+            }
         }
         w.into_bytes()
     }
@@ -38,8 +50,17 @@ impl Nonces {
                     .map_err(|e| DecodeError::invalid("public nonce", e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let audit_head = match r.u8("audit head flag")? {
+            0 => None,
+            1 => Some(SignedHead::decode(&mut r)?),
+            other => return Err(DecodeError::invalid("audit head flag", format!("{other}"))),
+        };
         r.finish()?;
-        Ok(Self { salt_share, nonces })
+        Ok(Self {
+            salt_share,
+            nonces,
+            audit_head,
+        })
     }
 
     /// Round 0 commits to exactly these bytes.
@@ -262,6 +283,7 @@ mod tests {
         let nonces = Nonces {
             salt_share: [4; 32],
             nonces: vec![n, n],
+            audit_head: Some(crate::audit_head::SignedHead::sign(7, [3; 32], &key)),
         };
         assert_eq!(Nonces::decode(&nonces.encode()).unwrap(), nonces);
         let partials = Partials {

@@ -21,6 +21,7 @@ use lotus::tx::{Transaction, TxOut};
 use lotus::PrivateKey;
 use musig::KeyAggContext;
 
+use crate::audit_head::SignedHead;
 use crate::early::{EarlyBuffer, EarlyLimits};
 use crate::envelope::{Envelope, Header, MessageKind};
 use crate::failover::Millis;
@@ -156,6 +157,8 @@ pub struct Node {
     last_heard: BTreeMap<(GroupId, u16), Millis>,
     /// Dropped messages by reason, for monitoring.
     rejections: BTreeMap<&'static str, u64>,
+    /// Our current signed audit head (the driver signs one at every session end).
+    audit_head: Option<SignedHead>,
 }
 
 impl Node {
@@ -172,6 +175,7 @@ impl Node {
             blacklist: Blacklist::default(),
             last_heard: BTreeMap::new(),
             rejections: BTreeMap::new(),
+            audit_head: None,
         }
     }
 
@@ -223,6 +227,14 @@ impl Node {
 
     pub fn is_suspended(&self, id: &[u8; 32]) -> bool {
         self.suspended.contains(id)
+    }
+
+    /// The driver signed a new audit head: our round-1 messages carry it from now on.
+    pub fn set_audit_head(&mut self, head: Option<SignedHead>) {
+        self.audit_head = head;
+        for session in self.sessions.values_mut() {
+            session.set_audit_head(head);
+        }
     }
 
     /// When a member of a group was last heard from (any authenticated message).
@@ -364,6 +376,7 @@ impl Node {
             proposal_envelope,
             review,
             sighashes,
+            audit_head: self.audit_head,
         };
         let mut step = Step::new(now, key, entropy);
         let session = Session::start(setup, first_attempt, &mut step);

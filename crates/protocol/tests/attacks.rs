@@ -144,6 +144,7 @@ fn a_member_of_another_group_cannot_speak_as_the_same_index_member() {
     let nonces = Nonces {
         salt_share: [1; 32],
         nonces: Vec::new(),
+        audit_head: None,
     };
     let (p, proposal) = proposal_envelope(&group_a, &keys, 0, session, b"A", 2, NOW, 0);
     let forged = |at: u64| {
@@ -990,4 +991,31 @@ fn a_restart_before_the_senders_own_reveal_still_counts_as_a_reroll() {
         .events(0)
         .iter()
         .any(|e| matches!(e, Event::ForcedReroll { member: 2, .. })));
+}
+
+/// Defect 10: members keep each other's signed audit heads (carried in round-1 messages), so a
+/// co-signer whose log is rewritten later is caught: its new head contradicts the one held.
+#[test]
+fn round_one_messages_carry_the_senders_signed_audit_head() {
+    use protocol::audit_head::SignedHead;
+    let mut net = Net::new(3, 27);
+    let head = SignedHead::sign(41, [0x41; 32], &net.keys[2]);
+    net.nodes[2].set_audit_head(Some(head));
+    let session = net.propose(0, b"heads");
+    net.settle();
+    assert!(net.nodes[0].session(&session).is_some());
+    for i in [0, 1] {
+        let seen: Vec<_> = net
+            .events(i)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::PeerAuditHead { member, head } => Some((*member, *head)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seen, vec![(2, head)], "node {i} kept member 2's head");
+    }
+    // A head signed by someone else is not taken for member 2's.
+    let forged = SignedHead::sign(41, [0x42; 32], &net.keys[1]);
+    assert!(!forged.verify(&net.keys[2].public_key()));
 }

@@ -13,7 +13,7 @@
 
 use std::io::Write;
 
-use lotus::hash::{sha256, tagged_hash};
+use lotus::hash::sha256;
 use lotus::schnorr::{self, Signature};
 use lotus::secp256k1::PublicKey;
 use lotus::PrivateKey;
@@ -27,7 +27,6 @@ use crate::evidence;
 use crate::Error;
 
 const DOMAIN: &[u8] = b"LotusCosigner/audit/v1";
-const ANCHOR_TAG: &str = "LotusCosigner/audit-anchor";
 const GENESIS: [u8; 32] = [0; 32];
 
 /// A verified or freshly written entry.
@@ -67,6 +66,8 @@ pub struct AuditSummary {
     pub head: Option<AuditHead>,
     /// Signed heads checked (signature, key, and that the chain still has that hash there).
     pub anchors: u64,
+    /// What the co-signers' signed heads we hold say about their logs.
+    pub peers: Vec<crate::peer_heads::PeerHeads>,
 }
 
 /// The first broken entry and what is wrong with it.
@@ -275,8 +276,9 @@ pub(crate) fn append(
     })
 }
 
+/// The same message as `protocol::audit_head` (a head signed here verifies there).
 fn anchor_message(seq: u64, hash: &[u8; 32]) -> [u8; 32] {
-    tagged_hash(ANCHOR_TAG, &[&seq.to_be_bytes(), hash])
+    protocol::audit_head::head_message(seq, hash)
 }
 
 /// Signs the current head with the member key. `None` while the log is empty.
@@ -395,6 +397,7 @@ pub(crate) fn verify(
         entries: last,
         head,
         anchors,
+        peers: Vec::new(),
     })
 }
 

@@ -568,7 +568,9 @@ impl AuditEvent {
                 member: *member,
                 signer: key(*member)?,
             },
-            Event::Approved | Event::MemberApproved { .. } => return Ok(None),
+            Event::Approved | Event::MemberApproved { .. } | Event::PeerAuditHead { .. } => {
+                return Ok(None)
+            }
             Event::ForcedReroll {
                 member,
                 attempt,

@@ -34,6 +34,7 @@ pub mod event;
 pub mod evidence;
 pub mod messages;
 pub mod nonce_registry;
+pub mod peer_heads;
 pub mod peers;
 pub mod reputation;
 pub mod sessions;
@@ -321,12 +322,32 @@ impl Store {
 
     /// Walks the audit chain; `Err(Error::AuditBroken(break))` names the first bad entry.
     pub fn verify_audit(&self) -> Result<AuditSummary, Error> {
-        audit::verify(&self.conn, None)
+        let mut summary = audit::verify(&self.conn, None)?;
+        summary.peers = peer_heads::report(&self.conn)?;
+        Ok(summary)
+    }
+
+    /// Keeps a co-signer's signed audit head; true if it contradicts one already held (that
+    /// member's log was rewritten).
+    pub fn record_peer_head(
+        &mut self,
+        signer: &SignerKey,
+        head: &protocol::audit_head::SignedHead,
+        now_ms: u64,
+    ) -> Result<bool, Error> {
+        self.batch(|b| peer_heads::record(b.conn, signer, head, now_ms))
+    }
+
+    /// What the co-signers' heads we hold say about their logs.
+    pub fn peer_heads(&self) -> Result<Vec<peer_heads::PeerHeads>, Error> {
+        peer_heads::report(&self.conn)
     }
 
     /// As [`Store::verify_audit`], and every signed head must be signed by `key`.
     pub fn verify_audit_signed_by(&self, key: &PublicKey) -> Result<AuditSummary, Error> {
-        audit::verify(&self.conn, Some(key))
+        let mut summary = audit::verify(&self.conn, Some(key))?;
+        summary.peers = peer_heads::report(&self.conn)?;
+        Ok(summary)
     }
 
     /// Writes the audit log as JSON Lines (see [`audit`]); returns the number of entries.

@@ -643,3 +643,30 @@ mod property {
         }
     }
 }
+
+/// Defect 10: a co-signer that rewrote its log signs a different hash for a position it
+/// already showed us; the report names it.
+#[test]
+fn a_peer_whose_log_was_rewritten_is_named() {
+    use protocol::audit_head::SignedHead;
+    let mut f = Fixture::new();
+    let peer = lotus::PrivateKey::from_bytes(&[0x33; 32]).unwrap();
+    let signer = peer.public_key().serialize();
+    let first = SignedHead::sign(10, [1; 32], &peer);
+    assert!(!f.store.record_peer_head(&signer, &first, 1_000).unwrap());
+    assert!(
+        !f.store.record_peer_head(&signer, &first, 1_001).unwrap(),
+        "idempotent"
+    );
+    let later = SignedHead::sign(12, [2; 32], &peer);
+    assert!(!f.store.record_peer_head(&signer, &later, 2_000).unwrap());
+    let rewritten = SignedHead::sign(10, [9; 32], &peer);
+    assert!(f
+        .store
+        .record_peer_head(&signer, &rewritten, 3_000)
+        .unwrap());
+    let summary = f.store.verify_audit().unwrap();
+    assert_eq!(summary.peers.len(), 1);
+    assert_eq!(summary.peers[0].latest_seq, 12);
+    assert_eq!(summary.peers[0].rewritten_at, vec![10]);
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use lotus::secp256k1::PublicKey;
 use lotus::tx::Transaction;
 use lotus::PrivateKey;
+use protocol::audit_head::SignedHead;
 use protocol::group::{Acceptance, GroupDescriptor, GroupId};
 use protocol::node::{Node, NodeConfig, Output, Peer, Restore};
 use protocol::session::{Action, Durable, Event, Recipient};
@@ -147,9 +148,7 @@ impl Core {
         self.execute(out);
         // Sign the head: it covers every session that ended before the restart, even one whose
         // own signed head was lost to the crash.
-        if let Err(e) = self.store.anchor_audit(&self.key, now) {
-            tracing::error!(error = %e, "could not sign the audit head");
-        }
+        self.sign_audit_head(now);
         Ok(restored)
     }
 
@@ -363,6 +362,19 @@ impl Core {
         }
     }
 
+    /// Signs the audit head with the member key; our round-1 messages carry it from now on.
+    fn sign_audit_head(&mut self, now: u64) {
+        match self.store.anchor_audit(&self.key, now) {
+            Ok(Some(anchor)) => self.node.set_audit_head(Some(SignedHead {
+                seq: anchor.seq,
+                hash: anchor.hash,
+                signature: anchor.signature,
+            })),
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "could not sign the audit head"),
+        }
+    }
+
     /// Audit first (the tamper-evident log), then the live event stream.
     fn record(&mut self, session_id: [u8; 32], event: Event) {
         let now = self.now();
@@ -371,15 +383,26 @@ impl Core {
             .get(&session_id)
             .and_then(|g| self.node.group(g))
             .cloned();
-        if let Some(group) = group {
-            if let Err(e) = self.store.record_event(&group, session_id, &event, now) {
+        if let Some(group) = &group {
+            if let Err(e) = self.store.record_event(group, session_id, &event, now) {
                 tracing::error!(error = %e, "audit append failed");
             }
         }
         // Every session end is signed into the log, so cutting the log back is detected.
         if matches!(event, Event::Closed { .. }) {
-            if let Err(e) = self.store.anchor_audit(&self.key, now) {
-                tracing::error!(error = %e, "could not sign the audit head");
+            self.sign_audit_head(now);
+        }
+        if let (Event::PeerAuditHead { member, head }, Some(group)) = (&event, &group) {
+            if let Some(signer) = group.members.get(*member as usize) {
+                match self.store.record_peer_head(&signer.serialize(), head, now) {
+                    Ok(true) => tracing::warn!(
+                        member = *member,
+                        seq = head.seq,
+                        "a co-signer signed two different audit heads at one position: its log was rewritten"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "could not keep a co-signer's audit head"),
+                }
             }
         }
         let _ = self.events.send(EngineEvent::Session { session_id, event });

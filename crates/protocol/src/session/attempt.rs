@@ -38,6 +38,7 @@ impl Session {
             Nonces {
                 salt_share,
                 nonces: publics,
+                audit_head: self.audit_head,
             },
         );
         step.event(Event::AttemptStarted { attempt: number });

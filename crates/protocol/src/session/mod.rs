@@ -29,6 +29,7 @@ use musig::{
     AggregatedNonce, KeyAggContext, PartialSignature, SecretNonce, Session as MusigSession,
 };
 
+use crate::audit_head::SignedHead;
 use crate::election::{derive_salt, elect, Election, ElectionInput, ElectionMethod};
 use crate::envelope::{Envelope, Header, MessageKind};
 use crate::evidence::{election_penalties, Blame, Evidence, Offence};
@@ -224,6 +225,12 @@ pub enum Event {
         blame: Blame,
         evidence: Evidence,
     },
+    /// A member's round-1 message carried its signed audit head (signature checked): keep it,
+    /// so a later rewrite of that member's log can be noticed.
+    PeerAuditHead {
+        member: u16,
+        head: SignedHead,
+    },
     /// Silence: recorded once per phase, never blame and never an abort.
     TimedOut {
         attempt: u32,
@@ -374,6 +381,8 @@ pub struct Session {
     forwarded: BTreeSet<(u32, u16, u16)>,
     /// When each member's last pull was answered.
     pulls_answered: BTreeMap<u16, Millis>,
+    /// Our current signed audit head, carried in our round-1 messages.
+    audit_head: Option<SignedHead>,
 }
 
 /// Everything a new session needs that the node already computed (the proposal validated, its
@@ -386,6 +395,8 @@ pub struct SessionSetup {
     pub proposal_envelope: Envelope,
     pub review: Review,
     pub sighashes: Vec<[u8; 32]>,
+    /// Our current signed audit head (from the driver, via the node).
+    pub audit_head: Option<SignedHead>,
 }
 
 /// The inputs every step needs: the time, the member key, injected randomness, and the actions
@@ -467,6 +478,7 @@ impl Session {
             proposal_envelope,
             review,
             sighashes,
+            audit_head,
         } = setup;
         let sorted_index = group
             .members
@@ -504,6 +516,7 @@ impl Session {
                 Nonces {
                     salt_share: [0; 32],
                     nonces: Vec::new(),
+                    audit_head: None,
                 },
             ),
             state: State::Running,
@@ -516,6 +529,7 @@ impl Session {
             offences: BTreeMap::new(),
             forwarded: BTreeSet::new(),
             pulls_answered: BTreeMap::new(),
+            audit_head,
         };
         session.begin_attempt(first_attempt, step);
         session
@@ -574,6 +588,11 @@ impl Session {
     /// Whether this participant released partial signatures in the current attempt.
     pub fn has_signed(&self) -> bool {
         self.attempt.signed
+    }
+
+    /// The driver signed a new audit head: later round-1 messages carry it.
+    pub fn set_audit_head(&mut self, head: Option<SignedHead>) {
+        self.audit_head = head;
     }
 
     /// Whether our partial signatures ever left for this session.

@@ -167,6 +167,12 @@ impl Session {
                     continue;
                 }
             }
+            if let Some(head) = nonces.audit_head {
+                let key = &self.group.members[member as usize];
+                if member != self.me && head.verify(key) {
+                    step.event(Event::PeerAuditHead { member, head });
+                }
+            }
             self.attempt.nonces_ok.insert(member, nonces);
         }
         None

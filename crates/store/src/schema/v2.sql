@@ -20,3 +20,14 @@ CREATE TABLE audit_policy (
 ) STRICT;
 INSERT INTO audit_policy (id, anchors_since_ms)
 VALUES (1, CAST(strftime('%s', 'now') AS INTEGER) * 1000);
+
+-- Co-signers' signed audit heads, as their round-1 messages carried them: two different
+-- hashes for one sequence number means that member's log was rewritten.
+CREATE TABLE peer_audit_heads (
+    signer BLOB NOT NULL CHECK (length(signer) = 33),
+    seq INTEGER NOT NULL,
+    hash BLOB NOT NULL CHECK (length(hash) = 32),
+    signature BLOB NOT NULL CHECK (length(signature) = 64),
+    received_ms INTEGER NOT NULL,
+    PRIMARY KEY (signer, seq, hash)
+) STRICT, WITHOUT ROWID;
