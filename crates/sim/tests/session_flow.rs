@@ -207,3 +207,74 @@ fn blame_evidence_verifies_for_third_parties_and_not_when_tampered() {
         }
     }
 }
+
+/// Mutation guard: the salted election must come from every member's round-1 salt share (a
+/// session that ignored them survived the whole suite). The election each member announced is
+/// recomputed from the shares in the signed Nonces, and changing one member's share changes it.
+#[test]
+fn the_salted_election_depends_on_every_members_share() {
+    use protocol::election::{derive_salt, elect, ElectionInput, ElectionMethod};
+    use protocol::envelope::{Envelope, MessageKind};
+    use protocol::messages::Nonces;
+    use protocol::session::Action;
+    let mut net = Lossless::new(3, |g| {
+        g.election = ElectionMethod::Salted;
+        g.commit_round = false;
+    });
+    let session = net.propose(0, &mut |_, _| Decision::Ignore).unwrap();
+    let announced = net
+        .events()
+        .find_map(|(n, e)| match e {
+            Event::Elected { election, .. } if n == 0 => Some(election.clone()),
+            _ => None,
+        })
+        .expect("node 0 elected");
+    let mut shares: Vec<(u16, [u8; 32])> = net
+        .log
+        .iter()
+        .filter_map(|(_, a)| match a {
+            Action::Send { bytes, .. } => Envelope::decode(bytes, usize::MAX).ok(),
+            _ => None,
+        })
+        .filter(|e| e.header.kind == MessageKind::Nonces)
+        .map(|e| {
+            (
+                e.header.sender,
+                Nonces::decode(&e.payload).unwrap().salt_share,
+            )
+        })
+        .collect();
+    shares.sort();
+    shares.dedup();
+    assert_eq!(shares.len(), 3);
+    let proposal = net.nodes[0].session(&session).unwrap().proposal().clone();
+    let run = |shares: &[[u8; 32]]| {
+        elect(
+            ElectionMethod::Salted,
+            &ElectionInput {
+                members: &net.group.members,
+                session_id: session,
+                attempt: 0,
+                sequence: proposal.sequence,
+                salt: Some(derive_salt(&session, 0, shares)),
+                penalized: &[],
+            },
+        )
+        .unwrap()
+    };
+    let in_order: Vec<[u8; 32]> = shares.iter().map(|(_, s)| *s).collect();
+    assert_eq!(
+        run(&in_order),
+        announced,
+        "the announced election is the shares'"
+    );
+    for member in 0..3 {
+        let mut changed = in_order.clone();
+        changed[member][0] ^= 1;
+        assert_ne!(
+            run(&changed).proof,
+            announced.proof,
+            "member {member}'s share counts"
+        );
+    }
+}
