@@ -127,6 +127,8 @@ pub enum GroupError {
     NameTooLong,
     #[error("timeouts must be at least 1 ms")]
     ZeroTimeout,
+    #[error("a proposal may live at most 7 days (the longest any member keeps its messages)")]
+    LifetimeTooLong,
     #[error("parallel broadcasts must be between 1 and the member count")]
     ParallelBroadcasts,
     #[error("message size limit must be between 1 KiB and 1 MiB")]
@@ -195,6 +197,9 @@ impl GroupDescriptor {
         let t = &self.timeouts;
         if t.round_ms == 0 || t.broadcast_slot_ms == 0 || t.max_proposal_ttl_ms == 0 {
             return Err(GroupError::ZeroTimeout);
+        }
+        if t.max_proposal_ttl_ms > crate::gate::MAX_PROPOSAL_LIFETIME_MS {
+            return Err(GroupError::LifetimeTooLong);
         }
         if self.parallel_broadcasts == 0 || self.parallel_broadcasts as usize > n {
             return Err(GroupError::ParallelBroadcasts);
@@ -489,6 +494,18 @@ mod tests {
         )
         .unwrap();
         (g, keys)
+    }
+
+    /// Proposals live 24 h by default and a group may allow up to 7 days, never more (members
+    /// keep a session's messages for pulls that long).
+    #[test]
+    fn proposal_lifetime_defaults_to_a_day_and_is_capped_at_a_week() {
+        let (mut g, _) = group(3);
+        assert_eq!(g.timeouts.max_proposal_ttl_ms, 24 * 3_600_000);
+        g.timeouts.max_proposal_ttl_ms = 7 * 24 * 3_600_000;
+        g.validate().unwrap();
+        g.timeouts.max_proposal_ttl_ms += 1;
+        assert_eq!(g.validate(), Err(GroupError::LifetimeTooLong));
     }
 
     #[test]
