@@ -101,7 +101,7 @@ impl EarlyBuffer {
         let held = self.held.remove(&(group, session_id)).unwrap_or_default();
         held.into_iter()
             .map(|h| {
-                self.release(&h);
+                self.release_bytes(&h.sender, h.len);
                 h.envelope
             })
             .collect()
@@ -130,10 +130,6 @@ impl EarlyBuffer {
 
     pub fn sender_bytes(&self, sender: &PublicKey) -> usize {
         self.per_sender.get(sender).copied().unwrap_or(0)
-    }
-
-    fn release(&mut self, held: &Held) {
-        self.release_bytes(&held.sender, held.len);
     }
 
     fn release_bytes(&mut self, sender: &PublicKey, len: usize) {

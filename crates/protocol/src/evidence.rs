@@ -186,34 +186,54 @@ impl Evidence {
         Ok(proposal)
     }
 
-    /// envelopes = [the culprit's Partials, then every member's Nonces of that attempt].
-    fn verify_invalid_partial(
+    /// A round-2 message with what it is judged against: the proposal its header names and,
+    /// once its payload decodes, the attempt as the signer itself saw it (the nonces it
+    /// committed to). envelopes = [the culprit's Partials, then every member's Nonces].
+    fn signer_view<'e>(
         &self,
         group: &GroupDescriptor,
-        envelopes: &[Envelope],
-    ) -> Result<Blame, EvidenceError> {
+        envelopes: &'e [Envelope],
+    ) -> Result<SignerView<'e>, EvidenceError> {
         let (partials_env, nonce_envs) = envelopes
             .split_first()
             .ok_or(EvidenceError::Inconsistent("no messages"))?;
         expect_kind(partials_env, MessageKind::Partials)?;
         let proposal = self.proposal_of(group, partials_env)?;
-        let blame = blame_for(Offence::InvalidPartial, partials_env);
         let partials = match Partials::decode(&partials_env.payload) {
-            Ok(p) => p,
-            Err(_) => return Ok(blame), // signed garbage in a partials slot is itself the fault
+            Ok(partials) => {
+                let context = attempt_context(
+                    group,
+                    &proposal,
+                    partials_env,
+                    nonce_envs,
+                    &partials.nonces_used,
+                )?;
+                Ok((partials, context))
+            }
+            Err(e) => Err(e),
         };
-        // Judged only against the nonces the signer itself said it used.
-        let context = attempt_context(
-            group,
-            &proposal,
+        Ok(SignerView {
             partials_env,
-            nonce_envs,
-            &partials.nonces_used,
-        )?;
+            proposal,
+            partials,
+        })
+    }
+
+    fn verify_invalid_partial(
+        &self,
+        group: &GroupDescriptor,
+        envelopes: &[Envelope],
+    ) -> Result<Blame, EvidenceError> {
+        let view = self.signer_view(group, envelopes)?;
+        let blame = blame_for(Offence::InvalidPartial, view.partials_env);
+        // Signed garbage in a partials slot is itself the fault.
+        let Ok((partials, context)) = view.partials else {
+            return Ok(blame);
+        };
         if partials.partials.len() != context.messages.len() {
             return Ok(blame);
         }
-        let sender = partials_env.header.sender as usize;
+        let sender = view.partials_env.header.sender as usize;
         let signer = context.sorted_index[sender];
         for (input, partial) in partials.partials.iter().enumerate() {
             let session = MusigSession::new(
@@ -230,42 +250,30 @@ impl Evidence {
         Err(EvidenceError::NoOffence)
     }
 
-    /// envelopes = [the culprit's Partials, then every member's Nonces of that attempt].
     fn verify_wrong_proof(
         &self,
         group: &GroupDescriptor,
         envelopes: &[Envelope],
     ) -> Result<Blame, EvidenceError> {
-        let (partials_env, nonce_envs) = envelopes
-            .split_first()
-            .ok_or(EvidenceError::Inconsistent("no messages"))?;
-        expect_kind(partials_env, MessageKind::Partials)?;
-        let proposal = self.proposal_of(group, partials_env)?;
-        let partials = Partials::decode(&partials_env.payload)?;
-        let context = attempt_context(
-            group,
-            &proposal,
-            partials_env,
-            nonce_envs,
-            &partials.nonces_used,
-        )?;
+        let view = self.signer_view(group, envelopes)?;
+        let (partials, context) = view.partials?;
         let shares: Vec<[u8; 32]> = context.nonces.iter().map(|n| n.salt_share).collect();
-        let header = &partials_env.header;
-        let penalized = election_penalties(group, &proposal);
+        let header = &view.partials_env.header;
+        let penalized = election_penalties(group, &view.proposal);
         let election = elect(
             group.election,
             &ElectionInput {
                 members: &group.members,
                 session_id: header.session_id,
                 attempt: header.attempt,
-                sequence: proposal.sequence,
+                sequence: view.proposal.sequence,
                 salt: Some(derive_salt(&header.session_id, header.attempt, &shares)),
                 penalized: &penalized,
             },
         )
         .map_err(|_| EvidenceError::Inconsistent("election cannot run"))?;
         if election.proof != partials.election_proof {
-            Ok(blame_for(Offence::WrongElectionProof, partials_env))
+            Ok(blame_for(Offence::WrongElectionProof, view.partials_env))
         } else {
             Err(EvidenceError::NoOffence)
         }
@@ -403,6 +411,14 @@ fn verify_equivocation(envelopes: &[Envelope]) -> Result<Blame, EvidenceError> {
         return Err(EvidenceError::NoOffence);
     }
     Ok(blame_for(Offence::Equivocation, first))
+}
+
+/// A round-2 message, the proposal it names, and its decoded payload with the attempt it was
+/// made in (or why the payload does not decode).
+struct SignerView<'e> {
+    partials_env: &'e Envelope,
+    proposal: Proposal,
+    partials: Result<(Partials, AttemptContext), DecodeError>,
 }
 
 /// What the rest of an attempt looked like, rebuilt from every member's signed nonces.

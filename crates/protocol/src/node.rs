@@ -481,10 +481,8 @@ impl Node {
         }
         match self.sessions.get(&header.session_id) {
             Some(session) if session.group_id() != header.group_id => Err(Rejection::CrossGroup),
-            Some(session) if header.kind == MessageKind::Pull => {
-                let _answered_while_open_or_finished = session;
-                Ok(())
-            }
+            // A pull is answered for a finished session too (a member may need `Completed`).
+            Some(_) if header.kind == MessageKind::Pull => Ok(()),
             Some(session)
                 if session.is_closed()
                     || now > session.proposal().expires_ms + self.config.window.future_ms =>
@@ -516,14 +514,15 @@ impl Node {
         }
         if header.kind == MessageKind::Proposal {
             if let Err(error) = self.accept_proposal(&envelope, now, key, entropy, out) {
-                out.push(Output {
-                    group_id: header.group_id,
-                    session_id: header.session_id,
-                    action: Action::Event(Event::ProposalRefused {
+                emit(
+                    out,
+                    header.group_id,
+                    header.session_id,
+                    Action::Event(Event::ProposalRefused {
                         member: header.sender,
                         error: error.to_string(),
                     }),
-                });
+                );
             }
             return;
         }
@@ -600,22 +599,24 @@ impl Node {
         let review = proposal.validate(&group, now)?;
         let session_id = header.session_id;
         // Durable first: the session row holds exactly the proposal accepted here.
-        out.push(Output {
+        emit(
+            out,
             group_id,
             session_id,
-            action: Action::Persist(Durable::SessionAccepted {
+            Action::Persist(Durable::SessionAccepted {
                 session_id,
                 envelope: envelope.encode(),
                 outgoing: false,
             }),
-        });
-        out.push(Output {
+        );
+        emit(
+            out,
             group_id,
             session_id,
-            action: Action::Event(Event::ReviewReady {
+            Action::Event(Event::ReviewReady {
                 review: Box::new(review.clone()),
             }),
-        });
+        );
         self.start_session(
             &group_id,
             proposal,
@@ -637,14 +638,15 @@ impl Node {
             let digest = self.sessions[&session_id].digest();
             let header = Header::new(MessageKind::Pull, group_id, session_id, digest, 0, me, now);
             let pull = Envelope::sign(header, Pull { since_attempt: 0 }.encode(), key);
-            out.push(Output {
+            emit(
+                out,
                 group_id,
                 session_id,
-                action: Action::Send {
+                Action::Send {
                     to: Recipient::Members,
                     bytes: pull.encode(),
                 },
-            });
+            );
         }
         Ok(())
     }
@@ -688,14 +690,15 @@ impl Node {
                 && !session.is_closed()
                 && now < session.proposal().expires_ms
             {
-                out.push(Output {
-                    group_id: header.group_id,
-                    session_id: session.session_id(),
-                    action: Action::Send {
+                emit(
+                    out,
+                    header.group_id,
+                    session.session_id(),
+                    Action::Send {
                         to: Recipient::Member(header.sender),
                         bytes: session.proposal_envelope().to_vec(),
                     },
-                });
+                );
             }
         }
     }
@@ -716,24 +719,26 @@ impl Node {
                 );
                 Envelope::sign(header, Pull { since_attempt }.encode(), key).encode()
             };
-            out.push(Output {
-                group_id: *group_id,
-                session_id: [0; 32],
-                action: Action::Send {
+            emit(
+                out,
+                *group_id,
+                [0; 32],
+                Action::Send {
                     to: Recipient::Members,
                     bytes: pull([0; 32], [0; 32], 0),
                 },
-            });
+            );
             for session in self.sessions.values() {
                 if session.group_id() == *group_id && session.is_running() {
-                    out.push(Output {
-                        group_id: *group_id,
-                        session_id: session.session_id(),
-                        action: Action::Send {
+                    emit(
+                        out,
+                        *group_id,
+                        session.session_id(),
+                        Action::Send {
                             to: Recipient::Members,
                             bytes: pull(session.session_id(), session.digest(), session.attempt()),
                         },
-                    });
+                    );
                 }
             }
         }
@@ -1032,6 +1037,14 @@ pub fn split_proposal_payload(payload: &[u8]) -> Result<(u64, &[u8]), NodeError>
         u64::from_be_bytes(nonce.try_into().expect("8 bytes")),
         proposal,
     ))
+}
+
+fn emit(out: &mut Vec<Output>, group_id: GroupId, session_id: [u8; 32], action: Action) {
+    out.push(Output {
+        group_id,
+        session_id,
+        action,
+    });
 }
 
 fn tag(group_id: GroupId, session_id: [u8; 32], actions: Vec<Action>, out: &mut Vec<Output>) {

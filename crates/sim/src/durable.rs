@@ -7,6 +7,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use protocol::envelope::Envelope;
 use protocol::session::Durable;
 
+/// Why the model store refused a durable step (as the real store's errors would).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The nonce hash was released before: the session closes for good.
+    NonceReused,
+    /// Any other refused step: the session is suspended until a restart.
+    Other(&'static str),
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct DurableModel {
     /// (session, attempt) → released nonce hashes.
@@ -28,7 +37,7 @@ pub struct DurableModel {
 
 impl DurableModel {
     /// Applies one durable step, or refuses it as the real store would.
-    pub fn apply(&mut self, durable: &Durable) -> Result<(), String> {
+    pub fn apply(&mut self, durable: &Durable) -> Result<(), Refused> {
         match durable {
             Durable::SessionAccepted {
                 session_id,
@@ -40,12 +49,12 @@ impl DurableModel {
                     self.sent_attempt.entry(*session_id).or_insert(0);
                 }
                 let digest = Envelope::decode(envelope, usize::MAX)
-                    .map_err(|e| e.to_string())?
+                    .map_err(|_| Refused::Other("the proposal envelope does not decode"))?
                     .header
                     .proposal;
                 match self.proposals.get(session_id) {
                     Some((_, held)) if *held != digest => {
-                        return Err("another proposal holds this session".into())
+                        return Err(Refused::Other("another proposal holds this session"))
                     }
                     Some(_) => {}
                     None => {
@@ -61,7 +70,7 @@ impl DurableModel {
                 ..
             } => {
                 if !self.nonce_hashes.insert(*nonce_hash) {
-                    return Err("nonce released before".into());
+                    return Err(Refused::NonceReused);
                 }
                 self.released
                     .entry((*session_id, *attempt))
@@ -74,13 +83,13 @@ impl DurableModel {
                 digest,
             } => {
                 if self.rejected.contains(session_id) {
-                    return Err("the user rejected this session".into());
+                    return Err(Refused::Other("the user rejected this session"));
                 }
                 if self.approved.get(session_id) != Some(digest) {
-                    return Err("the user did not approve this digest".into());
+                    return Err(Refused::Other("the user did not approve this digest"));
                 }
                 if self.proposals.get(session_id).map(|(_, d)| d) != Some(digest) {
-                    return Err("the digest is not the stored proposal's".into());
+                    return Err(Refused::Other("the digest is not the stored proposal's"));
                 }
                 self.signing.insert((*session_id, *attempt));
             }

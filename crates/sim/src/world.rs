@@ -17,7 +17,7 @@ use protocol::messages::{Nonces, Partials};
 use protocol::node::{Node, NodeConfig, Output, Peer, Restore};
 use protocol::session::{AbortReason, Action, Durable, Event, Outcome, Recipient};
 
-use crate::durable::DurableModel;
+use crate::durable::{DurableModel, Refused};
 use crate::report::Report;
 use crate::rng::SimRng;
 use crate::scenario::{Byzantine, Scenario};
@@ -285,44 +285,26 @@ impl World {
                     },
                 );
             }
-            if s.byzantine == Some(Byzantine::FloodProposals) {
-                if let Some(&attacker) = self.groups[g]
-                    .members
-                    .iter()
-                    .find(|&&m| self.nodes[m].byzantine.is_some())
-                {
-                    for k in 0..30 {
-                        self.schedule(
-                            self.now + 1_000 + k * 100,
-                            Happening::Propose {
-                                node: attacker,
-                                group: g,
-                            },
-                        );
-                    }
-                }
-            }
-        }
-        if let Some(kind) = s
-            .byzantine
-            .filter(|k| k.proposes() && *k != Byzantine::FloodProposals)
-        {
-            let _ = kind;
-            for g in 0..self.groups.len() {
-                if let Some(&attacker) = self.groups[g]
-                    .members
-                    .iter()
-                    .find(|&&m| self.nodes[m].byzantine.is_some())
-                {
-                    for k in 0..2 {
-                        self.schedule(
-                            self.now + 70_000 + k * 20_000,
-                            Happening::Propose {
-                                node: attacker,
-                                group: g,
-                            },
-                        );
-                    }
+            // Attackers that propose: a flood right away, or a couple of proposals later on.
+            let attacker_proposals = match s.byzantine {
+                Some(Byzantine::FloodProposals) => Some((30, 1_000, 100)),
+                Some(kind) if kind.proposes() => Some((2, 70_000, 20_000)),
+                _ => None,
+            };
+            let attacker = self.groups[g]
+                .members
+                .iter()
+                .copied()
+                .find(|&m| self.nodes[m].byzantine.is_some());
+            if let (Some((count, start, step)), Some(attacker)) = (attacker_proposals, attacker) {
+                for k in 0..count {
+                    self.schedule(
+                        self.now + start + k * step,
+                        Happening::Propose {
+                            node: attacker,
+                            group: g,
+                        },
+                    );
                 }
             }
         }
@@ -831,7 +813,7 @@ impl World {
                         self.report.persist_refused += 1;
                         let n = &mut self.nodes[node];
                         let protocol = n.protocol.as_mut().expect("checked up");
-                        if refused.contains("nonce released before") {
+                        if refused == Refused::NonceReused {
                             let mut out = Vec::new();
                             let now = (self.now as i64 + n.skew).max(0) as Time;
                             protocol.nonce_conflict(
@@ -863,7 +845,7 @@ impl World {
         }
     }
 
-    fn persist(&mut self, node: usize, durable: &Durable) -> Result<(), String> {
+    fn persist(&mut self, node: usize, durable: &Durable) -> Result<(), Refused> {
         match durable {
             Durable::NonceReleased { nonce_hash, .. }
                 if !self.nonce_registry.insert(*nonce_hash) =>

@@ -426,11 +426,7 @@ impl Batch<'_> {
                 envelope,
                 outgoing,
             } => {
-                let direction = if *outgoing {
-                    Direction::Outgoing
-                } else {
-                    Direction::Incoming
-                };
+                let direction = Direction::of(*outgoing);
                 let (stored, decoded) =
                     messages::store(conn, session_id, envelope, direction, now_ms)?;
                 if decoded.header.kind != MessageKind::Proposal {
@@ -473,11 +469,7 @@ impl Batch<'_> {
                 bytes,
                 outgoing,
             } => {
-                let direction = if *outgoing {
-                    Direction::Outgoing
-                } else {
-                    Direction::Incoming
-                };
+                let direction = Direction::of(*outgoing);
                 // A logged message never opens a session: only an accepted proposal does.
                 messages::store(conn, session_id, bytes, direction, now_ms)?;
                 Ok(())

@@ -20,6 +20,15 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// From the protocol's `outgoing` flag.
+    pub fn of(outgoing: bool) -> Self {
+        if outgoing {
+            Direction::Outgoing
+        } else {
+            Direction::Incoming
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Direction::Incoming => "in",
