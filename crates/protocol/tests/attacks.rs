@@ -193,21 +193,9 @@ fn evidence_pairing_a_genuine_message_with_another_proposal_names_nobody() {
         net.approve(i, &session);
     }
     net.settle();
-    let sent_by = |kind: MessageKind, sender: u16| -> Vec<u8> {
-        net.log
-            .iter()
-            .find_map(|(_, o)| match &o.action {
-                Action::Send { bytes, .. } => {
-                    let e = Envelope::decode(bytes, usize::MAX).unwrap();
-                    (e.header.kind == kind && e.header.sender == sender).then(|| bytes.clone())
-                }
-                _ => None,
-            })
-            .expect("sent")
-    };
-    let v_nonces = sent_by(MessageKind::Nonces, 1);
-    let v_partials = sent_by(MessageKind::Partials, 1);
-    let all_nonces: Vec<Vec<u8>> = (0..3).map(|m| sent_by(MessageKind::Nonces, m)).collect();
+    let v_nonces = net.sent(MessageKind::Nonces, 1);
+    let v_partials = net.sent(MessageKind::Partials, 1);
+    let all_nonces: Vec<Vec<u8>> = (0..3).map(|m| net.sent(MessageKind::Nonces, m)).collect();
     // M (member 2) signs P' for the same session id with one more input.
     let (_, p_prime) = proposal_envelope(&net.group, &net.keys, 2, session, b"other", 3, NOW, 0);
     let malformed = Evidence {
@@ -799,25 +787,13 @@ fn evidence_attached_to_a_proposal_in_a_salted_group_cannot_frame_an_election_pr
         net.approve(i, &session);
     }
     net.settle();
-    let sent = |kind: MessageKind, sender: u16| -> Vec<u8> {
-        net.log
-            .iter()
-            .find_map(|(_, o)| match &o.action {
-                Action::Send { bytes, .. } => {
-                    let e = Envelope::decode(bytes, usize::MAX).unwrap();
-                    (e.header.kind == kind && e.header.sender == sender).then(|| bytes.clone())
-                }
-                _ => None,
-            })
-            .expect("sent")
-    };
     let proposal = {
-        let e = Envelope::decode(&sent(MessageKind::Proposal, 0), usize::MAX).unwrap();
+        let e = Envelope::decode(&net.sent(MessageKind::Proposal, 0), usize::MAX).unwrap();
         let (_, bytes) = protocol::node::split_proposal_payload(&e.payload).unwrap();
         bytes.to_vec()
     };
-    let honest_partials = sent(MessageKind::Partials, 1);
-    let nonces: Vec<Vec<u8>> = (0..3).map(|m| sent(MessageKind::Nonces, m)).collect();
+    let honest_partials = net.sent(MessageKind::Partials, 1);
+    let nonces: Vec<Vec<u8>> = (0..3).map(|m| net.sent(MessageKind::Nonces, m)).collect();
     let claim = Evidence {
         offence: Offence::WrongElectionProof,
         proposal,
@@ -1018,4 +994,45 @@ fn round_one_messages_carry_the_senders_signed_audit_head() {
     // A head signed by someone else is not taken for member 2's.
     let forged = SignedHead::sign(41, [0x42; 32], &net.keys[1]);
     assert!(!forged.verify(&net.keys[2].public_key()));
+}
+
+/// Not tried before: a member of another group (sharing member V with this one) asks V, under
+/// its own group, for this group's session messages — a pull is bound to its group like any
+/// message, so it is refused and nothing of this group's session is sent.
+#[test]
+fn a_member_of_another_group_cannot_pull_this_groups_session() {
+    let keys = keys(3, 28); // V, H, M
+    let group_a = group_of("A", &keys);
+    let copy = |k: &lotus::PrivateKey| lotus::PrivateKey::from_bytes(&k.to_bytes()).unwrap();
+    let b_keys = [copy(&keys[0]), copy(&keys[2])];
+    let group_b = group_of("B", &b_keys);
+    let mut v = Node::new(keys[0].public_key(), NodeConfig::default());
+    v.add_group(group_a.clone()).unwrap();
+    v.add_group(group_b.clone()).unwrap();
+    let mut entropy = Counter(3);
+    let session = [0x71; 32];
+    let (p, proposal) = proposal_envelope(&group_a, &keys, 1, session, b"a", 2, NOW, 0);
+    let mut out = Vec::new();
+    v.receive(&p.encode(), Peer(1), NOW, &keys[0], &mut entropy, &mut out)
+        .unwrap();
+    let header = Header::new(
+        MessageKind::Pull,
+        group_b.id(),
+        session,
+        proposal.review_digest(),
+        0,
+        1,
+        NOW + 1,
+    );
+    let pull = signed(
+        &b_keys[1],
+        header,
+        protocol::messages::Pull { since_attempt: 0 }.encode(),
+    );
+    let mut out = Vec::new();
+    assert_eq!(
+        v.receive(&pull, Peer(2), NOW + 1, &keys[0], &mut entropy, &mut out),
+        Err(Rejection::CrossGroup)
+    );
+    assert!(out.is_empty(), "nothing answered");
 }

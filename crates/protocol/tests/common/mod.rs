@@ -260,6 +260,20 @@ impl Net {
         }
     }
 
+    /// The first envelope of `kind` signed by member `sender` that any node sent.
+    pub fn sent(&self, kind: MessageKind, sender: u16) -> Vec<u8> {
+        self.log
+            .iter()
+            .find_map(|(_, o)| match &o.action {
+                Action::Send { bytes, .. } => {
+                    let e = Envelope::decode(bytes, usize::MAX).unwrap();
+                    (e.header.kind == kind && e.header.sender == sender).then(|| bytes.clone())
+                }
+                _ => None,
+            })
+            .expect("sent")
+    }
+
     /// Events node `i` emitted so far.
     pub fn events(&self, i: usize) -> Vec<&Event> {
         self.log
