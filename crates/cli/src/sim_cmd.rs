@@ -25,8 +25,9 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0.0)]
     pub duplicate: f64,
     /// lexicographic, hash-based, first-signer, last-signer, salted, round-robin, reputation-aware
-    #[arg(long, default_value = "salted")]
-    pub election: String,
+    /// [default: salted; with --away: hash-based, whose groups sign with pooled nonces]
+    #[arg(long)]
+    pub election: Option<String>,
     #[arg(long)]
     pub no_commit_round: bool,
     /// One of: invalid-partial, equivocating-nonces, impersonation, replay,
@@ -60,8 +61,12 @@ fn election(name: &str) -> Option<ElectionMethod> {
 
 /// Returns true when no invariant was violated.
 pub fn run(args: &SimArgs, out: &mut impl Write) -> anyhow::Result<bool> {
-    let election = election(&args.election)
-        .ok_or_else(|| anyhow::anyhow!("unknown election method {:?}", args.election))?;
+    let election = match &args.election {
+        Some(name) => Some(
+            election(name).ok_or_else(|| anyhow::anyhow!("unknown election method {name:?}"))?,
+        ),
+        None => None,
+    };
     let byzantine = match &args.byzantine {
         Some(name) => Some(
             Byzantine::from_name(name)
@@ -96,8 +101,8 @@ pub fn run(args: &SimArgs, out: &mut impl Write) -> anyhow::Result<bool> {
         signers: args.signers,
         sessions_per_group: args.sessions,
         inputs: args.inputs,
-        election,
-        commit_round: !args.no_commit_round,
+        election: election.unwrap_or(base.election),
+        commit_round: base.commit_round && !args.no_commit_round,
         loss: args.loss,
         duplicate: args.duplicate,
         byzantine,

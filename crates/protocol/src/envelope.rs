@@ -43,10 +43,12 @@ pub enum MessageKind {
     Approved,
     /// A request for signed messages the sender missed while offline (see `messages::Pull`).
     Pull,
+    /// Public nonces published ahead of any proposal (see `pool`); group-wide, session id zero.
+    NoncePool,
 }
 
 impl MessageKind {
-    pub const ALL: [MessageKind; 9] = [
+    pub const ALL: [MessageKind; 10] = [
         MessageKind::Proposal,
         MessageKind::Commitment,
         MessageKind::Nonces,
@@ -56,6 +58,7 @@ impl MessageKind {
         MessageKind::AttemptAborted,
         MessageKind::Approved,
         MessageKind::Pull,
+        MessageKind::NoncePool,
     ];
 
     pub fn code(self) -> u8 {
@@ -69,6 +72,7 @@ impl MessageKind {
             MessageKind::AttemptAborted => 7,
             MessageKind::Approved => 8,
             MessageKind::Pull => 9,
+            MessageKind::NoncePool => 10,
         }
     }
 

@@ -9,6 +9,7 @@ use crate::election::{derive_salt, elect, ElectionInput};
 use crate::envelope::{Envelope, MessageKind};
 use crate::group::GroupDescriptor;
 use crate::messages::{Commitment, Completed, Nonces, Partials};
+use crate::pool::pooled_nonces;
 use crate::proposal::Proposal;
 use crate::wire::{DecodeError, Reader, Writer};
 
@@ -445,10 +446,12 @@ fn attempt_context(
     if nonce_envs.len() != n || nonces_used.len() != n {
         return Err(EvidenceError::Inconsistent("need every member's nonces"));
     }
+    // A pooled attempt's round 1 is the pools the proposal names (bound to no proposal).
+    let pooled = h.attempt == 0 && !proposal.pools.is_empty();
     if nonce_envs
         .iter()
         .zip(nonces_used)
-        .any(|(env, id)| env.id() != *id || env.header.proposal != h.proposal)
+        .any(|(env, id)| env.id() != *id || (!pooled && env.header.proposal != h.proposal))
     {
         return Err(EvidenceError::Inconsistent(
             "the nonces are not the ones the signer committed to",
@@ -460,6 +463,24 @@ fn attempt_context(
     let mut nonces = Vec::with_capacity(n);
     for (member, env) in nonce_envs.iter().enumerate() {
         let e = &env.header;
+        if pooled {
+            let (pooled, _) = pooled_nonces(
+                env,
+                &proposal.group_id,
+                n,
+                member as u16,
+                proposal.proposer,
+                &proposal.pools[member],
+                messages.len(),
+            )
+            .map_err(|_| EvidenceError::Inconsistent("not the pooled nonces the proposal names"))?;
+            nonces.push(Nonces {
+                salt_share: [0; 32],
+                nonces: pooled,
+                audit_head: None,
+            });
+            continue;
+        }
         if e.kind != MessageKind::Nonces
             || e.sender as usize != member
             || e.session_id != h.session_id

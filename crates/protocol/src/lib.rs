@@ -13,6 +13,7 @@ pub mod group;
 pub mod messages;
 pub mod node;
 pub mod policy;
+pub mod pool;
 pub mod proposal;
 pub mod session;
 pub mod wire;

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use lotus::secp256k1::PublicKey;
 use lotus::tx::{Transaction, TxOut};
 use lotus::PrivateKey;
-use musig::KeyAggContext;
+use musig::{KeyAggContext, SecretNonce};
 
 use crate::audit_head::SignedHead;
 use crate::early::{EarlyBuffer, EarlyLimits};
@@ -31,6 +31,9 @@ use crate::messages::Pull;
 use crate::policy::{
     check_admission_work, mine_pow, Blacklist, PolicyError, ProposalRateLimit, SessionCapacity,
     VerificationBudget,
+};
+use crate::pool::{
+    slice_len, KnownPool, NoncePool, OwnPool, PoolRef, POOLS_KEPT_PER_MEMBER, POOL_REFRESH_MS,
 };
 use crate::proposal::{
     required_hash_type, Proposal, ProposalError, Review, SessionId, UnsignedProposal,
@@ -63,6 +66,9 @@ pub struct NodeConfig {
     /// Signature verifications per delivering peer per minute.
     pub verifications_per_minute: usize,
     pub early: EarlyLimits,
+    /// Publish nonce pools and name them in our proposals (groups with a salted election
+    /// never do). Off only to exercise interactive attempt 0.
+    pub nonce_pools: bool,
 }
 
 impl Default for NodeConfig {
@@ -72,6 +78,7 @@ impl Default for NodeConfig {
             seen_capacity: 200_000,
             verifications_per_minute: 600,
             early: EarlyLimits::default(),
+            nonce_pools: true,
         }
     }
 }
@@ -126,6 +133,111 @@ struct GroupEntry {
     sequences: BTreeMap<u16, BTreeSet<u64>>,
     /// When each member's last group-wide pull was answered.
     pulls_answered: BTreeMap<u16, Millis>,
+    /// Each member's newest nonce pools (oldest first), ours included.
+    pools: BTreeMap<u16, Vec<KnownPool>>,
+    /// Our own pools with the secrets no session has taken yet (oldest first).
+    own_pools: Vec<OwnPool>,
+}
+
+impl GroupEntry {
+    fn uses_pools(&self) -> bool {
+        !self.descriptor.election.needs_salt() && slice_len(self.descriptor.members.len()) > 0
+    }
+
+    fn known_pool(&self, member: u16, id: &[u8; 32]) -> Option<&KnownPool> {
+        self.pools
+            .get(&member)?
+            .iter()
+            .find(|p| p.envelope.id() == *id)
+    }
+
+    /// Keeps a member's pool (if new), at most `POOLS_KEPT_PER_MEMBER`, newest last.
+    fn remember_pool(&mut self, envelope: Envelope) -> bool {
+        let Ok(pool) = NoncePool::decode(&envelope.payload) else {
+            return false;
+        };
+        let kept = self.pools.entry(envelope.header.sender).or_default();
+        if kept.iter().any(|p| p.envelope.id() == envelope.id()) {
+            return false;
+        }
+        kept.push(KnownPool::new(
+            envelope,
+            pool.nonces.len(),
+            self.descriptor.members.len(),
+        ));
+        kept.sort_by_key(|p| p.envelope.header.timestamp_ms);
+        if kept.len() > POOLS_KEPT_PER_MEMBER {
+            kept.remove(0);
+        }
+        true
+    }
+
+    /// For a proposal with `inputs` inputs: each member's newest pool with enough entries
+    /// no proposal we know of has named yet. None unless every member has one.
+    fn name_pools(&self, inputs: usize) -> Option<Vec<PoolRef>> {
+        let me = self.me;
+        (0..self.descriptor.members.len() as u16)
+            .map(|m| {
+                let pool = self
+                    .pools
+                    .get(&m)?
+                    .iter()
+                    .rev()
+                    .find(|p| p.free(me) >= inputs)?;
+                Some(PoolRef {
+                    pool: pool.envelope.id(),
+                    first: u16::try_from(pool.next_free(me)).ok()?,
+                })
+            })
+            .collect()
+    }
+
+    /// A proposal named these entries: our own proposals avoid them from now on, and our own
+    /// entry's secrets are taken out for this session (None if already taken or unknown).
+    fn bind_pools(
+        &mut self,
+        refs: &[PoolRef],
+        proposer: u16,
+        inputs: usize,
+    ) -> Option<Vec<SecretNonce>> {
+        for (member, r) in refs.iter().enumerate() {
+            if let Some(kept) = self.pools.get_mut(&(member as u16)) {
+                if let Some(pool) = kept.iter_mut().find(|p| p.envelope.id() == r.pool) {
+                    pool.mark_named(proposer, usize::from(r.first) + inputs);
+                }
+            }
+        }
+        let own = refs.get(self.me as usize)?;
+        self.own_pools
+            .iter_mut()
+            .find(|p| p.id == own.pool)?
+            .take(usize::from(own.first), inputs)
+    }
+
+    /// The named pools this node holds, for a new session.
+    fn named_pool_envelopes(&self, refs: &[PoolRef]) -> Vec<Envelope> {
+        refs.iter()
+            .enumerate()
+            .filter_map(|(m, r)| self.known_pool(m as u16, &r.pool))
+            .map(|p| p.envelope.clone())
+            .collect()
+    }
+
+    /// Whether our newest pool must be replaced: none yet, old, or some proposer's slice
+    /// mostly named.
+    fn needs_pool(&self, now: Millis) -> bool {
+        let Some(newest) = self.pools.get(&self.me).and_then(|k| k.last()) else {
+            return true;
+        };
+        let fresh = self
+            .own_pools
+            .iter()
+            .any(|own| own.id == newest.envelope.id());
+        let members = self.descriptor.members.len() as u16;
+        !fresh
+            || now.saturating_sub(newest.envelope.header.timestamp_ms) > POOL_REFRESH_MS
+            || (0..members).any(|p| newest.free(p) < newest.slice / 2)
+    }
 }
 
 /// What a restarted node restores for one session (from the store).
@@ -196,6 +308,8 @@ impl Node {
                 me,
                 sequences: BTreeMap::new(),
                 pulls_answered: BTreeMap::new(),
+                pools: BTreeMap::new(),
+                own_pools: Vec::new(),
             },
         );
         Ok(id)
@@ -272,6 +386,7 @@ impl Node {
         out: &mut Vec<Output>,
     ) -> Result<[u8; 32], NodeError> {
         let entry = self.groups.get(group_id).ok_or(NodeError::UnknownGroup)?;
+        let tx_inputs = tx.inputs.len();
         let mut session_id = [0u8; 32];
         entropy.fill(&mut session_id);
         let sequence = match entry
@@ -296,6 +411,11 @@ impl Node {
             expires_ms,
             sequence,
             evidence,
+            pools: if self.config.nonce_pools && entry.uses_pools() {
+                entry.name_pools(tx_inputs).unwrap_or_default()
+            } else {
+                Vec::new()
+            },
         };
         let proposal = Proposal::sign(unsigned, key)?;
         let review = proposal.validate(&entry.descriptor, now)?;
@@ -333,9 +453,22 @@ impl Node {
         out.push(tag(Action::Event(Event::ReviewReady {
             review: Box::new(review.clone()),
         })));
+        let pools: Vec<Vec<u8>> = entry
+            .named_pool_envelopes(&proposal.pools)
+            .iter()
+            .map(Envelope::encode)
+            .collect();
+        for bytes in pools {
+            // The pools it names travel with it, for members who missed one.
+            out.push(tag(Action::Send {
+                to: Recipient::Members,
+                bytes,
+            }));
+        }
         self.start_session(
             group_id, proposal, review, envelope, 0, now, key, entropy, out,
         )?;
+        self.refresh_pools(now, key, out);
         Ok(session_id)
     }
 
@@ -368,6 +501,8 @@ impl Node {
             }
         }
         let sighashes = proposal.sighashes(&entry.descriptor)?;
+        let pool_secrets = entry.bind_pools(&proposal.pools, proposal.proposer, sighashes.len());
+        let pools = entry.named_pool_envelopes(&proposal.pools);
         let setup = SessionSetup {
             group: entry.descriptor.clone(),
             key_agg: entry.key_agg.clone(),
@@ -377,6 +512,8 @@ impl Node {
             review,
             sighashes,
             audit_head: self.audit_head,
+            pool_secrets,
+            pools,
         };
         let mut step = Step::new(now, key, entropy);
         let session = Session::start(setup, first_attempt, &mut step);
@@ -448,7 +585,12 @@ impl Node {
         if self.blacklist.check(&sender_key).is_err() {
             return Err(Rejection::Blacklisted);
         }
-        if header.kind != MessageKind::Pull || header.session_id != [0; 32] {
+        let group_wide = header.session_id == [0; 32]
+            && matches!(header.kind, MessageKind::Pull | MessageKind::NoncePool);
+        if header.kind == MessageKind::NoncePool && !group_wide {
+            return Err(Rejection::UnknownSession);
+        }
+        if !group_wide {
             self.check_routing(&header, &sender_key, bytes.len(), now)?;
         }
         let id = envelope.id();
@@ -508,6 +650,9 @@ impl Node {
         let header = envelope.header;
         if header.kind == MessageKind::Pull {
             return self.answer_pull(&envelope, now, key, entropy, out);
+        }
+        if header.kind == MessageKind::NoncePool {
+            return self.on_pool(envelope, now, key, entropy, out);
         }
         if self.sessions.contains_key(&header.session_id) {
             return self.deliver(envelope, now, key, entropy, out);
@@ -629,6 +774,7 @@ impl Node {
             out,
         )?;
         self.replay_early(group_id, session_id, now, key, entropy, out);
+        self.refresh_pools(now, key, out);
         // A proposal that reaches us late (we were offline, or it came in a pull answer): the
         // others' messages of this session may be long gone, so ask for them.
         let resend_interval = (group.timeouts.round_ms / 4).max(1);
@@ -685,6 +831,20 @@ impl Node {
             return;
         }
         entry.pulls_answered.insert(header.sender, now);
+        // Every member's newest pool we hold: the requester may propose next.
+        for kept in entry.pools.values() {
+            if let Some(pool) = kept.last() {
+                emit(
+                    out,
+                    header.group_id,
+                    [0; 32],
+                    Action::Send {
+                        to: Recipient::Member(header.sender),
+                        bytes: pool.envelope.encode(),
+                    },
+                );
+            }
+        }
         for session in self.sessions.values() {
             if session.group_id() == header.group_id
                 && !session.is_closed()
@@ -706,6 +866,7 @@ impl Node {
     /// The driver's connectivity came back (a laptop woke, a network returned): ask the
     /// members for every open session's proposal and for what each open session missed.
     pub fn reconnected(&mut self, now: Millis, key: &PrivateKey, out: &mut Vec<Output>) {
+        self.refresh_pools(now, key, out);
         for (group_id, entry) in &self.groups {
             let pull = |session_id: [u8; 32], proposal: [u8; 32], since_attempt: u32| {
                 let header = Header::new(
@@ -740,6 +901,86 @@ impl Node {
                         },
                     );
                 }
+            }
+        }
+    }
+
+    /// Publishes a fresh nonce pool for every group whose newest one is missing, old or
+    /// mostly named (see `pool`). Secrets stay in memory only.
+    pub fn refresh_pools(&mut self, now: Millis, key: &PrivateKey, out: &mut Vec<Output>) {
+        if !self.config.nonce_pools {
+            return;
+        }
+        let audit_head = self.audit_head;
+        for (group_id, entry) in self.groups.iter_mut() {
+            if !entry.uses_pools() || !entry.needs_pool(now) {
+                continue;
+            }
+            let aggregated = *entry.key_agg.aggregated_key();
+            let size = slice_len(entry.descriptor.members.len()) * entry.descriptor.members.len();
+            let mut secrets = Vec::with_capacity(size);
+            let mut nonces = Vec::with_capacity(size);
+            for _ in 0..size {
+                // No message yet: MuSig2's round 1 may run before it is known.
+                let Ok((secret, public)) = SecretNonce::generate(key, &aggregated, None) else {
+                    return; // the OS random generator failed: publish nothing
+                };
+                secrets.push(secret);
+                nonces.push(public);
+            }
+            let header = Header::new(
+                MessageKind::NoncePool,
+                *group_id,
+                [0; 32],
+                [0; 32],
+                0,
+                entry.me,
+                now,
+            );
+            let payload = NoncePool { nonces, audit_head }.encode();
+            let envelope = Envelope::sign(header, payload, key);
+            let bytes = envelope.encode();
+            self.seen.insert(envelope.id(), now);
+            entry.remember_pool(envelope.clone());
+            entry.own_pools.push(OwnPool::new(envelope, secrets));
+            if entry.own_pools.len() > POOLS_KEPT_PER_MEMBER {
+                entry.own_pools.remove(0); // its secrets are erased on drop
+            }
+            emit(
+                out,
+                *group_id,
+                [0; 32],
+                Action::Send {
+                    to: Recipient::Members,
+                    bytes,
+                },
+            );
+        }
+    }
+
+    /// A member's nonce pool (signature checked): kept for our proposals, and filed in every
+    /// open session whose attempt 0 names it.
+    fn on_pool(
+        &mut self,
+        envelope: Envelope,
+        now: Millis,
+        key: &PrivateKey,
+        entropy: &mut dyn Entropy,
+        out: &mut Vec<Output>,
+    ) {
+        let group_id = envelope.header.group_id;
+        let Some(entry) = self.groups.get_mut(&group_id) else {
+            return;
+        };
+        if !entry.uses_pools() {
+            return;
+        }
+        entry.remember_pool(envelope.clone());
+        for (id, session) in self.sessions.iter_mut() {
+            if session.group_id() == group_id && session.is_running() {
+                let mut step = Step::new(now, key, entropy);
+                session.on_pool(&envelope, &mut step);
+                tag(group_id, *id, step.actions, out);
             }
         }
     }
@@ -809,6 +1050,7 @@ impl Node {
         out: &mut Vec<Output>,
     ) {
         self.early.prune(now);
+        self.refresh_pools(now, key, out);
         for (id, session) in self.sessions.iter_mut() {
             if session.next_deadline().is_some_and(|d| d <= now) {
                 let mut step = Step::new(now, key, entropy);

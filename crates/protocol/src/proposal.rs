@@ -24,6 +24,8 @@ use lotus::spend::{self, TxVerifyError};
 use lotus::tx::{OutPoint, Transaction, TxId, TxIn, TxOut};
 use lotus::PrivateKey;
 
+use crate::pool::PoolRef;
+
 use crate::group::{GroupDescriptor, GroupError, GroupId, OutputType};
 use crate::messages::MAX_INPUTS;
 use crate::wire::{DecodeError, Reader, Writer};
@@ -107,6 +109,9 @@ pub struct UnsignedProposal {
     pub sequence: u64,
     /// Opaque misbehaviour evidence records (interpreted by the evidence module).
     pub evidence: Vec<Vec<u8>>,
+    /// Per member (member order), the pooled nonces attempt 0 uses; empty: attempt 0 runs
+    /// its rounds like any other (see `pool`).
+    pub pools: Vec<PoolRef>,
 }
 
 impl UnsignedProposal {
@@ -130,6 +135,13 @@ impl UnsignedProposal {
         {
             let len = out.script_pubkey.len();
             return Err(too_long("spent output script", len, MAX_SCRIPT_BYTES));
+        }
+        if self.pools.len() > crate::group::MAX_MEMBERS {
+            return Err(too_long(
+                "pool references",
+                self.pools.len(),
+                crate::group::MAX_MEMBERS,
+            ));
         }
         if self.evidence.len() > MAX_EVIDENCE_RECORDS {
             let len = self.evidence.len();
@@ -168,6 +180,10 @@ impl UnsignedProposal {
         for record in &self.evidence {
             w.bytes(record);
         }
+        w.count(self.pools.len());
+        for pool in &self.pools {
+            pool.encode(&mut w);
+        }
         w.into_bytes()
     }
 
@@ -203,6 +219,10 @@ impl UnsignedProposal {
                     .to_vec())
             })
             .collect::<Result<Vec<_>, DecodeError>>()?;
+        let n = r.count(crate::group::MAX_MEMBERS, 34, "pool references")?;
+        let pools = (0..n)
+            .map(|_| PoolRef::decode(r))
+            .collect::<Result<Vec<_>, DecodeError>>()?;
         Ok(Self {
             group_id,
             session_id,
@@ -214,6 +234,7 @@ impl UnsignedProposal {
             expires_ms,
             sequence,
             evidence,
+            pools,
         })
     }
 }
@@ -304,6 +325,15 @@ pub enum ProposalError {
     UnknownProposer { index: u16, members: usize },
     #[error("the proposer's signature does not verify")]
     BadSignature,
+    #[error(
+        "the proposal names pooled nonces for {got} members of {members}{}",
+        if *salted { " (a salted election never uses pooled nonces)" } else { " (all or none)" }
+    )]
+    PoolReferences {
+        got: usize,
+        members: usize,
+        salted: bool,
+    },
     #[error(
         "hash type {got:#04x} does not match the group's output type (expected {expected:#04x})"
     )]
@@ -640,6 +670,7 @@ impl Proposal {
         self.proposer_key(group)?;
         check_hash_type(p.hash_type, group.output)?;
         check_timing(p, group, now_ms)?;
+        check_pool_references(p, group)?;
         self.verify_signature(group)?;
 
         check_structure(&p.tx, &p.spent_outputs)?;
@@ -770,6 +801,23 @@ fn check_hash_type(hash_type: SigHashType, output: OutputType) -> Result<(), Pro
             got: hash_type.raw(),
         })
     }
+}
+
+/// Pooled nonces are all or nothing (one reference per member), and never for a salted
+/// election (see `pool`).
+fn check_pool_references(
+    p: &UnsignedProposal,
+    group: &GroupDescriptor,
+) -> Result<(), ProposalError> {
+    let salted = group.election.needs_salt();
+    if p.pools.is_empty() || (p.pools.len() == group.members.len() && !salted) {
+        return Ok(());
+    }
+    Err(ProposalError::PoolReferences {
+        got: p.pools.len(),
+        members: group.members.len(),
+        salted,
+    })
 }
 
 fn check_timing(

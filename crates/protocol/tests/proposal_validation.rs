@@ -81,6 +81,7 @@ fn unsigned(g: &GroupDescriptor) -> UnsignedProposal {
         expires_ms: NOW + HOUR,
         sequence: 7,
         evidence: vec![],
+        pools: vec![],
     }
 }
 

@@ -326,6 +326,17 @@ impl World {
         let Some(a) = self.scenario.availability else {
             return;
         };
+        // The group was made before the run: every member was online to accept it, and
+        // published its first nonce pool then (delivered to each member when it is back).
+        for n in 0..self.nodes.len() {
+            let now = self.local_time(n);
+            let node = &mut self.nodes[n];
+            if let Some(protocol) = node.protocol.as_mut() {
+                let mut out = Vec::new();
+                protocol.refresh_pools(now, &node.key, &mut out);
+                self.execute(n, out);
+            }
+        }
         let day = 86_400_000;
         let start = self.now;
         for n in 0..self.nodes.len() {
@@ -1163,8 +1174,13 @@ impl World {
             | (Byzantine::WithholdNonces, MessageKind::Nonces)
             | (Byzantine::WithholdPartials, MessageKind::Partials) => Vec::new(),
             (Byzantine::Impersonation, _) => {
-                let group = self.nodes[node].groups.first().copied();
-                let victim = group.and_then(|g| {
+                // Its own messages, re-signed in another member's name (what it forwards of
+                // the others' is passed on untouched: re-signing that in its own name would
+                // be provable misbehaviour of a different kind).
+                let group = self.group_index.get(&h.group_id).copied();
+                let own = group
+                    .is_some_and(|g| self.groups[g].members.get(h.sender as usize) == Some(&node));
+                let victim = group.filter(|_| own).and_then(|g| {
                     let n = self.groups[g].members.len() as u16;
                     (0..n).find(|&m| m != h.sender)
                 });
@@ -1327,6 +1343,7 @@ impl World {
                 expires_ms: h.timestamp_ms + 3_600_000,
                 sequence: 0,
                 evidence: Vec::new(),
+                pools: Vec::new(),
             },
             key,
         ) else {
@@ -1595,6 +1612,7 @@ fn abort_label(reason: &AbortReason) -> &'static str {
         AbortReason::Restart { .. } => "restart",
         AbortReason::ConflictingProposals { .. } => "conflicting proposals",
         AbortReason::DegenerateNonces => "degenerate nonces",
+        AbortReason::PoolUnusable => "pool unusable",
         AbortReason::TooManyRestarts { .. } => "too many restarts",
         AbortReason::AttemptsExhausted => "attempts exhausted",
         AbortReason::Evicted => "evicted",

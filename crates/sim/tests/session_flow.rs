@@ -96,6 +96,7 @@ fn open_groups_need_proof_of_work_on_proposals() {
             expires_ms: NOW + 60_000,
             sequence: 0,
             evidence: Vec::new(),
+            pools: Vec::new(),
         },
         &open.keys[0],
     )

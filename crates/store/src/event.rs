@@ -107,6 +107,8 @@ pub enum AbortCause {
     },
     /// Closed by the upgrade to protocol v2 (its messages can't continue a v1 session).
     ProtocolUpgrade,
+    /// A proposal named pooled nonces a pool doesn't have (an interactive attempt follows).
+    PoolUnusable,
 }
 
 impl From<&AbortReason> for AbortCause {
@@ -125,6 +127,7 @@ impl From<&AbortReason> for AbortCause {
                 AbortCause::ConflictingProposals { proposer }
             }
             AbortReason::DegenerateNonces => AbortCause::DegenerateNonces,
+            AbortReason::PoolUnusable => AbortCause::PoolUnusable,
             AbortReason::TooManyRestarts { member } => AbortCause::TooManyRestarts { member },
             AbortReason::AttemptsExhausted => AbortCause::AttemptsExhausted,
             AbortReason::Evicted => AbortCause::Evicted,

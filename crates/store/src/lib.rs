@@ -634,6 +634,7 @@ impl Batch<'_> {
                 | AbortReason::NonceRegistryConflict
                 | AbortReason::Restart { .. }
                 | AbortReason::DegenerateNonces
+                | AbortReason::PoolUnusable
                 | AbortReason::Evicted => {}
             },
         }

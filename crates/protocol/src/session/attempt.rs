@@ -7,6 +7,9 @@ impl Session {
     // ----- attempts -------------------------------------------------------------------------
 
     pub(super) fn begin_attempt(&mut self, number: u32, step: &mut Step<'_>) {
+        if number == 0 && !self.proposal.pools.is_empty() {
+            return self.begin_pooled_attempt(step);
+        }
         let mut secrets = Vec::with_capacity(self.sighashes.len());
         let mut publics = Vec::with_capacity(self.sighashes.len());
         for message in &self.sighashes {
@@ -58,6 +61,120 @@ impl Session {
         if self.is_running() && self.attempt.number == number {
             self.replay_held(step);
         }
+    }
+
+    /// Attempt 0 with the nonces the proposal names from each member's pool. Our secrets
+    /// were taken from our pool for this session alone; their rows are made durable now,
+    /// before anything else of this session leaves. Without them (another session took the
+    /// entries first, or a restart lost them) the attempt can't finish: we say so, as after a
+    /// restart, and everyone moves to an interactive attempt.
+    fn begin_pooled_attempt(&mut self, step: &mut Step<'_>) {
+        let inputs = self.sighashes.len();
+        let own_pool = self.proposal.pools[self.me as usize];
+        let own = self
+            .initial_pools
+            .iter()
+            .find(|e| e.id() == own_pool.pool)
+            .and_then(|e| {
+                pooled_nonces(
+                    e,
+                    &self.group_id,
+                    self.group.members.len(),
+                    self.me,
+                    self.proposal.proposer,
+                    &own_pool,
+                    inputs,
+                )
+                .ok()
+            });
+        let secrets = self.pool_secrets.take().filter(|s| s.len() == inputs);
+        let (Some((publics, _)), Some(secrets)) = (own, secrets) else {
+            self.attempt = Attempt::new(
+                0,
+                Phase::Nonces,
+                step.now,
+                Vec::new(),
+                self.attempt.my_nonces.clone(),
+            );
+            self.attempt.pooled = true;
+            step.event(Event::AttemptStarted { attempt: 0 });
+            self.announce_restart(0, step);
+            return self.begin_attempt(1, step);
+        };
+        self.attempt = Attempt::new(
+            0,
+            Phase::Nonces,
+            step.now,
+            secrets,
+            Nonces {
+                salt_share: [0; 32],
+                nonces: publics,
+                audit_head: None,
+            },
+        );
+        self.attempt.pooled = true;
+        self.attempt.released_nonces = true;
+        step.event(Event::AttemptStarted { attempt: 0 });
+        let session_id = self.session_id();
+        for (input, nonce) in self.attempt.my_nonces.nonces.iter().enumerate() {
+            step.push(Action::Persist(Durable::NonceReleased {
+                session_id,
+                attempt: 0,
+                input: input as u16,
+                nonce_hash: sha256(&nonce.serialize()),
+            }));
+        }
+        self.progressed(step.now);
+        for envelope in std::mem::take(&mut self.initial_pools) {
+            self.file_pool(envelope);
+        }
+        self.advance(step);
+        if self.is_running() && self.attempt.number == 0 {
+            self.replay_held(step);
+        }
+    }
+
+    /// Files a member's pool envelope in its round-1 slot of the pooled attempt, if it is the
+    /// one the proposal names. Entries out of the pool's range file as unusable (`None`).
+    pub(super) fn file_pool(&mut self, envelope: Envelope) {
+        let member = envelope.header.sender;
+        let Some(pool_ref) = self.proposal.pools.get(member as usize) else {
+            return;
+        };
+        if !self.attempt.pooled
+            || self.attempt.number != 0
+            || envelope.id() != pool_ref.pool
+            || self.attempt.nonces.contains_key(&member)
+        {
+            return;
+        }
+        let value = pooled_nonces(
+            &envelope,
+            &self.group_id,
+            self.group.members.len(),
+            member,
+            self.proposal.proposer,
+            pool_ref,
+            self.sighashes.len(),
+        )
+        .ok()
+        .map(|(nonces, audit_head)| Nonces {
+            salt_share: [0; 32],
+            nonces,
+            audit_head,
+        });
+        self.attempt
+            .nonces
+            .insert(member, Received { value, envelope });
+    }
+
+    /// A member's nonce pool arrived (signature checked by the node).
+    pub fn on_pool(&mut self, envelope: &Envelope, step: &mut Step<'_>) {
+        if !self.is_running() || !self.attempt.pooled || self.attempt.number != 0 {
+            return;
+        }
+        self.file_pool(envelope.clone());
+        self.advance(step);
     }
 
     /// Round 1: persist every nonce row, then send. Once per attempt.

@@ -36,6 +36,7 @@ use crate::evidence::{election_penalties, Blame, Evidence, Offence};
 use crate::failover::{Failover, FailoverEvent, Millis};
 use crate::group::{GroupDescriptor, GroupId};
 use crate::messages::{AbortCode, Commitment, Completed, Nonces, Partials, Reject};
+use crate::pool::pooled_nonces;
 use crate::proposal::{Proposal, Review};
 use crate::Entropy;
 
@@ -104,6 +105,9 @@ pub enum AbortReason {
     },
     /// The public nonces summed to the point at infinity.
     DegenerateNonces,
+    /// The proposal named pool entries a member's pool does not have (every member sees the
+    /// same pool, so all move to an interactive attempt; nobody is blamed).
+    PoolUnusable,
     AttemptsExhausted,
     /// Dropped to make room: too many sessions were pending approval.
     Evicted,
@@ -330,6 +334,9 @@ struct Attempt {
     /// Round-2 contributions proven bad, with their evidence: the attempt ends once every
     /// member's round-2 message is in, so a second culprit is caught in the same attempt.
     partials_bad: BTreeMap<u16, (AbortReason, Evidence)>,
+    /// Attempt 0 of a proposal that names pooled nonces: the round-1 slots hold the members'
+    /// pool envelopes, and nothing is sent before the partial signatures.
+    pooled: bool,
     released_nonces: bool,
     signed: bool,
     /// Whether this phase's silence was already recorded.
@@ -383,6 +390,11 @@ pub struct Session {
     pulls_answered: BTreeMap<u16, Millis>,
     /// Our current signed audit head, carried in our round-1 messages.
     audit_head: Option<SignedHead>,
+    /// Our pooled secret nonces for attempt 0 (taken from the node's pool for this session
+    /// only), until the attempt begins.
+    pool_secrets: Option<Vec<SecretNonce>>,
+    /// Pool envelopes the node already held when the session opened.
+    initial_pools: Vec<Envelope>,
 }
 
 /// Everything a new session needs that the node already computed (the proposal validated, its
@@ -397,6 +409,11 @@ pub struct SessionSetup {
     pub sighashes: Vec<[u8; 32]>,
     /// Our current signed audit head (from the driver, via the node).
     pub audit_head: Option<SignedHead>,
+    /// When the proposal names pooled nonces: our secrets for the entries it names (None if
+    /// we no longer hold them: taken by another session, or lost in a restart).
+    pub pool_secrets: Option<Vec<SecretNonce>>,
+    /// The named pool envelopes the node holds (the others arrive through `on_pool`).
+    pub pools: Vec<Envelope>,
 }
 
 /// The inputs every step needs: the time, the member key, injected randomness, and the actions
@@ -454,6 +471,7 @@ impl Attempt {
             election: None,
             partials_ok: BTreeMap::new(),
             partials_bad: BTreeMap::new(),
+            pooled: false,
             released_nonces: false,
             signed: false,
             silence_recorded: false,
@@ -479,6 +497,8 @@ impl Session {
             review,
             sighashes,
             audit_head,
+            pool_secrets,
+            pools,
         } = setup;
         let sorted_index = group
             .members
@@ -530,6 +550,8 @@ impl Session {
             forwarded: BTreeSet::new(),
             pulls_answered: BTreeMap::new(),
             audit_head,
+            pool_secrets,
+            initial_pools: pools,
         };
         session.begin_attempt(first_attempt, step);
         session
@@ -823,6 +845,12 @@ impl Session {
     fn resend_all(&self, to: Recipient, step: &mut Step<'_>) {
         if self.me == self.proposal.proposer {
             step.send_to(to.clone(), self.proposal_envelope_bytes.clone());
+            if self.attempt.pooled {
+                // The pools it named, for members who never saw them.
+                for r in self.attempt.nonces.values() {
+                    step.send_to(to.clone(), r.envelope.encode());
+                }
+            }
         }
         for bytes in self.notices.iter().chain(&self.attempt.sent) {
             step.send_to(to.clone(), bytes.clone());

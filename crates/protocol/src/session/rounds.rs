@@ -12,6 +12,15 @@ impl Session {
         step: &mut Step<'_>,
     ) -> Option<(AbortReason, Evidence)> {
         let sender = envelope.header.sender;
+        if self.attempt.pooled
+            && matches!(
+                envelope.header.kind,
+                MessageKind::Commitment | MessageKind::Nonces
+            )
+        {
+            // A pooled attempt's round 1 is the members' pools; nobody honest sends these.
+            return None;
+        }
         let previous = match envelope.header.kind {
             MessageKind::Commitment => self.attempt.commitments.get(&sender).map(|r| &r.envelope),
             MessageKind::Nonces => self.attempt.nonces.get(&sender).map(|r| &r.envelope),
@@ -74,6 +83,10 @@ impl Session {
             return self.release_nonces(step);
         }
         if self.attempt.phase == Phase::Nonces {
+            if self.attempt.pooled && self.attempt.nonces.values().any(|r| r.value.is_none()) {
+                // The proposal named entries a pool does not have: every member sees the same.
+                return self.abort_attempt(AbortReason::PoolUnusable, step);
+            }
             if let Some((reason, evidence)) = self.check_nonces(step) {
                 return self.abort_with_evidence(reason, evidence, step);
             }
@@ -149,7 +162,7 @@ impl Session {
                 }
                 continue;
             };
-            if self.group.commit_round {
+            if self.group.commit_round && !self.attempt.pooled {
                 let Some(commitment) = self.attempt.commitments.get(&member) else {
                     // Revealed before its commitment reached us: wait for the commitment.
                     continue;
@@ -370,7 +383,8 @@ impl Session {
                 }
                 continue;
             }
-            if Some(partials.election_proof) != self.attempt.election.as_ref().map(|e| e.proof) {
+            let expected_proof = self.attempt.election.as_ref().map_or([0; 32], |e| e.proof);
+            if partials.election_proof != expected_proof {
                 step.event(Event::ElectionProofMismatch { member });
                 self.blame(Offence::WrongElectionProof, &envelopes, step);
             }

@@ -98,6 +98,7 @@ pub fn proposal_envelope(
             expires_ms: created_ms + 3_600_000,
             sequence,
             evidence: Vec::new(),
+            pools: Vec::new(),
         },
         &keys[proposer as usize],
     )
