@@ -223,6 +223,22 @@ impl GroupEntry {
             .collect()
     }
 
+    /// When our newest pool is due for replacement by age (now, if we hold none).
+    fn pool_due(&self) -> Millis {
+        let newest = self.pools.get(&self.me).and_then(|k| k.last());
+        match newest {
+            Some(pool)
+                if self
+                    .own_pools
+                    .iter()
+                    .any(|own| own.id == pool.envelope.id()) =>
+            {
+                pool.envelope.header.timestamp_ms + POOL_REFRESH_MS + 1
+            }
+            _ => 0,
+        }
+    }
+
     /// Whether our newest pool must be replaced: none yet, old, or some proposer's slice
     /// mostly named.
     fn needs_pool(&self, now: Millis) -> bool {
@@ -363,11 +379,17 @@ impl Node {
         Some(session.waiting(|m| self.last_heard(&group, m)))
     }
 
-    /// The earliest deadline of any session, for the driver's single timer.
+    /// The earliest deadline of any session or nonce pool, for the driver's single timer.
     pub fn next_deadline(&self) -> Option<Millis> {
+        let pools = self
+            .groups
+            .values()
+            .filter(|g| self.config.nonce_pools && g.uses_pools())
+            .map(GroupEntry::pool_due);
         self.sessions
             .values()
             .filter_map(Session::next_deadline)
+            .chain(pools)
             .min()
     }
 

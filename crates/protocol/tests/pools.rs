@@ -27,7 +27,7 @@ fn publish_pools(net: &mut Net) {
     net.settle();
 }
 
-fn signed(net: &Net, i: usize) -> bool {
+fn has_signed(net: &Net, i: usize) -> bool {
     net.events(i)
         .iter()
         .any(|e| matches!(e, Event::Signed { .. }))
@@ -44,7 +44,11 @@ fn with_pools_everyone_online_signs_in_attempt_zero_without_round_one_messages()
         net.settle();
     }
     for i in 0..3 {
-        assert!(signed(&net, i), "member {i} signed: {:?}", net.events(i));
+        assert!(
+            has_signed(&net, i),
+            "member {i} signed: {:?}",
+            net.events(i)
+        );
     }
     let nonces_sent = net.log.iter().any(|(_, o)| match &o.action {
         protocol::session::Action::Send { bytes, .. } => {
@@ -101,5 +105,228 @@ fn members_who_visit_one_after_another_sign_with_pooled_nonces() {
     settle_online(&mut net, &[2], &mut mailbox);
     net.approve(2, &session);
     settle_online(&mut net, &[2], &mut mailbox);
-    assert!(signed(&net, 2), "member 2 finished: {:?}", net.events(2));
+    assert!(
+        has_signed(&net, 2),
+        "member 2 finished: {:?}",
+        net.events(2)
+    );
+}
+
+/// A proposal by `proposer` naming `pools` (any member can sign whatever it likes).
+fn pooled_proposal(
+    net: &Net,
+    proposer: u16,
+    session_id: [u8; 32],
+    tag: &[u8],
+    sequence: u64,
+    pools: Vec<protocol::pool::PoolRef>,
+) -> Vec<u8> {
+    use protocol::envelope::{Envelope, Header};
+    use protocol::node::proposal_payload;
+    use protocol::proposal::{required_hash_type, Proposal, SessionId, UnsignedProposal};
+    let (tx, spent) = spend(&net.group, tag, 2);
+    let proposal = Proposal::sign(
+        UnsignedProposal {
+            group_id: net.group.id(),
+            session_id: SessionId(session_id),
+            proposer,
+            tx,
+            spent_outputs: spent,
+            hash_type: required_hash_type(net.group.output),
+            created_ms: net.now,
+            expires_ms: net.now + 3_600_000,
+            sequence,
+            evidence: Vec::new(),
+            pools,
+        },
+        &net.keys[proposer as usize],
+    )
+    .expect("signs");
+    let header = Header::new(
+        MessageKind::Proposal,
+        net.group.id(),
+        session_id,
+        proposal.review_digest(),
+        0,
+        proposer,
+        net.now,
+    );
+    Envelope::sign(
+        header,
+        proposal_payload(&proposal, 0),
+        &net.keys[proposer as usize],
+    )
+    .encode()
+}
+
+fn nonce_hashes(net: &Net, i: usize) -> Vec<[u8; 32]> {
+    net.durables(i)
+        .into_iter()
+        .filter_map(|d| match d {
+            protocol::session::Durable::NonceReleased { nonce_hash, .. } => Some(*nonce_hash),
+            _ => None,
+        })
+        .collect()
+}
+
+fn signing_marks(net: &Net, i: usize, session: &[u8; 32]) -> Vec<u32> {
+    net.durables(i)
+        .into_iter()
+        .filter_map(|d| match d {
+            protocol::session::Durable::AttemptSigning {
+                session_id,
+                attempt,
+                ..
+            } if session_id == session => Some(*attempt),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_proposer_naming_the_same_pool_entries_twice_never_makes_anyone_sign_one_nonce_twice() {
+    let mut net = pooled_net(3, 62);
+    publish_pools(&mut net);
+    let first = net.propose(0, b"first");
+    net.settle();
+    let refs = net.nodes[1]
+        .session(&first)
+        .expect("accepted")
+        .proposal()
+        .pools
+        .clone();
+    assert_eq!(refs.len(), 3, "the first proposal names pooled nonces");
+    // The same entries again, in a second proposal (another session, next sequence).
+    let second = [0x5e; 32];
+    let bytes = pooled_proposal(&net, 0, second, b"second", 1, refs);
+    net.post(0, protocol::session::Recipient::Members, bytes);
+    net.settle();
+    for i in 0..3 {
+        net.approve(i, &first);
+        if i > 0 {
+            net.approve(i, &second); // the proposer's own node never held this one
+        }
+        net.settle();
+    }
+    for i in 1..3 {
+        let hashes = nonce_hashes(&net, i);
+        let mut unique = hashes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            hashes.len(),
+            "member {i} never released a nonce twice"
+        );
+        assert_eq!(
+            signing_marks(&net, i, &first),
+            vec![0],
+            "the first took the entries"
+        );
+        assert!(
+            !signing_marks(&net, i, &second).contains(&0),
+            "member {i} never signed the second session with the taken entries"
+        );
+        assert!(
+            net.events(i)
+                .iter()
+                .any(|e| matches!(e, Event::AttemptStarted { attempt: 1 })),
+            "member {i}: the second session moved on to an interactive attempt"
+        );
+    }
+    assert!(has_signed(&net, 1), "the first session finished");
+}
+
+#[test]
+fn a_proposal_naming_another_proposers_slice_is_signed_by_nobody_with_pooled_nonces() {
+    let mut net = pooled_net(3, 63);
+    publish_pools(&mut net);
+    // Member 0 names entries from member 1's slice of every pool (member 1's own proposals
+    // would name them): every member sees the same and moves to an interactive attempt.
+    let slice = protocol::pool::slice_len(3) as u16;
+    let refs: Vec<protocol::pool::PoolRef> = (0..3u16)
+        .map(|m| {
+            let pool = net
+                .log
+                .iter()
+                .find_map(|(_, o)| match &o.action {
+                    protocol::session::Action::Send { bytes, .. } => {
+                        let e = protocol::envelope::Envelope::decode(bytes, usize::MAX).ok()?;
+                        (e.header.kind == MessageKind::NoncePool && e.header.sender == m)
+                            .then(|| e.id())
+                    }
+                    _ => None,
+                })
+                .expect("published");
+            protocol::pool::PoolRef { pool, first: slice }
+        })
+        .collect();
+    let session = [0x51; 32];
+    let bytes = pooled_proposal(&net, 0, session, b"slice", 0, refs);
+    net.post(0, protocol::session::Recipient::Members, bytes.clone());
+    let mut out = Vec::new();
+    let _ = net.nodes[0].receive(
+        &bytes,
+        protocol::node::Peer(9),
+        net.now,
+        &net.keys[0],
+        &mut net.entropy,
+        &mut out,
+    );
+    net.absorb(0, out);
+    net.settle();
+    for i in 0..3 {
+        net.approve(i, &session);
+        net.settle();
+    }
+    for i in 0..3 {
+        assert!(signing_marks(&net, i, &session).iter().all(|&a| a > 0));
+        assert!(net.events(i).iter().any(|e| matches!(
+            e,
+            Event::AttemptAborted {
+                attempt: 0,
+                reason: protocol::session::AbortReason::PoolUnusable
+            }
+        )));
+        assert!(has_signed(&net, i), "member {i} signed interactively");
+        assert!(net.blames(i).is_empty(), "nobody is blamed for it");
+    }
+}
+
+#[test]
+fn an_invalid_pooled_partial_names_its_signer_with_evidence_anyone_can_check() {
+    use protocol::envelope::Envelope;
+    use protocol::messages::Partials;
+    let mut net = pooled_net(3, 64);
+    publish_pools(&mut net);
+    let session = net.propose(0, b"invalid");
+    net.settle();
+    net.intercepted = vec![2];
+    for i in 0..3 {
+        net.approve(i, &session);
+    }
+    // Member 2's partials leave with one bit flipped (re-signed: it is member 2's message).
+    for (from, to, bytes) in std::mem::take(&mut net.held) {
+        let e = Envelope::decode(&bytes, usize::MAX).expect("decodes");
+        let bytes = if e.header.kind == MessageKind::Partials {
+            let mut p = Partials::decode(&e.payload).expect("partials");
+            let mut b = p.partials[0].to_bytes();
+            b[31] ^= 1;
+            p.partials[0] = musig::PartialSignature::from_slice(&b).expect("scalar");
+            common::signed(&net.keys[2], e.header, p.encode())
+        } else {
+            bytes
+        };
+        net.post(from, to, bytes);
+    }
+    net.intercepted.clear();
+    net.settle();
+    for i in 0..2 {
+        assert!(
+            net.blames(i)
+                .contains(&(2, protocol::evidence::Offence::InvalidPartial)),
+            "member {i} names member 2: {:?}",
+            net.blames(i)
+        );
+    }
 }

@@ -133,6 +133,9 @@ pub struct World {
     chain: BTreeMap<[u8; 32], Transaction>,
     spent_outputs: BTreeMap<[u8; 32], Vec<TxOut>>,
     replay_log: Vec<Vec<u8>>,
+    /// Groups in which an attacker sent a round-1 Nonces message (pooled attempts have none,
+    /// so a nonce equivocator there never reaches the step it would be caught at).
+    nonces_sent_by_attacker: BTreeSet<protocol::group::GroupId>,
     report: Report,
 }
 
@@ -182,6 +185,7 @@ impl World {
             chain: BTreeMap::new(),
             spent_outputs: BTreeMap::new(),
             replay_log: Vec::new(),
+            nonces_sent_by_attacker: BTreeSet::new(),
             report: Report::default(),
         };
         world.build_groups();
@@ -1141,6 +1145,9 @@ impl World {
         let resign =
             |header: Header, payload: Vec<u8>| Envelope::sign(header, payload, key).encode();
         let h = envelope.header;
+        if h.kind == MessageKind::Nonces {
+            self.nonces_sent_by_attacker.insert(h.group_id);
+        }
         match (kind, h.kind) {
             (Byzantine::InvalidPartial, MessageKind::Partials) => {
                 let Ok(mut partials) = Partials::decode(&envelope.payload) else {
@@ -1502,8 +1509,16 @@ impl World {
                     Byzantine::ProposerEquivocation => Offence::Equivocation,
                     _ => Offence::WrongElectionProof,
                 };
+                let nonce_kind = matches!(
+                    kind,
+                    Byzantine::EquivocatingNonces | Byzantine::NonceEquivocation
+                );
                 for (g, group) in self.groups.iter().enumerate() {
-                    let had_session = self.sessions.values().any(|r| r.group == g);
+                    let reached = !nonce_kind
+                        || self
+                            .nonces_sent_by_attacker
+                            .contains(&group.descriptor.id());
+                    let had_session = reached && self.sessions.values().any(|r| r.group == g);
                     for &culprit in &group.byzantine {
                         let named = self.report.blamed.iter().any(|(bg, c, o)| {
                             *bg == g

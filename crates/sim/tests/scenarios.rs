@@ -223,11 +223,21 @@ fn members_online_in_different_windows_still_sign() {
             "{}: a session that could finish did not",
             away.name()
         );
+        // The goals: sleeping members complete whenever each is online twice within
+        // the lifetime (pooled nonces need no order between visits); restarting members
+        // whenever their windows overlap once.
+        assert!(
+            total.completion_share() >= 0.99,
+            "{}: {} of {} eligible sessions completed",
+            away.name(),
+            total.eligible_completed,
+            total.eligible
+        );
         match away {
             sim::Away::Sleep => {
                 assert!(
-                    total.order_feasible > 50,
-                    "enough sessions to mean something"
+                    total.eligible > total.order_feasible && total.order_feasible > 50,
+                    "enough sessions, including ones whose visits come in no usable order"
                 );
                 assert_eq!(
                     total.attempts.iter().max(),
@@ -235,7 +245,7 @@ fn members_online_in_different_windows_still_sign() {
                     "sleeping members never burn an attempt"
                 );
             }
-            sim::Away::Quit => assert!(total.completion_share() >= 0.99),
+            sim::Away::Quit => {}
         }
     }
 }

@@ -75,7 +75,7 @@ impl Session {
             .initial_pools
             .iter()
             .find(|e| e.id() == own_pool.pool)
-            .and_then(|e| {
+            .map(|e| {
                 pooled_nonces(
                     e,
                     &self.group_id,
@@ -85,8 +85,23 @@ impl Session {
                     &own_pool,
                     inputs,
                 )
-                .ok()
             });
+        if let Some(Err(_)) = own {
+            // The proposal names entries our pool does not have (or not the proposer's
+            // slice): every member holding our pool sees the same, so nobody signs attempt 0.
+            self.attempt = Attempt::new(
+                0,
+                Phase::Nonces,
+                step.now,
+                Vec::new(),
+                self.attempt.my_nonces.clone(),
+            );
+            self.attempt.pooled = true;
+            self.pool_secrets = None;
+            step.event(Event::AttemptStarted { attempt: 0 });
+            return self.abort_attempt(AbortReason::PoolUnusable, step);
+        }
+        let own = own.and_then(Result::ok);
         let secrets = self.pool_secrets.take().filter(|s| s.len() == inputs);
         let (Some((publics, _)), Some(secrets)) = (own, secrets) else {
             self.attempt = Attempt::new(
