@@ -25,7 +25,6 @@ pub struct SimArgs {
     #[arg(long, default_value_t = 0.0)]
     pub duplicate: f64,
     /// lexicographic, hash-based, first-signer, last-signer, salted, round-robin, reputation-aware
-    /// [default: salted; with --away: hash-based, whose groups sign with pooled nonces]
     #[arg(long)]
     pub election: Option<String>,
     #[arg(long)]

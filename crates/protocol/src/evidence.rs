@@ -9,7 +9,7 @@ use crate::election::{derive_salt, elect, ElectionInput};
 use crate::envelope::{Envelope, MessageKind};
 use crate::group::GroupDescriptor;
 use crate::messages::{Commitment, Completed, Nonces, Partials};
-use crate::pool::pooled_nonces;
+use crate::pool::{pooled_nonces, salt_commitment};
 use crate::proposal::Proposal;
 use crate::wire::{DecodeError, Reader, Writer};
 
@@ -258,8 +258,16 @@ impl Evidence {
     ) -> Result<Blame, EvidenceError> {
         let view = self.signer_view(group, envelopes)?;
         let (partials, context) = view.partials?;
-        let shares: Vec<[u8; 32]> = context.nonces.iter().map(|n| n.salt_share).collect();
         let header = &view.partials_env.header;
+        if header.attempt == 0 && !view.proposal.pools.is_empty() && group.election.needs_salt() {
+            // A pooled salted election runs after signing: the round-2 proof is zero.
+            return if partials.election_proof == [0; 32] {
+                Err(EvidenceError::NoOffence)
+            } else {
+                Ok(blame_for(Offence::WrongElectionProof, view.partials_env))
+            };
+        }
+        let shares: Vec<[u8; 32]> = context.nonces.iter().map(|n| n.salt_share).collect();
         let penalized = election_penalties(group, &view.proposal);
         let election = elect(
             group.election,
@@ -320,7 +328,12 @@ impl Evidence {
                 Ok(p)
                     if p.nonces_used.len() == group.members.len() && p.partials.len() == inputs =>
                 {
-                    Err(EvidenceError::NoOffence)
+                    match envelopes.get(1) {
+                        // [its partials, its named pool]: the revealed salt share must open
+                        // the pool entry's commitment.
+                        Some(pool) => verify_salt_reveal(group, &proposal, offending, &p, pool),
+                        None => Err(EvidenceError::NoOffence),
+                    }
                 }
                 _ => Ok(blame),
             },
@@ -355,6 +368,42 @@ impl Evidence {
                 "this message kind cannot be malformed evidence",
             )),
         }
+    }
+}
+
+/// A pooled attempt of a salted election: the share revealed with the partials must open the
+/// commitment of the sender's first named pool entry.
+fn verify_salt_reveal(
+    group: &GroupDescriptor,
+    proposal: &Proposal,
+    partials_env: &Envelope,
+    partials: &Partials,
+    pool: &Envelope,
+) -> Result<Blame, EvidenceError> {
+    let h = &partials_env.header;
+    if h.attempt != 0 || proposal.pools.is_empty() || !group.election.needs_salt() {
+        return Err(EvidenceError::Inconsistent("not a pooled salted attempt"));
+    }
+    let sender = h.sender as usize;
+    let pool_ref = proposal
+        .pools
+        .get(sender)
+        .ok_or(EvidenceError::Inconsistent("no pool for the sender"))?;
+    let pooled = pooled_nonces(
+        pool,
+        &proposal.group_id,
+        group.members.len(),
+        h.sender,
+        proposal.proposer,
+        pool_ref,
+        proposal.tx.inputs.len(),
+    )
+    .map_err(|_| EvidenceError::Inconsistent("not the pool the proposal names"))?;
+    let revealed = partials.salt_share.as_ref().map(salt_commitment);
+    if revealed == Some(pooled.salt_commitment) {
+        Err(EvidenceError::NoOffence)
+    } else {
+        Ok(blame_for(Offence::MalformedContribution, partials_env))
     }
 }
 
@@ -464,7 +513,7 @@ fn attempt_context(
     for (member, env) in nonce_envs.iter().enumerate() {
         let e = &env.header;
         if pooled {
-            let (pooled, _) = pooled_nonces(
+            let pooled = pooled_nonces(
                 env,
                 &proposal.group_id,
                 n,
@@ -476,7 +525,7 @@ fn attempt_context(
             .map_err(|_| EvidenceError::Inconsistent("not the pooled nonces the proposal names"))?;
             nonces.push(Nonces {
                 salt_share: [0; 32],
-                nonces: pooled,
+                nonces: pooled.nonces,
                 audit_head: None,
             });
             continue;

@@ -104,6 +104,9 @@ pub struct Partials {
     pub election_proof: [u8; 32],
     pub nonces_used: Vec<[u8; 32]>,
     pub partials: Vec<PartialSignature>,
+    /// In a pooled attempt of a salted election: the salt share the sender's pool entry
+    /// committed to (the election runs once every share is revealed).
+    pub salt_share: Option<[u8; 32]>,
 }
 
 impl Partials {
@@ -116,6 +119,14 @@ impl Partials {
         w.count(self.partials.len());
         for p in &self.partials {
             w.raw(&p.to_bytes());
+        }
+        match &self.salt_share {
+            Some(share) => {
+                w.u8(1).raw(share);
+            }
+            None => {
+                w.u8(0);
+            }
         }
         w.into_bytes()
     }
@@ -134,11 +145,17 @@ impl Partials {
                     .map_err(|e| DecodeError::invalid("partial signature", e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let salt_share = match r.u8("salt share flag")? {
+            0 => None,
+            1 => Some(r.array("salt share")?),
+            other => return Err(DecodeError::invalid("salt share flag", format!("{other}"))),
+        };
         r.finish()?;
         Ok(Self {
             election_proof,
             nonces_used,
             partials,
+            salt_share,
         })
     }
 }
@@ -290,6 +307,7 @@ mod tests {
             election_proof: [1; 32],
             nonces_used: vec![[7; 32], [8; 32]],
             partials: vec![PartialSignature::from_slice(&[3; 32]).unwrap()],
+            salt_share: Some([5; 32]),
         };
         assert_eq!(Partials::decode(&partials.encode()).unwrap(), partials);
         let completed = Completed {

@@ -33,7 +33,8 @@ use crate::policy::{
     VerificationBudget,
 };
 use crate::pool::{
-    slice_len, KnownPool, NoncePool, OwnPool, PoolRef, POOLS_KEPT_PER_MEMBER, POOL_REFRESH_MS,
+    salt_commitment, slice_len, KnownPool, NoncePool, OwnPool, PoolRef, POOLS_KEPT_PER_MEMBER,
+    POOL_REFRESH_MS,
 };
 use crate::proposal::{
     required_hash_type, Proposal, ProposalError, Review, SessionId, UnsignedProposal,
@@ -141,7 +142,7 @@ struct GroupEntry {
 
 impl GroupEntry {
     fn uses_pools(&self) -> bool {
-        !self.descriptor.election.needs_salt() && slice_len(self.descriptor.members.len()) > 0
+        slice_len(self.descriptor.members.len()) > 0
     }
 
     fn known_pool(&self, member: u16, id: &[u8; 32]) -> Option<&KnownPool> {
@@ -199,7 +200,7 @@ impl GroupEntry {
         refs: &[PoolRef],
         proposer: u16,
         inputs: usize,
-    ) -> Option<Vec<SecretNonce>> {
+    ) -> Option<(Vec<SecretNonce>, [u8; 32])> {
         for (member, r) in refs.iter().enumerate() {
             if let Some(kept) = self.pools.get_mut(&(member as u16)) {
                 if let Some(pool) = kept.iter_mut().find(|p| p.envelope.id() == r.pool) {
@@ -490,7 +491,7 @@ impl Node {
         self.start_session(
             group_id, proposal, review, envelope, 0, now, key, entropy, out,
         )?;
-        self.refresh_pools(now, key, out);
+        self.refresh_pools(now, key, entropy, out);
         Ok(session_id)
     }
 
@@ -796,7 +797,7 @@ impl Node {
             out,
         )?;
         self.replay_early(group_id, session_id, now, key, entropy, out);
-        self.refresh_pools(now, key, out);
+        self.refresh_pools(now, key, entropy, out);
         // A proposal that reaches us late (we were offline, or it came in a pull answer): the
         // others' messages of this session may be long gone, so ask for them.
         let resend_interval = (group.timeouts.round_ms / 4).max(1);
@@ -887,8 +888,14 @@ impl Node {
 
     /// The driver's connectivity came back (a laptop woke, a network returned): ask the
     /// members for every open session's proposal and for what each open session missed.
-    pub fn reconnected(&mut self, now: Millis, key: &PrivateKey, out: &mut Vec<Output>) {
-        self.refresh_pools(now, key, out);
+    pub fn reconnected(
+        &mut self,
+        now: Millis,
+        key: &PrivateKey,
+        entropy: &mut dyn Entropy,
+        out: &mut Vec<Output>,
+    ) {
+        self.refresh_pools(now, key, entropy, out);
         for (group_id, entry) in &self.groups {
             let pull = |session_id: [u8; 32], proposal: [u8; 32], since_attempt: u32| {
                 let header = Header::new(
@@ -929,7 +936,13 @@ impl Node {
 
     /// Publishes a fresh nonce pool for every group whose newest one is missing, old or
     /// mostly named (see `pool`). Secrets stay in memory only.
-    pub fn refresh_pools(&mut self, now: Millis, key: &PrivateKey, out: &mut Vec<Output>) {
+    pub fn refresh_pools(
+        &mut self,
+        now: Millis,
+        key: &PrivateKey,
+        entropy: &mut dyn Entropy,
+        out: &mut Vec<Output>,
+    ) {
         if !self.config.nonce_pools {
             return;
         }
@@ -942,7 +955,11 @@ impl Node {
             let size = slice_len(entry.descriptor.members.len()) * entry.descriptor.members.len();
             let mut secrets = Vec::with_capacity(size);
             let mut nonces = Vec::with_capacity(size);
+            let mut shares = Vec::with_capacity(size);
             for _ in 0..size {
+                let mut share = [0u8; 32];
+                entropy.fill(&mut share);
+                shares.push(share);
                 // No message yet: MuSig2's round 1 may run before it is known.
                 let Ok((secret, public)) = SecretNonce::generate(key, &aggregated, None) else {
                     return; // the OS random generator failed: publish nothing
@@ -959,12 +976,19 @@ impl Node {
                 entry.me,
                 now,
             );
-            let payload = NoncePool { nonces, audit_head }.encode();
+            let payload = NoncePool {
+                nonces,
+                salt_commitments: shares.iter().map(salt_commitment).collect(),
+                audit_head,
+            }
+            .encode();
             let envelope = Envelope::sign(header, payload, key);
             let bytes = envelope.encode();
             self.seen.insert(envelope.id(), now);
             entry.remember_pool(envelope.clone());
-            entry.own_pools.push(OwnPool::new(envelope, secrets));
+            entry
+                .own_pools
+                .push(OwnPool::new(envelope, secrets, shares));
             if entry.own_pools.len() > POOLS_KEPT_PER_MEMBER {
                 entry.own_pools.remove(0); // its secrets are erased on drop
             }
@@ -1072,7 +1096,7 @@ impl Node {
         out: &mut Vec<Output>,
     ) {
         self.early.prune(now);
-        self.refresh_pools(now, key, out);
+        self.refresh_pools(now, key, entropy, out);
         for (id, session) in self.sessions.iter_mut() {
             if session.next_deadline().is_some_and(|d| d <= now) {
                 let mut step = Step::new(now, key, entropy);

@@ -48,7 +48,15 @@ pub const POOLS_KEPT_PER_MEMBER: usize = 3;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NoncePool {
     pub nonces: Vec<PublicNonce>,
+    /// Per entry, a commitment to the salt share a salted election uses with it (revealed in
+    /// the partial signatures), so nobody can predict the salt while choosing a proposal.
+    pub salt_commitments: Vec<[u8; 32]>,
     pub audit_head: Option<SignedHead>,
+}
+
+/// What a pool entry commits to for a salt share.
+pub fn salt_commitment(share: &[u8; 32]) -> [u8; 32] {
+    lotus::hash::tagged_hash("LotusCosigner/pool-salt", &[share])
 }
 
 impl NoncePool {
@@ -57,6 +65,10 @@ impl NoncePool {
         w.count(self.nonces.len());
         for n in &self.nonces {
             w.raw(&n.serialize());
+        }
+        w.count(self.salt_commitments.len());
+        for c in &self.salt_commitments {
+            w.raw(c);
         }
         match &self.audit_head {
             Some(head) => {
@@ -79,13 +91,27 @@ impl NoncePool {
                     .map_err(|e| DecodeError::invalid("public nonce", e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let commitments = r.count(MAX_POOL_ENTRIES, 32, "salt commitments")?;
+        if commitments != nonces.len() {
+            return Err(DecodeError::invalid(
+                "salt commitments",
+                "one per pool entry".to_string(),
+            ));
+        }
+        let salt_commitments = (0..commitments)
+            .map(|_| r.array("salt commitment"))
+            .collect::<Result<Vec<[u8; 32]>, _>>()?;
         let audit_head = match r.u8("audit head flag")? {
             0 => None,
             1 => Some(SignedHead::decode(&mut r)?),
             other => return Err(DecodeError::invalid("audit head flag", format!("{other}"))),
         };
         r.finish()?;
-        Ok(Self { nonces, audit_head })
+        Ok(Self {
+            nonces,
+            salt_commitments,
+            audit_head,
+        })
     }
 }
 
@@ -125,6 +151,15 @@ pub enum PoolError {
     },
 }
 
+/// What one member contributes to a pooled attempt 0, read from its signed pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pooled {
+    pub nonces: Vec<PublicNonce>,
+    /// The commitment of the first named entry: the member's salt share for the session.
+    pub salt_commitment: [u8; 32],
+    pub audit_head: Option<SignedHead>,
+}
+
 /// The public nonces `member` contributes to attempt 0 of a proposal by `proposer` naming
 /// `pool_ref`, read from its signed pool envelope (signature checked by the caller), with the
 /// audit head the pool carries. Only the proposer's own slice of the pool may be named. The
@@ -137,7 +172,7 @@ pub fn pooled_nonces(
     proposer: u16,
     pool_ref: &PoolRef,
     inputs: usize,
-) -> Result<(Vec<PublicNonce>, Option<SignedHead>), PoolError> {
+) -> Result<Pooled, PoolError> {
     let h = &envelope.header;
     if h.kind != MessageKind::NoncePool
         || h.group_id != *group_id
@@ -161,7 +196,11 @@ pub fn pooled_nonces(
             limit,
         });
     }
-    Ok((pool.nonces[first..end].to_vec(), pool.audit_head))
+    Ok(Pooled {
+        nonces: pool.nonces[first..end].to_vec(),
+        salt_commitment: pool.salt_commitments[first],
+        audit_head: pool.audit_head,
+    })
 }
 
 /// Our own pool for one group: the envelope we published and the secrets not yet taken.
@@ -170,6 +209,8 @@ pub struct OwnPool {
     pub created_ms: u64,
     pub envelope: Envelope,
     secrets: Vec<Option<SecretNonce>>,
+    /// The salt shares the entries commit to (private until revealed with a partial).
+    shares: Vec<[u8; 32]>,
 }
 
 impl std::fmt::Debug for OwnPool {
@@ -183,28 +224,30 @@ impl std::fmt::Debug for OwnPool {
 }
 
 impl OwnPool {
-    pub fn new(envelope: Envelope, secrets: Vec<SecretNonce>) -> Self {
+    pub fn new(envelope: Envelope, secrets: Vec<SecretNonce>, shares: Vec<[u8; 32]>) -> Self {
         Self {
             id: envelope.id(),
             created_ms: envelope.header.timestamp_ms,
             envelope,
             secrets: secrets.into_iter().map(Some).collect(),
+            shares,
         }
     }
 
     /// Moves the secrets of `first .. first + count` out, all or nothing: a nonce is bound to
-    /// one session, so a second proposal naming an entry finds it gone.
-    pub fn take(&mut self, first: usize, count: usize) -> Option<Vec<SecretNonce>> {
+    /// one session, so a second proposal naming an entry finds it gone. With them, the salt
+    /// share entry `first` committed to.
+    pub fn take(&mut self, first: usize, count: usize) -> Option<(Vec<SecretNonce>, [u8; 32])> {
+        let share = *self.shares.get(first)?;
         let range = self.secrets.get_mut(first..first.checked_add(count)?)?;
         if count == 0 || range.iter().any(Option::is_none) {
             return None;
         }
-        Some(
-            range
-                .iter_mut()
-                .map(|s| s.take().expect("checked"))
-                .collect(),
-        )
+        let secrets = range
+            .iter_mut()
+            .map(|s| s.take().expect("checked"))
+            .collect();
+        Some((secrets, share))
     }
 
     pub fn untaken(&self) -> usize {
@@ -282,6 +325,9 @@ mod tests {
             1_000,
         );
         let pool = NoncePool {
+            salt_commitments: (0..count as u8)
+                .map(|i| salt_commitment(&[i; 32]))
+                .collect(),
             nonces: publics,
             audit_head: None,
         };
@@ -297,7 +343,7 @@ mod tests {
         assert_eq!(pool.nonces.len(), 3);
         let mut w = Writer::new();
         w.count(MAX_POOL_ENTRIES + 1);
-        w.u8(0);
+        w.count(0).u8(0);
         assert!(NoncePool::decode(&w.into_bytes()).is_err());
     }
 
@@ -305,8 +351,8 @@ mod tests {
     fn a_pool_entry_is_taken_once_and_all_or_nothing() {
         let key = PrivateKey::from_bytes(&[7; 32]).expect("valid");
         let (env, secrets) = pool_envelope(&key, 4);
-        let mut own = OwnPool::new(env, secrets);
-        assert!(own.take(1, 2).is_some());
+        let mut own = OwnPool::new(env, secrets, (0..4u8).map(|i| [i; 32]).collect());
+        assert_eq!(own.take(1, 2).map(|(_, share)| share), Some([1; 32]));
         assert!(own.take(1, 1).is_none(), "taken entries never come back");
         assert!(own.take(0, 2).is_none(), "all or nothing: entry 1 is gone");
         assert_eq!(own.untaken(), 2, "a refused take leaves the rest in place");
@@ -328,7 +374,7 @@ mod tests {
         assert_eq!(
             pooled_nonces(&env, &group, 2, 0, 0, &good, 3)
                 .expect("in range")
-                .0
+                .nonces
                 .len(),
             3
         );

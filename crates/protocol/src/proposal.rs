@@ -325,15 +325,8 @@ pub enum ProposalError {
     UnknownProposer { index: u16, members: usize },
     #[error("the proposer's signature does not verify")]
     BadSignature,
-    #[error(
-        "the proposal names pooled nonces for {got} members of {members}{}",
-        if *salted { " (a salted election never uses pooled nonces)" } else { " (all or none)" }
-    )]
-    PoolReferences {
-        got: usize,
-        members: usize,
-        salted: bool,
-    },
+    #[error("the proposal names pooled nonces for {got} members of {members} (all or none)")]
+    PoolReferences { got: usize, members: usize },
     #[error(
         "hash type {got:#04x} does not match the group's output type (expected {expected:#04x})"
     )]
@@ -803,20 +796,17 @@ fn check_hash_type(hash_type: SigHashType, output: OutputType) -> Result<(), Pro
     }
 }
 
-/// Pooled nonces are all or nothing (one reference per member), and never for a salted
-/// election (see `pool`).
+/// Pooled nonces are all or nothing: one reference per member.
 fn check_pool_references(
     p: &UnsignedProposal,
     group: &GroupDescriptor,
 ) -> Result<(), ProposalError> {
-    let salted = group.election.needs_salt();
-    if p.pools.is_empty() || (p.pools.len() == group.members.len() && !salted) {
+    if p.pools.is_empty() || p.pools.len() == group.members.len() {
         return Ok(());
     }
     Err(ProposalError::PoolReferences {
         got: p.pools.len(),
         members: group.members.len(),
-        salted,
     })
 }
 

@@ -694,7 +694,7 @@ fn a_member_offline_during_the_proposal_catches_up_by_pulling() {
     // Half an hour later it comes back and pulls.
     net.now += 30 * 60_000;
     let mut out = Vec::new();
-    net.nodes[2].reconnected(net.now, &net.keys[2], &mut out);
+    net.nodes[2].reconnected(net.now, &net.keys[2], &mut net.entropy, &mut out);
     net.absorb(2, out);
     net.settle();
     assert!(

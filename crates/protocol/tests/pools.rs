@@ -7,10 +7,14 @@ use protocol::election::ElectionMethod;
 use protocol::envelope::MessageKind;
 use protocol::session::{Event, Outcome};
 
-/// A network whose group elects without a salt (pools are never used with a salted election).
+/// A network whose group elects without a salt.
 fn pooled_net(n: usize, tag: u8) -> Net {
+    net_with(n, tag, ElectionMethod::HashBased)
+}
+
+fn net_with(n: usize, tag: u8, election: ElectionMethod) -> Net {
     let mut net = Net::new(n, tag);
-    net.group.election = ElectionMethod::HashBased;
+    net.group.election = election;
     for (i, node) in net.nodes.iter_mut().enumerate() {
         *node = protocol::node::Node::new(net.keys[i].public_key(), Default::default());
         node.add_group(net.group.clone()).expect("member");
@@ -21,7 +25,7 @@ fn pooled_net(n: usize, tag: u8) -> Net {
 fn publish_pools(net: &mut Net) {
     for i in 0..net.nodes.len() {
         let mut out = Vec::new();
-        net.nodes[i].refresh_pools(net.now, &net.keys[i], &mut out);
+        net.nodes[i].refresh_pools(net.now, &net.keys[i], &mut net.entropy, &mut out);
         net.absorb(i, out);
     }
     net.settle();
@@ -325,6 +329,105 @@ fn an_invalid_pooled_partial_names_its_signer_with_evidence_anyone_can_check() {
         assert!(
             net.blames(i)
                 .contains(&(2, protocol::evidence::Offence::InvalidPartial)),
+            "member {i} names member 2: {:?}",
+            net.blames(i)
+        );
+    }
+}
+
+fn elections(net: &Net, i: usize) -> Vec<[u8; 32]> {
+    net.events(i)
+        .iter()
+        .filter_map(|e| match e {
+            Event::Elected { election, .. } => Some(election.proof),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_salted_group_signs_with_pooled_nonces_and_elects_once_every_share_is_revealed() {
+    let mut net = net_with(3, 65, ElectionMethod::Salted);
+    publish_pools(&mut net);
+    let mut mailbox = Vec::new();
+    let session = net.propose(0, b"salted");
+    net.approve(0, &session);
+    settle_online(&mut net, &[0], &mut mailbox);
+    assert!(
+        elections(&net, 0).is_empty(),
+        "no salt before the shares are revealed"
+    );
+    for visitor in [1, 2] {
+        net.now += 1_200_000;
+        settle_online(&mut net, &[visitor], &mut mailbox);
+        net.approve(visitor, &session);
+        settle_online(&mut net, &[visitor], &mut mailbox);
+    }
+    assert!(
+        has_signed(&net, 2),
+        "the last visitor finished: {:?}",
+        net.events(2)
+    );
+    // The others learn the result when they are back; all elect the same coordinator.
+    net.now += 1_200_000;
+    settle_online(&mut net, &[0, 1, 2], &mut mailbox);
+    let proof = elections(&net, 2);
+    assert_eq!(proof.len(), 1);
+    for i in 0..2 {
+        let theirs = elections(&net, i);
+        assert!(
+            theirs.is_empty() || theirs == proof,
+            "member {i} elected the same"
+        );
+    }
+    for i in 0..3 {
+        assert!(net.blames(i).is_empty());
+    }
+    assert!(
+        !net.log.iter().any(|(_, o)| matches!(
+            &o.action,
+            protocol::session::Action::Send { bytes, .. }
+                if protocol::envelope::Envelope::decode(bytes, usize::MAX).unwrap().header.kind
+                    == MessageKind::Commitment
+        )),
+        "no commitment round: the pool entries committed to the salt shares"
+    );
+}
+
+#[test]
+fn a_pooled_salt_share_that_does_not_open_its_commitment_is_blamed() {
+    use protocol::envelope::Envelope;
+    use protocol::messages::Partials;
+    let mut net = net_with(3, 66, ElectionMethod::Salted);
+    publish_pools(&mut net);
+    let session = net.propose(0, b"reroll");
+    net.settle();
+    net.intercepted = vec![2];
+    for i in 0..3 {
+        net.approve(i, &session);
+    }
+    // Member 2 reveals a share of its choosing (to pick the coordinator), signed by itself.
+    for (from, to, bytes) in std::mem::take(&mut net.held) {
+        let e = Envelope::decode(&bytes, usize::MAX).expect("decodes");
+        let bytes = if e.header.kind == MessageKind::Partials {
+            let mut p = Partials::decode(&e.payload).expect("partials");
+            assert!(
+                p.salt_share.is_some(),
+                "a pooled salted partial reveals its share"
+            );
+            p.salt_share = Some([9; 32]);
+            common::signed(&net.keys[2], e.header, p.encode())
+        } else {
+            bytes
+        };
+        net.post(from, to, bytes);
+    }
+    net.intercepted.clear();
+    net.settle();
+    for i in 0..2 {
+        assert!(
+            net.blames(i)
+                .contains(&(2, protocol::evidence::Offence::MalformedContribution)),
             "member {i} names member 2: {:?}",
             net.blames(i)
         );

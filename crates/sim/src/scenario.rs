@@ -271,13 +271,14 @@ impl Default for Scenario {
 
 impl Scenario {
     /// The asynchronous scenario: members online `2 × 1 h` a day at random hours, proposals
-    /// living 24 h, 10-minute silence records. Without round 0 (nonce commitments) two visits
-    /// per member suffice (round 1, then round 2); with it, a third is needed.
+    /// living 24 h, 10-minute silence records, and a group as `GroupDescriptor::new` makes it
+    /// (salted election, commit round). Attempt 0 signs with pooled nonces, one visit each;
+    /// a later attempt (after a restart) runs the interactive rounds.
     pub fn asynchronous(seed: u64, away: Away) -> Self {
         Self {
             seed,
-            commit_round: false,
-            election: ElectionMethod::HashBased,
+            commit_round: true,
+            election: ElectionMethod::Salted,
             nodes: 12,
             groups: 4,
             signers: 3,

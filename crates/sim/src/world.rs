@@ -337,7 +337,7 @@ impl World {
             let node = &mut self.nodes[n];
             if let Some(protocol) = node.protocol.as_mut() {
                 let mut out = Vec::new();
-                protocol.refresh_pools(now, &node.key, &mut out);
+                protocol.refresh_pools(now, &node.key, &mut node.entropy, &mut out);
                 self.execute(n, out);
             }
         }
@@ -422,7 +422,7 @@ impl World {
         };
         let mut out = Vec::new();
         protocol.tick(now, &n.key, &mut n.entropy, &mut out);
-        protocol.reconnected(now, &n.key, &mut out);
+        protocol.reconnected(now, &n.key, &mut n.entropy, &mut out);
         self.execute(node, out);
         for held in std::mem::take(&mut self.nodes[node].mailbox) {
             let (lo, hi) = self.scenario.latency_ms;

@@ -102,8 +102,8 @@ impl Session {
             return self.abort_attempt(AbortReason::PoolUnusable, step);
         }
         let own = own.and_then(Result::ok);
-        let secrets = self.pool_secrets.take().filter(|s| s.len() == inputs);
-        let (Some((publics, _)), Some(secrets)) = (own, secrets) else {
+        let secrets = self.pool_secrets.take().filter(|(s, _)| s.len() == inputs);
+        let (Some(own), Some((secrets, salt_share))) = (own, secrets) else {
             self.attempt = Attempt::new(
                 0,
                 Phase::Nonces,
@@ -122,8 +122,8 @@ impl Session {
             step.now,
             secrets,
             Nonces {
-                salt_share: [0; 32],
-                nonces: publics,
+                salt_share,
+                nonces: own.nonces,
                 audit_head: None,
             },
         );
@@ -173,10 +173,15 @@ impl Session {
             self.sighashes.len(),
         )
         .ok()
-        .map(|(nonces, audit_head)| Nonces {
-            salt_share: [0; 32],
-            nonces,
-            audit_head,
+        .map(|pooled| {
+            self.attempt
+                .pool_salts
+                .insert(member, pooled.salt_commitment);
+            Nonces {
+                salt_share: [0; 32],
+                nonces: pooled.nonces,
+                audit_head: pooled.audit_head,
+            }
         });
         self.attempt
             .nonces

@@ -109,8 +109,10 @@ impl Session {
             Ok(AbortCode::Restart) => {
                 // Once our own share is out, the sender may know the salt (with round 0 it
                 // can compute it from the others' reveals before revealing its own), so the
-                // restart counts as a re-roll against it. (A pooled attempt has no salt.)
-                if self.attempt.released_nonces && !self.attempt.pooled {
+                // restart counts as a re-roll against it. (In a pooled attempt, only a salted
+                // election has a salt; the last to reveal its share knows it first.)
+                let salt_known = !self.attempt.pooled || self.group.election.needs_salt();
+                if self.attempt.released_nonces && salt_known {
                     let count = self.rerolls.entry(member).or_default();
                     let refused = *count >= MAX_REROLLS_PER_MEMBER;
                     if !refused {

@@ -36,7 +36,7 @@ use crate::evidence::{election_penalties, Blame, Evidence, Offence};
 use crate::failover::{Failover, FailoverEvent, Millis};
 use crate::group::{GroupDescriptor, GroupId};
 use crate::messages::{AbortCode, Commitment, Completed, Nonces, Partials, Reject};
-use crate::pool::pooled_nonces;
+use crate::pool::{pooled_nonces, salt_commitment};
 use crate::proposal::{Proposal, Review};
 use crate::Entropy;
 
@@ -337,6 +337,10 @@ struct Attempt {
     /// Attempt 0 of a proposal that names pooled nonces: the round-1 slots hold the members'
     /// pool envelopes, and nothing is sent before the partial signatures.
     pooled: bool,
+    /// Pooled attempt: each member's salt commitment (from its named pool entry) and the
+    /// shares revealed with the partial signatures (a salted election runs once all are in).
+    pool_salts: BTreeMap<u16, [u8; 32]>,
+    salt_reveals: BTreeMap<u16, [u8; 32]>,
     released_nonces: bool,
     signed: bool,
     /// Whether this phase's silence was already recorded.
@@ -392,7 +396,7 @@ pub struct Session {
     audit_head: Option<SignedHead>,
     /// Our pooled secret nonces for attempt 0 (taken from the node's pool for this session
     /// only), until the attempt begins.
-    pool_secrets: Option<Vec<SecretNonce>>,
+    pool_secrets: Option<(Vec<SecretNonce>, [u8; 32])>,
     /// Pool envelopes the node already held when the session opened.
     initial_pools: Vec<Envelope>,
 }
@@ -411,7 +415,7 @@ pub struct SessionSetup {
     pub audit_head: Option<SignedHead>,
     /// When the proposal names pooled nonces: our secrets for the entries it names (None if
     /// we no longer hold them: taken by another session, or lost in a restart).
-    pub pool_secrets: Option<Vec<SecretNonce>>,
+    pub pool_secrets: Option<(Vec<SecretNonce>, [u8; 32])>,
     /// The named pool envelopes the node holds (the others arrive through `on_pool`).
     pub pools: Vec<Envelope>,
 }
@@ -472,6 +476,8 @@ impl Attempt {
             partials_ok: BTreeMap::new(),
             partials_bad: BTreeMap::new(),
             pooled: false,
+            pool_salts: BTreeMap::new(),
+            salt_reveals: BTreeMap::new(),
             released_nonces: false,
             signed: false,
             silence_recorded: false,

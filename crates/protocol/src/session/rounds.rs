@@ -107,6 +107,9 @@ impl Session {
                 return self.abort_with_evidence(reason, evidence, step);
             }
             if self.attempt.partials_ok.len() == n {
+                if self.salted_pool() && self.attempt.election.is_none() {
+                    self.elect_from_reveals(step);
+                }
                 self.complete_from_partials(step);
             }
         }
@@ -208,6 +211,15 @@ impl Session {
             }
         }
         self.attempt.aggregated = Some(aggregated);
+        if self.salted_pool() {
+            // The salt shares come with the partial signatures: elected once all are in.
+            step.event(Event::RoundCompleted {
+                attempt: self.attempt.number,
+                phase: Phase::Nonces,
+            });
+            self.attempt.enter(Phase::Signatures, step.now);
+            return None;
+        }
         let shares: Vec<[u8; 32]> = self
             .attempt
             .nonces_ok
@@ -241,6 +253,37 @@ impl Session {
         self.attempt.election = Some(election);
         self.attempt.enter(Phase::Signatures, step.now);
         None
+    }
+
+    /// A pooled attempt of a salted election (its salt shares travel with the partials).
+    pub(super) fn salted_pool(&self) -> bool {
+        self.attempt.pooled && self.group.election.needs_salt()
+    }
+
+    /// Every member's share is revealed (and opened its commitment): run the election.
+    fn elect_from_reveals(&mut self, step: &mut Step<'_>) {
+        let shares: Vec<[u8; 32]> = self.attempt.salt_reveals.values().copied().collect();
+        let election = elect(
+            self.group.election,
+            &ElectionInput {
+                members: &self.group.members,
+                session_id: self.session_id(),
+                attempt: self.attempt.number,
+                sequence: self.proposal.sequence,
+                salt: Some(derive_salt(
+                    &self.session_id(),
+                    self.attempt.number,
+                    &shares,
+                )),
+                penalized: &self.penalized,
+            },
+        )
+        .expect("a validated group has members and the salt is present");
+        step.event(Event::Elected {
+            attempt: self.attempt.number,
+            election: election.clone(),
+        });
+        self.attempt.election = Some(election);
     }
 
     pub(super) fn musig_session(&self, input: usize) -> Option<MusigSession<'_>> {
@@ -292,6 +335,9 @@ impl Session {
             election_proof: proof,
             nonces_used: self.nonce_ids(),
             partials,
+            salt_share: self
+                .salted_pool()
+                .then_some(self.attempt.my_nonces.salt_share),
         }
         .encode();
         let envelope = self.sign(MessageKind::Partials, payload, step);
@@ -359,6 +405,21 @@ impl Session {
             let Some(nonces) = self.attempt.nonces_ok.get(&member).cloned() else {
                 continue;
             };
+            if self.salted_pool() {
+                // The revealed share must open the commitment of the member's pool entry.
+                let committed = self.attempt.pool_salts.get(&member).copied();
+                let revealed = partials.salt_share.as_ref().map(salt_commitment);
+                if committed.is_none() || revealed != committed {
+                    let pool = self.attempt.nonces[&member].envelope.clone();
+                    if let Some((_, evidence)) =
+                        self.blame(Offence::MalformedContribution, &[&envelope, &pool], step)
+                    {
+                        let reason = AbortReason::MalformedContribution { member };
+                        self.attempt.partials_bad.insert(member, (reason, evidence));
+                    }
+                    continue;
+                }
+            }
             let signer = self.sorted_index[member as usize];
             let valid = partials
                 .partials
@@ -383,12 +444,19 @@ impl Session {
                 }
                 continue;
             }
-            let expected_proof = self.attempt.election.as_ref().map_or([0; 32], |e| e.proof);
+            // A pooled salted election runs after signing: its round-2 proof is zero.
+            let expected_proof = match &self.attempt.election {
+                Some(e) if !self.salted_pool() => e.proof,
+                _ => [0; 32],
+            };
             if partials.election_proof != expected_proof {
                 step.event(Event::ElectionProofMismatch { member });
                 self.blame(Offence::WrongElectionProof, &envelopes, step);
             }
             self.member_approved(member, step);
+            if let Some(share) = partials.salt_share.filter(|_| self.salted_pool()) {
+                self.attempt.salt_reveals.insert(member, share);
+            }
             self.attempt.partials_ok.insert(member, partials.partials);
         }
         // Every round-2 message is in and some are proven bad: the attempt can't finish.
