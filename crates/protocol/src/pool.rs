@@ -83,24 +83,36 @@ impl NoncePool {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let raw = RawPool::parse(bytes)?;
+        Ok(Self {
+            nonces: raw.nonces(0..raw.len())?,
+            salt_commitments: (0..raw.len()).map(|i| raw.commitment(i)).collect(),
+            audit_head: raw.audit_head,
+        })
+    }
+}
+
+/// A pool payload split into its parts without decoding any curve point, so one named range
+/// costs only its own point decodings.
+struct RawPool<'a> {
+    nonces: &'a [u8],
+    commitments: &'a [u8],
+    audit_head: Option<SignedHead>,
+}
+
+impl<'a> RawPool<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         let mut r = Reader::new(bytes);
         let count = r.count(MAX_POOL_ENTRIES, 66, "pool nonces")?;
-        let nonces = (0..count)
-            .map(|_| {
-                PublicNonce::from_slice(r.take(66, "public nonce")?)
-                    .map_err(|e| DecodeError::invalid("public nonce", e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let nonces = r.take(count * 66, "pool nonces")?;
         let commitments = r.count(MAX_POOL_ENTRIES, 32, "salt commitments")?;
-        if commitments != nonces.len() {
+        if commitments != count {
             return Err(DecodeError::invalid(
                 "salt commitments",
                 "one per pool entry".to_string(),
             ));
         }
-        let salt_commitments = (0..commitments)
-            .map(|_| r.array("salt commitment"))
-            .collect::<Result<Vec<[u8; 32]>, _>>()?;
+        let commitments = r.take(count * 32, "salt commitments")?;
         let audit_head = match r.u8("audit head flag")? {
             0 => None,
             1 => Some(SignedHead::decode(&mut r)?),
@@ -109,9 +121,28 @@ impl NoncePool {
         r.finish()?;
         Ok(Self {
             nonces,
-            salt_commitments,
+            commitments,
             audit_head,
         })
+    }
+
+    fn len(&self) -> usize {
+        self.nonces.len() / 66
+    }
+
+    fn nonces(&self, range: std::ops::Range<usize>) -> Result<Vec<PublicNonce>, DecodeError> {
+        range
+            .map(|i| {
+                PublicNonce::from_slice(&self.nonces[i * 66..(i + 1) * 66])
+                    .map_err(|e| DecodeError::invalid("public nonce", e.to_string()))
+            })
+            .collect()
+    }
+
+    fn commitment(&self, i: usize) -> [u8; 32] {
+        self.commitments[i * 32..(i + 1) * 32]
+            .try_into()
+            .expect("32 bytes")
     }
 }
 
@@ -182,12 +213,12 @@ pub fn pooled_nonces(
         return Err(PoolError::NotThePool);
     }
     let pool =
-        NoncePool::decode(&envelope.payload).map_err(|e| PoolError::Malformed(e.to_string()))?;
+        RawPool::parse(&envelope.payload).map_err(|e| PoolError::Malformed(e.to_string()))?;
     let first = usize::from(pool_ref.first);
     let end = first + inputs;
     let slice = slice_len(members);
     let start = usize::from(proposer) * slice;
-    let limit = (start + slice).min(pool.nonces.len());
+    let limit = (start + slice).min(pool.len());
     if first < start || end > limit || inputs == 0 {
         return Err(PoolError::OutOfRange {
             first,
@@ -197,8 +228,10 @@ pub fn pooled_nonces(
         });
     }
     Ok(Pooled {
-        nonces: pool.nonces[first..end].to_vec(),
-        salt_commitment: pool.salt_commitments[first],
+        nonces: pool
+            .nonces(first..end)
+            .map_err(|e| PoolError::Malformed(e.to_string()))?,
+        salt_commitment: pool.commitment(first),
         audit_head: pool.audit_head,
     })
 }

@@ -2,9 +2,11 @@
 //! - cheap-check rejection: invalid messages dropped by `Node::receive` before any curve
 //!   operation, vs. one envelope signature verification (the first curve op a message costs);
 //! - one full honest 3-of-3, 2-input session through the real state machines (proposal,
-//!   rounds 0–2, aggregation, finalisation), vs. the bare MuSig2 crypto of that session.
+//!   rounds 0–2, aggregation, finalisation), vs. the bare MuSig2 crypto of that session;
+//! - the same session signed with pooled nonces published beforehand (attempt 0 without
+//!   rounds 0–1, the asynchronous path), vs. the same baseline.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use lotus::address::Network;
 use lotus::hash::sha256;
 use lotus::tx::Transaction;
@@ -12,7 +14,7 @@ use lotus::PrivateKey;
 use musig::{AggregatedNonce, KeyAggContext, SecretNonce, Session, SpendPath};
 use protocol::envelope::{Envelope, Header, MessageKind};
 use protocol::group::GroupDescriptor;
-use protocol::node::Peer;
+use protocol::node::{NodeConfig, Peer};
 use sim::lossless::{Decision, Lossless, NOW};
 use sim::rng::SimRng;
 
@@ -31,9 +33,27 @@ fn group(keys: &[PrivateKey]) -> GroupDescriptor {
     .unwrap()
 }
 
-/// One session to completion through every node's state machine (lossless, instant network).
+/// One session to completion through every node's state machine (lossless, instant network),
+/// interactive rounds only (no pools published before or after).
 fn honest_session() -> Transaction {
+    let config = NodeConfig {
+        nonce_pools: false,
+        ..NodeConfig::default()
+    };
+    let mut net = Lossless::with_config(3, |_| {}, config);
+    net.propose(0, &mut |_, _| Decision::Approve).unwrap();
+    net.broadcast_tx().expect("the session completes").clone()
+}
+
+/// A group whose members already published their pools (not timed).
+fn pooled_net() -> Lossless {
     let mut net = Lossless::new(3, |_| {});
+    net.publish_pools();
+    net
+}
+
+/// One session signed with the pooled nonces.
+fn pooled_session(mut net: Lossless) -> Transaction {
     net.propose(0, &mut |_, _| Decision::Approve).unwrap();
     net.broadcast_tx().expect("the session completes").clone()
 }
@@ -154,6 +174,10 @@ fn full_session(c: &mut Criterion) {
     g.bench_function(
         "protocol: proposal to signed tx, all 3 state machines",
         |b| b.iter(honest_session),
+    );
+    g.bench_function(
+        "protocol: the same session with pooled nonces (published beforehand)",
+        |b| b.iter_batched(pooled_net, pooled_session, BatchSize::LargeInput),
     );
     g.bench_function("baseline: bare MuSig2 crypto of the same session", |b| {
         b.iter(|| bare_crypto(&keys, &group))

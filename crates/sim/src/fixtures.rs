@@ -10,7 +10,12 @@ use protocol::node::{Node, NodeConfig};
 
 /// A protocol node for `key`, already a member of `group`.
 pub fn member_node(key: &PublicKey, group: &GroupDescriptor) -> Node {
-    let mut node = Node::new(*key, NodeConfig::default());
+    member_node_with(key, group, NodeConfig::default())
+}
+
+/// The same with a chosen configuration.
+pub fn member_node_with(key: &PublicKey, group: &GroupDescriptor, config: NodeConfig) -> Node {
+    let mut node = Node::new(*key, config);
     node.add_group(group.clone())
         .expect("the key is a member of the group");
     node

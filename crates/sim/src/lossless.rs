@@ -6,11 +6,11 @@ use lotus::hash::sha256;
 use lotus::tx::{Transaction, TxOut};
 use lotus::PrivateKey;
 use protocol::group::GroupDescriptor;
-use protocol::node::{Node, NodeError, Output, Peer};
+use protocol::node::{Node, NodeConfig, NodeError, Output, Peer};
 use protocol::proposal::Review;
 use protocol::session::{Action, Event, Recipient};
 
-use crate::fixtures::{member_node, two_input_spend};
+use crate::fixtures::{member_node_with, two_input_spend};
 use crate::rng::SimRng;
 
 pub const NOW: u64 = 10_000_000;
@@ -35,6 +35,15 @@ pub struct Lossless {
 
 impl Lossless {
     pub fn new(members: usize, tweak: impl FnOnce(&mut GroupDescriptor)) -> Self {
+        Self::with_config(members, tweak, NodeConfig::default())
+    }
+
+    /// Members whose nodes run with `config` (e.g. without nonce pools).
+    pub fn with_config(
+        members: usize,
+        tweak: impl FnOnce(&mut GroupDescriptor),
+        config: NodeConfig,
+    ) -> Self {
         let keys: Vec<PrivateKey> = (0..members)
             .map(|i| PrivateKey::from_bytes(&sha256(&[i as u8, 77])).unwrap())
             .collect();
@@ -48,7 +57,7 @@ impl Lossless {
         group.validate().expect("tweaked group stays valid");
         let nodes = keys
             .iter()
-            .map(|k| member_node(&k.public_key(), &group))
+            .map(|k| member_node_with(&k.public_key(), &group, config.clone()))
             .collect();
         Self {
             keys,
@@ -86,6 +95,15 @@ impl Lossless {
         )?;
         self.run(proposer, out, decide);
         Ok(session)
+    }
+
+    /// Every member publishes its nonce pool and the others receive it (a group just made).
+    pub fn publish_pools(&mut self) {
+        for i in 0..self.nodes.len() {
+            let mut out = Vec::new();
+            self.nodes[i].refresh_pools(NOW, &self.keys[i], &mut self.rng, &mut out);
+            self.run(i, out, &mut |_, _| Decision::Ignore);
+        }
     }
 
     /// Delivers everything until the network is quiet.
