@@ -12,11 +12,15 @@
 //! Single use: a member's own entries are taken out of its pool when a session binds them
 //! (a second proposal naming the same entries finds them gone and that session moves on to an
 //! interactive attempt), and the store records each nonce hash before a partial leaves.
-//! Salted elections never use pools: their salt needs round-1 shares nobody knows in
-//! advance, and a proposer who knew every pooled value ahead could grind the proposal until
-//! the election picks whom it likes. (Deriving the salt from the final signatures would be
-//! unpredictable, but the secret nonces come from the OS generator, so a simulated seed could
-//! no longer replay exactly; committed salt shares in the pool would work and are left open.)
+//! Salted elections: each entry also commits to a salt share, revealed with the partial
+//! signatures; the election runs once every share opened its commitment. A proposer sees only
+//! commitments while choosing the proposal, so it can't grind the election; the last member to
+//! sign can withhold after seeing the salt, which costs it a forced re-roll, as the last
+//! revealer of a commit round could.
+//!
+//! Not covered: with no commit round a member can publish its pool after seeing the others'
+//! and make a nonce sum degenerate; the attempt then ends unsigned with nobody blamed and the
+//! next one runs interactively (the same as that member not taking part).
 
 use musig::{PublicNonce, SecretNonce};
 

@@ -328,6 +328,16 @@ pub enum ProposalError {
     #[error("the proposal names pooled nonces for {got} members of {members} (all or none)")]
     PoolReferences { got: usize, members: usize },
     #[error(
+        "the proposal names pooled entries {first}..{end}; its proposer may only name \
+         {start}..{limit}"
+    )]
+    PoolOutsideSlice {
+        first: usize,
+        end: usize,
+        start: usize,
+        limit: usize,
+    },
+    #[error(
         "hash type {got:#04x} does not match the group's output type (expected {expected:#04x})"
     )]
     WrongHashType { expected: u32, got: u32 },
@@ -796,18 +806,37 @@ fn check_hash_type(hash_type: SigHashType, output: OutputType) -> Result<(), Pro
     }
 }
 
-/// Pooled nonces are all or nothing: one reference per member.
+/// Pooled nonces are all or nothing (one reference per member), and only from the proposer's
+/// own slice of each pool: a proposal can't use up (and so waste) another proposer's entries.
 fn check_pool_references(
     p: &UnsignedProposal,
     group: &GroupDescriptor,
 ) -> Result<(), ProposalError> {
-    if p.pools.is_empty() || p.pools.len() == group.members.len() {
+    if p.pools.is_empty() {
         return Ok(());
     }
-    Err(ProposalError::PoolReferences {
-        got: p.pools.len(),
-        members: group.members.len(),
-    })
+    let members = group.members.len();
+    if p.pools.len() != members {
+        return Err(ProposalError::PoolReferences {
+            got: p.pools.len(),
+            members,
+        });
+    }
+    let slice = crate::pool::slice_len(members);
+    let start = usize::from(p.proposer) * slice;
+    let inputs = p.tx.inputs.len();
+    for r in &p.pools {
+        let first = usize::from(r.first);
+        if first < start || first + inputs > start + slice {
+            return Err(ProposalError::PoolOutsideSlice {
+                first,
+                end: first + inputs,
+                start,
+                limit: start + slice,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn check_timing(

@@ -241,17 +241,11 @@ fn a_proposer_naming_the_same_pool_entries_twice_never_makes_anyone_sign_one_non
     assert!(has_signed(&net, 1), "the first session finished");
 }
 
-#[test]
-fn a_proposal_naming_another_proposers_slice_is_signed_by_nobody_with_pooled_nonces() {
-    let mut net = pooled_net(3, 63);
-    publish_pools(&mut net);
-    // Member 0 names entries from member 1's slice of every pool (member 1's own proposals
-    // would name them): every member sees the same and moves to an interactive attempt.
-    let slice = protocol::pool::slice_len(3) as u16;
-    let refs: Vec<protocol::pool::PoolRef> = (0..3u16)
+/// Each member's published pool envelope id (from the log).
+fn pool_ids(net: &Net) -> Vec<[u8; 32]> {
+    (0..net.nodes.len() as u16)
         .map(|m| {
-            let pool = net
-                .log
+            net.log
                 .iter()
                 .find_map(|(_, o)| match &o.action {
                     protocol::session::Action::Send { bytes, .. } => {
@@ -261,40 +255,98 @@ fn a_proposal_naming_another_proposers_slice_is_signed_by_nobody_with_pooled_non
                     }
                     _ => None,
                 })
-                .expect("published");
-            protocol::pool::PoolRef { pool, first: slice }
+                .expect("published")
         })
+        .collect()
+}
+
+#[test]
+fn a_proposal_naming_another_proposers_slice_is_refused_and_uses_up_nothing() {
+    let mut net = pooled_net(3, 63);
+    publish_pools(&mut net);
+    // Member 2 names the first entries of member 1's slice of every pool (member 1's next
+    // proposal will name exactly those).
+    let slice = protocol::pool::slice_len(3) as u16;
+    let refs: Vec<protocol::pool::PoolRef> = pool_ids(&net)
+        .into_iter()
+        .map(|pool| protocol::pool::PoolRef { pool, first: slice })
         .collect();
-    let session = [0x51; 32];
-    let bytes = pooled_proposal(&net, 0, session, b"slice", 0, refs);
-    net.post(0, protocol::session::Recipient::Members, bytes.clone());
-    let mut out = Vec::new();
-    let _ = net.nodes[0].receive(
-        &bytes,
-        protocol::node::Peer(9),
-        net.now,
-        &net.keys[0],
-        &mut net.entropy,
-        &mut out,
-    );
-    net.absorb(0, out);
+    let bytes = pooled_proposal(&net, 2, [0x51; 32], b"slice", 0, refs);
+    net.post(2, protocol::session::Recipient::Members, bytes);
+    net.settle();
+    for i in 0..2 {
+        assert!(
+            net.nodes[i].session(&[0x51; 32]).is_none(),
+            "member {i} refused it"
+        );
+        assert!(net.events(i).iter().any(|e| matches!(
+            e,
+            Event::ProposalRefused { error, .. } if error.contains("may only name")
+        )));
+    }
+    // Member 1's own proposal still signs with those entries, in attempt 0.
+    let session = net.propose(1, b"honest");
     net.settle();
     for i in 0..3 {
         net.approve(i, &session);
         net.settle();
     }
     for i in 0..3 {
-        assert!(signing_marks(&net, i, &session).iter().all(|&a| a > 0));
-        assert!(net.events(i).iter().any(|e| matches!(
-            e,
-            Event::AttemptAborted {
-                attempt: 0,
-                reason: protocol::session::AbortReason::PoolUnusable
-            }
-        )));
-        assert!(has_signed(&net, i), "member {i} signed interactively");
-        assert!(net.blames(i).is_empty(), "nobody is blamed for it");
+        assert_eq!(signing_marks(&net, i, &session), vec![0], "member {i}");
+        assert!(has_signed(&net, i));
+        assert!(net.blames(i).is_empty());
     }
+}
+
+#[test]
+fn a_named_pool_a_member_saw_and_dropped_still_reaches_its_session() {
+    let mut net = pooled_net(3, 67);
+    publish_pools(&mut net);
+    let first_pools = pool_ids(&net);
+    // Member 0 sends member 2 alone three newer pools of its own making: member 2 keeps only
+    // the three newest, so member 0's published pool leaves its memory (its id stays in the
+    // seen set).
+    for k in 1..=3u8 {
+        let (_, public) =
+            musig::SecretNonce::generate(&net.keys[0], &net.keys[0].public_key(), None)
+                .expect("os rng");
+        let pool = protocol::pool::NoncePool {
+            nonces: vec![public; 24],
+            salt_commitments: vec![[k; 32]; 24],
+            audit_head: None,
+        };
+        let header = protocol::envelope::Header::new(
+            MessageKind::NoncePool,
+            net.group.id(),
+            [0; 32],
+            [0; 32],
+            0,
+            0,
+            net.now + u64::from(k),
+        );
+        let bytes = common::signed(&net.keys[0], header, pool.encode());
+        net.deliver(0, 2, &bytes).expect("a member's pool");
+    }
+    // Member 1 (which never saw the newer pools) proposes with member 0's first pool.
+    let session = net.propose(1, b"dropped");
+    net.settle();
+    let named = net.nodes[1]
+        .session(&session)
+        .expect("made")
+        .proposal()
+        .pools[0]
+        .pool;
+    assert_eq!(named, first_pools[0]);
+    for i in 0..3 {
+        net.approve(i, &session);
+        net.settle();
+    }
+    net.tick_all(10_000);
+    net.settle();
+    assert!(
+        has_signed(&net, 2),
+        "member 2 filed the named pool again and signed"
+    );
 }
 
 #[test]
