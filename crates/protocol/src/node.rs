@@ -30,7 +30,8 @@ use crate::group::{Admission, GroupDescriptor, GroupError, GroupId};
 use crate::messages::Pull;
 use crate::policy::{
     check_admission_work, mine_pow, Blacklist, PolicyError, ProposalRateLimit, SessionCapacity,
-    VerificationBudget,
+    VerificationBudget, DEFAULT_BUDGET_TRACKED_PEERS, DEFAULT_VERIFICATIONS_PER_WINDOW,
+    DEFAULT_WINDOW_MS,
 };
 use crate::pool::{
     salt_commitment, slice_len, KnownPool, NoncePool, OwnPool, PoolRef, POOLS_KEPT_PER_MEMBER,
@@ -77,7 +78,7 @@ impl Default for NodeConfig {
         Self {
             window: Window::default(),
             seen_capacity: 200_000,
-            verifications_per_minute: 600,
+            verifications_per_minute: DEFAULT_VERIFICATIONS_PER_WINDOW,
             early: EarlyLimits::default(),
             nonce_pools: true,
         }
@@ -295,7 +296,11 @@ impl Node {
         Self {
             public_key,
             seen: SeenSet::new(config.window, config.seen_capacity),
-            budget: VerificationBudget::new(config.verifications_per_minute, 60_000, 10_000),
+            budget: VerificationBudget::new(
+                config.verifications_per_minute,
+                DEFAULT_WINDOW_MS,
+                DEFAULT_BUDGET_TRACKED_PEERS,
+            ),
             early: EarlyBuffer::new(config.early),
             config,
             groups: BTreeMap::new(),

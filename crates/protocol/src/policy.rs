@@ -16,10 +16,14 @@ use crate::messages::MAX_REASON_BYTES;
 
 /// The sliding window of the proposal rate limit and the default verification budget.
 pub const DEFAULT_WINDOW_MS: u64 = 60_000;
-/// Signature verifications one sender may cause per window. An honest member of a 100-member
-/// group with 256-input sessions needs a few per message; 200 per minute leaves room for
-/// several concurrent sessions while capping a flood at about 3 verifications per second.
-pub const DEFAULT_VERIFICATIONS_PER_WINDOW: usize = 200;
+/// Signature verifications one delivering peer may cause per window. A member coming back
+/// catches up through one peer (a relay or an always-on member) that passes on every pool,
+/// proposal and round message it missed; 600 per minute covers that burst for several
+/// sessions while capping a flood at 10 verifications per second. (The node's default and
+/// this one are the same number, from here.)
+pub const DEFAULT_VERIFICATIONS_PER_WINDOW: usize = 600;
+/// Delivering peers a node's verification budget tracks at once.
+pub const DEFAULT_BUDGET_TRACKED_PEERS: usize = 10_000;
 /// Peers tracked at once by a rate limiter; beyond this the least recently seen is forgotten.
 pub const DEFAULT_MAX_TRACKED_PEERS: usize = 1024;
 pub const DEFAULT_MAX_BLACKLIST_ENTRIES: usize = 10_000;
@@ -316,7 +320,7 @@ impl<K: Ord + Clone> Default for VerificationBudget<K> {
         Self::new(
             DEFAULT_VERIFICATIONS_PER_WINDOW,
             DEFAULT_WINDOW_MS,
-            DEFAULT_MAX_TRACKED_PEERS,
+            DEFAULT_BUDGET_TRACKED_PEERS,
         )
     }
 }

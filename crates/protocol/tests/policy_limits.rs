@@ -191,12 +191,13 @@ fn proposal_rate_defaults_to_five_per_minute() {
 #[test]
 fn verification_budget_is_charged_per_signature() {
     let mut budget = VerificationBudget::default();
-    assert_eq!(budget.limiter().limit(), DEFAULT_VERIFICATIONS_PER_WINDOW);
-    budget.spend(&7u16, 150, 0).unwrap();
+    let limit = DEFAULT_VERIFICATIONS_PER_WINDOW;
+    assert_eq!(budget.limiter().limit(), limit);
+    budget.spend(&7u16, limit - 50, 0).unwrap();
     assert_eq!(
         budget.spend(&7u16, 51, 1),
         Err(PolicyError::VerificationBudgetExhausted {
-            limit: 200,
+            limit,
             window_ms: MINUTE,
             requested: 51,
             retry_after_ms: Some(MINUTE - 1)
@@ -204,9 +205,9 @@ fn verification_budget_is_charged_per_signature() {
     );
     budget.spend(&7u16, 50, 1).unwrap();
     assert!(budget.spend(&7u16, 1, 2).is_err());
-    budget.spend(&7u16, 150, MINUTE).unwrap();
+    budget.spend(&7u16, limit - 50, MINUTE).unwrap();
     assert!(matches!(
-        budget.spend(&8u16, 201, 0),
+        budget.spend(&8u16, limit + 1, 0),
         Err(PolicyError::VerificationBudgetExhausted {
             retry_after_ms: None,
             ..
