@@ -45,6 +45,27 @@ impl SignedHead {
         w.u64(self.seq).raw(&self.hash).raw(&self.signature);
     }
 
+    /// A flag byte, then the head if there is one (how messages carry an optional head).
+    pub(crate) fn encode_optional(head: &Option<Self>, w: &mut Writer) {
+        match head {
+            Some(head) => {
+                w.u8(1);
+                head.encode(w);
+            }
+            None => {
+                w.u8(0);
+            }
+        }
+    }
+
+    pub(crate) fn decode_optional(r: &mut Reader<'_>) -> Result<Option<Self>, DecodeError> {
+        match r.u8("audit head flag")? {
+            0 => Ok(None),
+            1 => Ok(Some(Self::decode(r)?)),
+            other => Err(DecodeError::invalid("audit head flag", format!("{other}"))),
+        }
+    }
+
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         Ok(Self {
             seq: r.u64("audit head seq")?,

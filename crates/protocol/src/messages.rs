@@ -28,15 +28,7 @@ impl Nonces {
         for n in &self.nonces {
             w.raw(&n.serialize());
         }
-        match &self.audit_head {
-            Some(head) => {
-                w.u8(1);
-                head.encode(&mut w);
-            }
-            None => {
-                w.u8(0);
-            }
-        }
+        SignedHead::encode_optional(&self.audit_head, &mut w);
         w.into_bytes()
     }
 
@@ -50,11 +42,7 @@ impl Nonces {
                     .map_err(|e| DecodeError::invalid("public nonce", e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let audit_head = match r.u8("audit head flag")? {
-            0 => None,
-            1 => Some(SignedHead::decode(&mut r)?),
-            other => return Err(DecodeError::invalid("audit head flag", format!("{other}"))),
-        };
+        let audit_head = SignedHead::decode_optional(&mut r)?;
         r.finish()?;
         Ok(Self {
             salt_share,

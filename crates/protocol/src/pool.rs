@@ -74,15 +74,7 @@ impl NoncePool {
         for c in &self.salt_commitments {
             w.raw(c);
         }
-        match &self.audit_head {
-            Some(head) => {
-                w.u8(1);
-                head.encode(&mut w);
-            }
-            None => {
-                w.u8(0);
-            }
-        }
+        SignedHead::encode_optional(&self.audit_head, &mut w);
         w.into_bytes()
     }
 
@@ -117,11 +109,7 @@ impl<'a> RawPool<'a> {
             ));
         }
         let commitments = r.take(count * 32, "salt commitments")?;
-        let audit_head = match r.u8("audit head flag")? {
-            0 => None,
-            1 => Some(SignedHead::decode(&mut r)?),
-            other => return Err(DecodeError::invalid("audit head flag", format!("{other}"))),
-        };
+        let audit_head = SignedHead::decode_optional(&mut r)?;
         r.finish()?;
         Ok(Self {
             nonces,

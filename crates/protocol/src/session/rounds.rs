@@ -226,22 +226,7 @@ impl Session {
             .values()
             .map(|n| n.salt_share)
             .collect();
-        let election = elect(
-            self.group.election,
-            &ElectionInput {
-                members: &self.group.members,
-                session_id: self.session_id(),
-                attempt: self.attempt.number,
-                sequence: self.proposal.sequence,
-                salt: Some(derive_salt(
-                    &self.session_id(),
-                    self.attempt.number,
-                    &shares,
-                )),
-                penalized: &self.penalized,
-            },
-        )
-        .expect("a validated group has members and the salt is present");
+        let election = self.run_election(&shares);
         step.event(Event::RoundCompleted {
             attempt: self.attempt.number,
             phase: Phase::Nonces,
@@ -263,27 +248,28 @@ impl Session {
     /// Every member's share is revealed (and opened its commitment): run the election.
     fn elect_from_reveals(&mut self, step: &mut Step<'_>) {
         let shares: Vec<[u8; 32]> = self.attempt.salt_reveals.values().copied().collect();
-        let election = elect(
+        let election = self.run_election(&shares);
+        step.event(Event::Elected {
+            attempt: self.attempt.number,
+            election: election.clone(),
+        });
+        self.attempt.election = Some(election);
+    }
+
+    /// This attempt's election with the members' salt shares (in member order).
+    fn run_election(&self, shares: &[[u8; 32]]) -> Election {
+        elect(
             self.group.election,
             &ElectionInput {
                 members: &self.group.members,
                 session_id: self.session_id(),
                 attempt: self.attempt.number,
                 sequence: self.proposal.sequence,
-                salt: Some(derive_salt(
-                    &self.session_id(),
-                    self.attempt.number,
-                    &shares,
-                )),
+                salt: Some(derive_salt(&self.session_id(), self.attempt.number, shares)),
                 penalized: &self.penalized,
             },
         )
-        .expect("a validated group has members and the salt is present");
-        step.event(Event::Elected {
-            attempt: self.attempt.number,
-            election: election.clone(),
-        });
-        self.attempt.election = Some(election);
+        .expect("a validated group has members and the salt is present")
     }
 
     pub(super) fn musig_session(&self, input: usize) -> Option<MusigSession<'_>> {
