@@ -5,7 +5,7 @@ mod common;
 use common::*;
 use protocol::election::ElectionMethod;
 use protocol::envelope::MessageKind;
-use protocol::session::{Event, Outcome};
+use protocol::session::Event;
 
 /// A network whose group elects without a salt.
 fn pooled_net(n: usize, tag: u8) -> Net {
@@ -54,18 +54,10 @@ fn with_pools_everyone_online_signs_in_attempt_zero_without_round_one_messages()
             net.events(i)
         );
     }
-    let nonces_sent = net.log.iter().any(|(_, o)| match &o.action {
-        protocol::session::Action::Send { bytes, .. } => {
-            protocol::envelope::Envelope::decode(bytes, usize::MAX)
-                .unwrap()
-                .header
-                .kind
-                == MessageKind::Nonces
-        }
-        _ => false,
-    });
-    assert!(!nonces_sent, "attempt 0 used the pools");
-    let _ = Outcome::Confirmed { txid: [0; 32] };
+    assert!(
+        !any_sent(&net, MessageKind::Nonces),
+        "attempt 0 used the pools"
+    );
 }
 
 /// Delivers what is on the wire to the online members; what is addressed to an offline
@@ -245,19 +237,52 @@ fn a_proposer_naming_the_same_pool_entries_twice_never_makes_anyone_sign_one_non
 fn pool_ids(net: &Net) -> Vec<[u8; 32]> {
     (0..net.nodes.len() as u16)
         .map(|m| {
-            net.log
-                .iter()
-                .find_map(|(_, o)| match &o.action {
-                    protocol::session::Action::Send { bytes, .. } => {
-                        let e = protocol::envelope::Envelope::decode(bytes, usize::MAX).ok()?;
-                        (e.header.kind == MessageKind::NoncePool && e.header.sender == m)
-                            .then(|| e.id())
-                    }
-                    _ => None,
-                })
-                .expect("published")
+            let bytes = net.sent(MessageKind::NoncePool, m);
+            protocol::envelope::Envelope::decode(&bytes, usize::MAX)
+                .expect("decodes")
+                .id()
         })
         .collect()
+}
+
+/// Whether any node sent a message of `kind`.
+fn any_sent(net: &Net, kind: MessageKind) -> bool {
+    net.log.iter().any(|(_, o)| match &o.action {
+        protocol::session::Action::Send { bytes, .. } => {
+            protocol::envelope::Envelope::decode(bytes, usize::MAX)
+                .is_ok_and(|e| e.header.kind == kind)
+        }
+        _ => false,
+    })
+}
+
+/// Every member approves while member `culprit`'s messages are held; its Partials leave
+/// changed by `tamper` and re-signed by itself (it is the culprit's own message).
+fn approve_with_tampered_partials(
+    net: &mut Net,
+    session: &[u8; 32],
+    culprit: usize,
+    tamper: impl Fn(&mut protocol::messages::Partials),
+) {
+    use protocol::envelope::Envelope;
+    use protocol::messages::Partials;
+    net.intercepted = vec![culprit];
+    for i in 0..net.nodes.len() {
+        net.approve(i, session);
+    }
+    for (from, to, bytes) in std::mem::take(&mut net.held) {
+        let e = Envelope::decode(&bytes, usize::MAX).expect("decodes");
+        let bytes = if e.header.kind == MessageKind::Partials {
+            let mut p = Partials::decode(&e.payload).expect("partials");
+            tamper(&mut p);
+            common::signed(&net.keys[culprit], e.header, p.encode())
+        } else {
+            bytes
+        };
+        net.post(from, to, bytes);
+    }
+    net.intercepted.clear();
+    net.settle();
 }
 
 #[test]
@@ -351,32 +376,16 @@ fn a_named_pool_a_member_saw_and_dropped_still_reaches_its_session() {
 
 #[test]
 fn an_invalid_pooled_partial_names_its_signer_with_evidence_anyone_can_check() {
-    use protocol::envelope::Envelope;
-    use protocol::messages::Partials;
     let mut net = pooled_net(3, 64);
     publish_pools(&mut net);
     let session = net.propose(0, b"invalid");
     net.settle();
-    net.intercepted = vec![2];
-    for i in 0..3 {
-        net.approve(i, &session);
-    }
-    // Member 2's partials leave with one bit flipped (re-signed: it is member 2's message).
-    for (from, to, bytes) in std::mem::take(&mut net.held) {
-        let e = Envelope::decode(&bytes, usize::MAX).expect("decodes");
-        let bytes = if e.header.kind == MessageKind::Partials {
-            let mut p = Partials::decode(&e.payload).expect("partials");
-            let mut b = p.partials[0].to_bytes();
-            b[31] ^= 1;
-            p.partials[0] = musig::PartialSignature::from_slice(&b).expect("scalar");
-            common::signed(&net.keys[2], e.header, p.encode())
-        } else {
-            bytes
-        };
-        net.post(from, to, bytes);
-    }
-    net.intercepted.clear();
-    net.settle();
+    // Member 2's partials leave with one bit flipped.
+    approve_with_tampered_partials(&mut net, &session, 2, |p| {
+        let mut b = p.partials[0].to_bytes();
+        b[31] ^= 1;
+        p.partials[0] = musig::PartialSignature::from_slice(&b).expect("scalar");
+    });
     for i in 0..2 {
         assert!(
             net.blames(i)
@@ -436,46 +445,25 @@ fn a_salted_group_signs_with_pooled_nonces_and_elects_once_every_share_is_reveal
         assert!(net.blames(i).is_empty());
     }
     assert!(
-        !net.log.iter().any(|(_, o)| matches!(
-            &o.action,
-            protocol::session::Action::Send { bytes, .. }
-                if protocol::envelope::Envelope::decode(bytes, usize::MAX).unwrap().header.kind
-                    == MessageKind::Commitment
-        )),
+        !any_sent(&net, MessageKind::Commitment),
         "no commitment round: the pool entries committed to the salt shares"
     );
 }
 
 #[test]
 fn a_pooled_salt_share_that_does_not_open_its_commitment_is_blamed() {
-    use protocol::envelope::Envelope;
-    use protocol::messages::Partials;
     let mut net = net_with(3, 66, ElectionMethod::Salted);
     publish_pools(&mut net);
     let session = net.propose(0, b"reroll");
     net.settle();
-    net.intercepted = vec![2];
-    for i in 0..3 {
-        net.approve(i, &session);
-    }
-    // Member 2 reveals a share of its choosing (to pick the coordinator), signed by itself.
-    for (from, to, bytes) in std::mem::take(&mut net.held) {
-        let e = Envelope::decode(&bytes, usize::MAX).expect("decodes");
-        let bytes = if e.header.kind == MessageKind::Partials {
-            let mut p = Partials::decode(&e.payload).expect("partials");
-            assert!(
-                p.salt_share.is_some(),
-                "a pooled salted partial reveals its share"
-            );
-            p.salt_share = Some([9; 32]);
-            common::signed(&net.keys[2], e.header, p.encode())
-        } else {
-            bytes
-        };
-        net.post(from, to, bytes);
-    }
-    net.intercepted.clear();
-    net.settle();
+    // Member 2 reveals a share of its choosing (to pick the coordinator).
+    approve_with_tampered_partials(&mut net, &session, 2, |p| {
+        assert!(
+            p.salt_share.is_some(),
+            "a pooled salted partial reveals its share"
+        );
+        p.salt_share = Some([9; 32]);
+    });
     for i in 0..2 {
         assert!(
             net.blames(i)
@@ -484,4 +472,48 @@ fn a_pooled_salt_share_that_does_not_open_its_commitment_is_blamed() {
             net.blames(i)
         );
     }
+}
+
+#[test]
+fn a_pool_signed_by_a_member_of_another_group_is_refused_and_never_filed() {
+    let mut net = pooled_net(3, 68);
+    publish_pools(&mut net);
+    let outsider = keys(1, 99).remove(0);
+    let (_, public) =
+        musig::SecretNonce::generate(&outsider, &outsider.public_key(), None).expect("os rng");
+    let pool = protocol::pool::NoncePool {
+        nonces: vec![public; 24],
+        salt_commitments: vec![[1; 32]; 24],
+        audit_head: None,
+    };
+    // In this group's name, as member 1, signed with a key of another group.
+    let header = protocol::envelope::Header::new(
+        MessageKind::NoncePool,
+        net.group.id(),
+        [0; 32],
+        [0; 32],
+        0,
+        1,
+        net.now,
+    );
+    let bytes = common::signed(&outsider, header, pool.encode());
+    assert!(matches!(
+        net.deliver(1, 0, &bytes),
+        Err(protocol::gate::Rejection::Signature(_))
+    ));
+    // Member 0 still names member 1's own pool, and the session signs with it.
+    let session = net.propose(0, b"outsider");
+    net.settle();
+    let named = net.nodes[0]
+        .session(&session)
+        .expect("made")
+        .proposal()
+        .pools[1]
+        .pool;
+    assert_eq!(named, pool_ids(&net)[1]);
+    for i in 0..3 {
+        net.approve(i, &session);
+        net.settle();
+    }
+    assert_eq!(signing_marks(&net, 2, &session), vec![0]);
 }
