@@ -996,10 +996,10 @@ impl Node {
             let envelope = Envelope::sign(header, payload, key);
             let bytes = envelope.encode();
             self.seen.insert(envelope.id(), now);
-            entry.remember_pool(envelope.clone());
             entry
                 .own_pools
-                .push(OwnPool::new(envelope, secrets, shares));
+                .push(OwnPool::new(&envelope, secrets, shares));
+            entry.remember_pool(envelope);
             if entry.own_pools.len() > POOLS_KEPT_PER_MEMBER {
                 entry.own_pools.remove(0); // its secrets are erased on drop
             }

@@ -231,8 +231,6 @@ pub fn pooled_nonces(
 /// Our own pool for one group: the envelope we published and the secrets not yet taken.
 pub struct OwnPool {
     pub id: [u8; 32],
-    pub created_ms: u64,
-    pub envelope: Envelope,
     secrets: Vec<Option<SecretNonce>>,
     /// The salt shares the entries commit to (private until revealed with a partial).
     shares: Vec<[u8; 32]>,
@@ -242,18 +240,15 @@ impl std::fmt::Debug for OwnPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OwnPool")
             .field("id", &self.id)
-            .field("created_ms", &self.created_ms)
             .field("untaken", &self.untaken())
             .finish_non_exhaustive()
     }
 }
 
 impl OwnPool {
-    pub fn new(envelope: Envelope, secrets: Vec<SecretNonce>, shares: Vec<[u8; 32]>) -> Self {
+    pub fn new(envelope: &Envelope, secrets: Vec<SecretNonce>, shares: Vec<[u8; 32]>) -> Self {
         Self {
             id: envelope.id(),
-            created_ms: envelope.header.timestamp_ms,
-            envelope,
             secrets: secrets.into_iter().map(Some).collect(),
             shares,
         }
@@ -376,7 +371,7 @@ mod tests {
     fn a_pool_entry_is_taken_once_and_all_or_nothing() {
         let key = PrivateKey::from_bytes(&[7; 32]).expect("valid");
         let (env, secrets) = pool_envelope(&key, 4);
-        let mut own = OwnPool::new(env, secrets, (0..4u8).map(|i| [i; 32]).collect());
+        let mut own = OwnPool::new(&env, secrets, (0..4u8).map(|i| [i; 32]).collect());
         assert_eq!(own.take(1, 2).map(|(_, share)| share), Some([1; 32]));
         assert!(own.take(1, 1).is_none(), "taken entries never come back");
         assert!(own.take(0, 2).is_none(), "all or nothing: entry 1 is gone");
