@@ -46,3 +46,44 @@ ensure_ui_deps() {
     cp ui/package-lock.json "$stamp"
   fi
 }
+
+# bus_name_owner_pid NAME : the pid of the session-bus connection that owns NAME, or nothing.
+bus_name_owner_pid() {
+  local owner
+  owner=$(dbus-send --session --print-reply=literal --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.GetNameOwner "string:$1" 2>/dev/null | tr -d ' ') || return 0
+  [ -n "$owner" ] || return 0
+  dbus-send --session --print-reply=literal --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.GetConnectionUnixProcessID "string:$owner" 2>/dev/null | awk '{print $2}'
+}
+
+# ensure_secret_service_is_ours DATA_HOME : the Secret Service name must belong to the unlocked
+# gnome-keyring-daemon this session started (whose XDG_DATA_HOME is DATA_HOME). Once, D-Bus
+# activated a second daemon for org.freedesktop.secrets with its keyrings under the real home,
+# and the keychain tests talked to that locked one ("Secret Service: no result found"). Waits a
+# bounded time for our daemon to claim the name; a stranger owning it is replaced once, and if
+# it still is not ours the run stops with that diagnosis.
+ensure_secret_service_is_ours() {
+  local data_home=$1 pid attempt replaced_stranger=""
+  for attempt in $(seq 1 100); do
+    pid=$(bus_name_owner_pid org.freedesktop.secrets)
+    if [ -n "$pid" ]; then
+      if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qx "XDG_DATA_HOME=$data_home"; then
+        echo "== Secret Service: owned by our unlocked gnome-keyring-daemon (pid $pid)"
+        return 0
+      fi
+      if [ -z "$replaced_stranger" ]; then
+        echo "== Secret Service: owned by another daemon (pid $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)); replacing it"
+        kill "$pid" 2>/dev/null || true
+        replaced_stranger=1
+        eval "$(printf 'lotus-cosigner-test' | gnome-keyring-daemon --replace --unlock --components=secrets)"
+        export GNOME_KEYRING_CONTROL
+      fi
+    fi
+    sleep 0.1
+  done
+  echo "error: org.freedesktop.secrets is owned by pid ${pid:-nobody}, not by the unlocked test keyring" >&2
+  echo "  (XDG_DATA_HOME=$data_home). The keychain tests would talk to the wrong, locked keyring." >&2
+  echo "  Check for a gnome-keyring-daemon started by D-Bus activation or your desktop session." >&2
+  exit 1
+}
