@@ -3,6 +3,7 @@
 
 pub mod audit_cmd;
 pub mod bench;
+pub mod devnet_cmd;
 pub mod group_cmd;
 pub mod key_cmd;
 pub mod sim_cmd;

@@ -28,6 +28,8 @@ enum Command {
     /// The tamper-evident audit log: verify or export.
     #[command(subcommand)]
     Audit(cli::audit_cmd::AuditCommand),
+    /// A local Lotus test chain (not a node) serving lotusd's JSON-RPC, for demos and tests.
+    Devnet(cli::devnet_cmd::DevnetArgs),
     /// Check known-answer vector files (lotusd / lotus-sdk schemas); files or folders.
     Vectors {
         #[arg(required = true)]
@@ -70,6 +72,10 @@ fn main() -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Command::Devnet(args) => {
+            cli::devnet_cmd::run(&args, data_dir, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
         }
         Command::Vectors { paths, verbose } => {
             let ok = cli::vectors_cmd::run(&paths, verbose, &mut stdout)?;

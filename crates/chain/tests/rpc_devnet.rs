@@ -1,0 +1,426 @@
+//! The lotusd JSON-RPC backend against the devnet, over real HTTP on loopback: funding,
+//! unspent outputs, broadcast, confirmation depth, refusals with the node's own reason, a reorg
+//! that drops a transaction, logins, persistence.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use chain::devnet::server::{self, DevnetConfig, RunningDevnet};
+use chain::rpc::{RpcBackend, RpcClient};
+use chain::{Acceptance, ChainBackend, ChainError, ChainSpec, TxStatus};
+use lotus::address::{Network, XAddress};
+use lotus::key::PrivateKey;
+use lotus::schnorr;
+use lotus::script::Script;
+use lotus::sighash::{SigHashType, SighashCache, SighashFlags};
+use lotus::spend::p2pkh_script_sig;
+use lotus::tx::{OutPoint, Transaction, TxIn, TxOut};
+use serde_json::json;
+
+struct Wallet {
+    key: PrivateKey,
+}
+
+impl Wallet {
+    fn new(seed: u8) -> Self {
+        Self {
+            key: PrivateKey::from_bytes(&[seed; 32]).unwrap(),
+        }
+    }
+    fn script(&self) -> Script {
+        Script::p2pkh_for_key(&self.key.public_key())
+    }
+    fn address(&self) -> String {
+        XAddress::for_script(&self.script(), Network::Regtest).encode()
+    }
+    /// Spends `coins` (all ours) to `outputs`, signed with ALL|FORKID.
+    fn spend(
+        &self,
+        coins: &[(OutPoint, i64)],
+        outputs: Vec<TxOut>,
+        lock_time: u32,
+        sequence: u32,
+    ) -> Transaction {
+        let mut tx = Transaction {
+            version: 2,
+            inputs: coins
+                .iter()
+                .map(|(o, _)| TxIn {
+                    prev_out: *o,
+                    script_sig: Script::new(),
+                    sequence,
+                })
+                .collect(),
+            outputs,
+            lock_time,
+        };
+        let spent: Vec<TxOut> = coins
+            .iter()
+            .map(|(_, v)| TxOut::new(*v, self.script()))
+            .collect();
+        let signatures: Vec<_> = (0..tx.inputs.len())
+            .map(|i| {
+                let cache = SighashCache::with_spent_outputs(&tx, &spent).unwrap();
+                let digest = cache
+                    .signature_hash(
+                        i,
+                        &self.script(),
+                        spent[i].value,
+                        SigHashType::ALL_FORKID,
+                        None,
+                        SighashFlags::CONSENSUS,
+                    )
+                    .unwrap();
+                schnorr::sign(&self.key, &digest)
+            })
+            .collect();
+        for (input, signature) in tx.inputs.iter_mut().zip(&signatures) {
+            input.script_sig =
+                p2pkh_script_sig(signature, SigHashType::ALL_FORKID, &self.key.public_key());
+        }
+        tx
+    }
+}
+
+async fn start(dir: &Path, fund: Vec<(Script, i64)>) -> (RunningDevnet, RpcBackend) {
+    let devnet = server::start(DevnetConfig {
+        data_dir: dir.to_owned(),
+        listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+        block_interval: None,
+        fund,
+    })
+    .await
+    .unwrap();
+    let spec = ChainSpec::parse(&devnet.chain_spec()).unwrap();
+    let backend = RpcBackend::new(RpcClient::from_spec(&spec).unwrap());
+    (devnet, backend)
+}
+
+async fn mine(backend: &RpcBackend, count: u32, to: &str) {
+    backend
+        .client()
+        .call("generatetoaddress", json!([count, to]))
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+const XPI: i64 = 1_000_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fund_spend_confirm_and_refusals_with_the_nodes_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Wallet::new(1);
+    let bob = Wallet::new(2);
+    let (_devnet, backend) = start(
+        dir.path(),
+        vec![(alice.script(), 50 * XPI), (alice.script(), 7 * XPI)],
+    )
+    .await;
+
+    let tip = backend.tip().await.unwrap();
+    assert_eq!(tip.height, 0);
+    let mut coins = backend.unspent(&alice.script()).await.unwrap();
+    coins.sort_by_key(|u| u.output.value);
+    assert_eq!(
+        coins.iter().map(|u| u.output.value).collect::<Vec<_>>(),
+        [7 * XPI, 50 * XPI]
+    );
+    assert!(coins.iter().all(|u| u.height == Some(0)));
+    let big = (coins[1].outpoint, coins[1].output.value);
+    let small = (coins[0].outpoint, coins[0].output.value);
+
+    // A payment with change, one input.
+    let pay = alice.spend(
+        &[big],
+        vec![
+            TxOut::new(10 * XPI, bob.script()),
+            TxOut::new(40 * XPI - 1_000, alice.script()),
+        ],
+        0,
+        u32::MAX,
+    );
+    assert_eq!(
+        backend.test_accept(&pay).await.unwrap(),
+        Acceptance::Accepted
+    );
+    assert_eq!(backend.broadcast(&pay).await.unwrap(), pay.txid());
+    assert_eq!(backend.status(&pay).await.unwrap(), TxStatus::Mempool);
+    // Re-broadcasting what the node has is a success.
+    assert_eq!(backend.broadcast(&pay).await.unwrap(), pay.txid());
+    let bob_coins = backend.unspent(&bob.script()).await.unwrap();
+    assert_eq!(bob_coins.len(), 1);
+    assert_eq!(bob_coins[0].height, None, "in the mempool");
+    let alice_coins = backend.unspent(&alice.script()).await.unwrap();
+    assert!(
+        !alice_coins.iter().any(|u| u.outpoint == big.0),
+        "the mempool spends it"
+    );
+
+    // A double spend of the same coin.
+    let double = alice.spend(
+        &[big],
+        vec![TxOut::new(50 * XPI - 1_000, bob.script())],
+        0,
+        u32::MAX,
+    );
+    let err = backend.broadcast(&double).await.unwrap_err();
+    assert!(
+        err.refusal().unwrap().contains("txn-mempool-conflict"),
+        "{err}"
+    );
+
+    mine(&backend, 3, &bob.address()).await;
+    assert_eq!(
+        backend.status(&pay).await.unwrap(),
+        TxStatus::Confirmed {
+            height: 1,
+            depth: 3
+        }
+    );
+    // Three coinbases to one address are three coins (Lotus txids leave out the scriptSig).
+    let rewards = backend.unspent(&bob.script()).await.unwrap();
+    assert_eq!(
+        rewards
+            .iter()
+            .filter(|u| u.output.value >= 260 * XPI)
+            .count(),
+        3
+    );
+    let err = backend.broadcast(&double).await.unwrap_err();
+    assert!(
+        err.refusal()
+            .unwrap()
+            .contains("bad-txns-inputs-missingorspent"),
+        "{err}"
+    );
+    assert_eq!(backend.status(&double).await.unwrap(), TxStatus::Conflicted);
+
+    // A bad signature: signed by the wrong key.
+    let mut forged = bob.spend(
+        &[small],
+        vec![TxOut::new(7 * XPI - 1_000, bob.script())],
+        0,
+        u32::MAX,
+    );
+    forged.inputs[0].script_sig = alice
+        .spend(
+            &[small],
+            vec![TxOut::new(7 * XPI - 2_000, bob.script())],
+            0,
+            u32::MAX,
+        )
+        .inputs[0]
+        .script_sig
+        .clone();
+    let err = backend.broadcast(&forged).await.unwrap_err();
+    assert!(
+        err.refusal()
+            .unwrap()
+            .contains("mandatory-script-verify-flag-failed"),
+        "{err}"
+    );
+
+    // A dust output.
+    let dusty = alice.spend(
+        &[small],
+        vec![
+            TxOut::new(545, bob.script()),
+            TxOut::new(7 * XPI - 2_000, alice.script()),
+        ],
+        0,
+        u32::MAX,
+    );
+    let err = backend.broadcast(&dusty).await.unwrap_err();
+    assert_eq!(err.refusal(), Some("dust"), "{err}");
+    let at_threshold = alice.spend(
+        &[small],
+        vec![
+            TxOut::new(546, bob.script()),
+            TxOut::new(7 * XPI - 2_000, alice.script()),
+        ],
+        0,
+        u32::MAX,
+    );
+    assert_eq!(
+        backend.test_accept(&at_threshold).await.unwrap(),
+        Acceptance::Accepted
+    );
+
+    // Fee below the relay floor, a locktime in the future, an unknown coin.
+    let no_fee = alice.spend(
+        &[small],
+        vec![TxOut::new(7 * XPI, bob.script())],
+        0,
+        u32::MAX,
+    );
+    assert!(backend
+        .broadcast(&no_fee)
+        .await
+        .unwrap_err()
+        .refusal()
+        .unwrap()
+        .starts_with("min relay fee not met"));
+    let later = alice.spend(
+        &[small],
+        vec![TxOut::new(7 * XPI - 1_000, bob.script())],
+        100,
+        0,
+    );
+    assert_eq!(
+        backend.broadcast(&later).await.unwrap_err().refusal(),
+        Some("non-final")
+    );
+    let ghost = alice.spend(
+        &[(OutPoint::new(pay.txid(), 7), XPI)],
+        vec![TxOut::new(XPI - 1_000, bob.script())],
+        0,
+        u32::MAX,
+    );
+    assert!(backend
+        .broadcast(&ghost)
+        .await
+        .unwrap_err()
+        .refusal()
+        .unwrap()
+        .contains("missingorspent"));
+
+    // A fresh coinbase must mature.
+    let bob_coinbase = backend
+        .unspent(&bob.script())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.output.value > 200 * XPI)
+        .unwrap();
+    let early = bob.spend(
+        &[(bob_coinbase.outpoint, bob_coinbase.output.value)],
+        vec![TxOut::new(XPI, alice.script())],
+        0,
+        u32::MAX,
+    );
+    assert_eq!(
+        backend.broadcast(&early).await.unwrap_err().refusal(),
+        Some("bad-txns-premature-spend-of-coinbase")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_that_drops_a_transaction_is_noticed_and_it_can_be_broadcast_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Wallet::new(3);
+    let bob = Wallet::new(4);
+    let (_devnet, backend) = start(dir.path(), vec![(alice.script(), 20 * XPI)]).await;
+    let coin = backend.unspent(&alice.script()).await.unwrap()[0].clone();
+    let pay = alice.spend(
+        &[(coin.outpoint, coin.output.value)],
+        vec![TxOut::new(20 * XPI - 1_000, bob.script())],
+        0,
+        u32::MAX,
+    );
+    backend.broadcast(&pay).await.unwrap();
+    mine(&backend, 2, &bob.address()).await;
+    assert_eq!(
+        backend.status(&pay).await.unwrap(),
+        TxStatus::Confirmed {
+            height: 1,
+            depth: 2
+        }
+    );
+
+    let reorg = backend
+        .client()
+        .call("reorg", json!([2, false]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reorg["dropped"], json!([pay.txid().to_display_hex()]));
+    assert_eq!(
+        backend.tip().await.unwrap().height,
+        3,
+        "the new branch is longer"
+    );
+    assert_eq!(
+        backend.status(&pay).await.unwrap(),
+        TxStatus::Unknown,
+        "gone, inputs unspent again"
+    );
+    backend.broadcast(&pay).await.unwrap();
+    assert_eq!(backend.status(&pay).await.unwrap(), TxStatus::Mempool);
+
+    // invalidateblock returns a block's transactions to the mempool, like lotusd.
+    let hashes = backend
+        .client()
+        .call("generatetoaddress", json!([1, bob.address()]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        backend.status(&pay).await.unwrap(),
+        TxStatus::Confirmed { depth: 1, .. }
+    ));
+    backend
+        .client()
+        .call("invalidateblock", json!([hashes[0]]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(backend.status(&pay).await.unwrap(), TxStatus::Mempool);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chain_and_mempool_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Wallet::new(5);
+    let (devnet, backend) = start(dir.path(), vec![(alice.script(), 5 * XPI)]).await;
+    mine(&backend, 4, &alice.address()).await;
+    let coin = backend
+        .unspent(&alice.script())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|u| u.output.value == 5 * XPI)
+        .unwrap();
+    let pay = alice.spend(
+        &[(coin.outpoint, coin.output.value)],
+        vec![TxOut::new(5 * XPI - 1_000, alice.script())],
+        0,
+        u32::MAX,
+    );
+    backend.broadcast(&pay).await.unwrap();
+    let tip = backend.tip().await.unwrap();
+    devnet.shutdown();
+
+    let (_devnet, backend) = start(dir.path(), vec![]).await;
+    assert_eq!(backend.tip().await.unwrap(), tip);
+    assert_eq!(backend.status(&pay).await.unwrap(), TxStatus::Mempool);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_login_and_a_missing_node_are_told_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (devnet, _) = start(dir.path(), vec![]).await;
+    let wrong = ChainSpec::parse(&format!("rpc://__cookie__:nope@{}", devnet.address)).unwrap();
+    let err = RpcBackend::new(RpcClient::from_spec(&wrong).unwrap())
+        .tip()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChainError::Unauthorized { .. }), "{err}");
+    assert!(!err.to_string().contains("nope"));
+
+    let address = devnet.address;
+    devnet.shutdown();
+    tokio::task::yield_now().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed = listener.local_addr().unwrap();
+    drop(listener);
+    let spec = ChainSpec::parse(&format!("rpc://u:p@{closed}")).unwrap();
+    let err = RpcBackend::new(RpcClient::from_spec(&spec).unwrap())
+        .tip()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ChainError::Unreachable { .. }),
+        "{err} ({address})"
+    );
+}

@@ -1,0 +1,93 @@
+//! `lotus-cosigner devnet`: a local Lotus test chain as its own process, for the demo and the
+//! tests. It is a test chain, not a node.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chain::devnet::server::{self, DevnetConfig};
+
+#[derive(clap::Args, Debug)]
+#[command(
+    about = "Run a local Lotus test chain (a test chain, not a node) serving lotusd's JSON-RPC",
+    long_about = "Runs a local Lotus test chain for demos and tests. It is NOT a Lotus node: it \
+                  never connects to the Lotus network and its blocks have no proof of work. It \
+                  keeps its chain in SQLite in the data folder, validates every transaction like \
+                  lotusd (signatures and sighash of every input, amounts, dust, standardness, \
+                  locktime, double spends), mines blocks on a timer and on request \
+                  (generatetoaddress), reorgs on request (reorg DEPTH [KEEP_TXS], \
+                  invalidateblock) and serves lotusd's JSON-RPC with a .cookie login. Once it \
+                  serves it prints `rpc http://HOST:PORT` and `chain rpc://HOST:PORT?cookie=PATH` \
+                  (the --chain spec for profiles)."
+)]
+pub struct DevnetArgs {
+    /// Where to serve JSON-RPC.
+    #[arg(long, default_value = "127.0.0.1:18604")]
+    pub rpc: SocketAddr,
+    /// Mine a block every SECONDS (0: only on request).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub block_interval: u64,
+    /// Pay SATS to XADDR at start (the genesis block of a new chain, else a funding block);
+    /// spendable at once. Repeatable.
+    #[arg(long, value_name = "XADDR:SATS", value_parser = parse_fund)]
+    pub fund: Vec<(lotus::script::Script, i64)>,
+    /// Print the ready lines as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_fund(spec: &str) -> Result<(lotus::script::Script, i64), String> {
+    server::parse_fund(spec)
+}
+
+/// `data_dir`: the devnet's own folder (default: `devnet` inside the profile's data folder).
+pub fn run(
+    args: &DevnetArgs,
+    data_dir: Option<PathBuf>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let data_dir = match data_dir {
+        Some(dir) => dir,
+        None => engine::data_dir::DataDir::open(None)?.path().join("devnet"),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let devnet = server::start(DevnetConfig {
+            data_dir,
+            listen: args.rpc,
+            block_interval: (args.block_interval > 0)
+                .then(|| Duration::from_secs(args.block_interval)),
+            fund: args.fund.clone(),
+        })
+        .await?;
+        let rpc = format!("http://{}", devnet.address);
+        if args.json {
+            let ready = serde_json::json!({
+                "rpc": rpc,
+                "cookie": devnet.cookie_file,
+                "chain": devnet.chain_spec(),
+                "height": devnet.with_devnet(|d| d.chain().height()),
+            });
+            writeln!(out, "{ready}")?;
+        } else {
+            writeln!(out, "rpc {rpc}")?;
+            writeln!(out, "cookie {}", devnet.cookie_file.display())?;
+            writeln!(out, "chain {}", devnet.chain_spec())?;
+        }
+        out.flush()?;
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+            _ = devnet.stopped() => {}
+        }
+        eprintln!("devnet: stopping (the chain stays in the data folder)");
+        devnet.shutdown();
+        Ok(())
+    })
+}

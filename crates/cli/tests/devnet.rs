@@ -1,0 +1,122 @@
+//! `lotus-cosigner devnet` as its own process: it prints where it serves, funds at start, keeps
+//! its chain across restarts, and stops cleanly on SIGTERM and on the `stop` RPC.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use chain::rpc::{RpcBackend, RpcClient};
+use chain::{ChainBackend, ChainSpec};
+use lotus::address::{Network, XAddress};
+use lotus::key::PrivateKey;
+use lotus::script::Script;
+use serde_json::json;
+
+struct Devnet {
+    child: Child,
+    rpc_line: String,
+    backend: RpcBackend,
+}
+
+fn start(dir: &std::path::Path, extra: &[&str]) -> Devnet {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lotus-cosigner"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["devnet", "--rpc", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the devnet");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let rpc_line = lines.next().expect("a first line").unwrap();
+    let _cookie = lines.next().unwrap().unwrap();
+    let chain_line = lines.next().unwrap().unwrap();
+    let spec = chain_line.strip_prefix("chain ").expect("chain SPEC");
+    let backend = RpcBackend::new(RpcClient::from_spec(&ChainSpec::parse(spec).unwrap()).unwrap());
+    Devnet {
+        child,
+        rpc_line,
+        backend,
+    }
+}
+
+/// A failing test must not leave the devnet running (it would hold the test's output open).
+impl Drop for Devnet {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn terminate(mut devnet: Devnet) {
+    unsafe { libc::kill(devnet.child.id() as i32, libc::SIGTERM) };
+    let status = devnet.child.wait().unwrap();
+    assert!(
+        status.success(),
+        "devnet exits cleanly on SIGTERM: {status}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn devnet_process_serves_funds_persists_and_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = PrivateKey::from_bytes(&[9; 32]).unwrap();
+    let script = Script::p2pkh_for_key(&key.public_key());
+    let address = XAddress::for_script(&script, Network::Regtest).encode();
+    let fund = format!("{address}:123456789");
+
+    let devnet = start(dir.path(), &["--fund", &fund]);
+    assert!(
+        devnet.rpc_line.starts_with("rpc http://127.0.0.1:"),
+        "{}",
+        devnet.rpc_line
+    );
+    let coins = devnet.backend.unspent(&script).await.unwrap();
+    assert_eq!(
+        coins.iter().map(|c| c.output.value).collect::<Vec<_>>(),
+        [123_456_789]
+    );
+    devnet
+        .backend
+        .client()
+        .call("generatetoaddress", json!([2, address]))
+        .await
+        .unwrap()
+        .unwrap();
+    let tip = devnet.backend.tip().await.unwrap();
+    terminate(devnet);
+
+    // The chain is where it was; a second --fund adds a funding block.
+    let mut devnet = start(dir.path(), &["--fund", &fund]);
+    let after = devnet.backend.tip().await.unwrap();
+    assert_eq!(after.height, tip.height + 1);
+    assert_eq!(
+        devnet
+            .backend
+            .unspent(&script)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|c| c.output.value == 123_456_789)
+            .count(),
+        2
+    );
+    devnet
+        .backend
+        .client()
+        .call("stop", json!([]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(devnet.child.wait().unwrap().success());
+}
+
+#[test]
+fn devnet_refuses_a_bad_fund_argument_with_a_clear_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_lotus-cosigner"))
+        .args(["devnet", "--fund", "notanaddress:5"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is not a Lotus address"), "{stderr}");
+}
