@@ -10,6 +10,7 @@
 
 pub mod amount;
 pub mod devnet;
+pub mod multi;
 pub mod policy;
 pub mod rpc;
 pub mod spec;

@@ -2,110 +2,13 @@
 //! unspent outputs, broadcast, confirmation depth, refusals with the node's own reason, a reorg
 //! that drops a transaction, logins, persistence.
 
-use std::net::SocketAddr;
-use std::path::Path;
+mod common;
 
-use chain::devnet::server::{self, DevnetConfig, RunningDevnet};
 use chain::rpc::{RpcBackend, RpcClient};
 use chain::{Acceptance, ChainBackend, ChainError, ChainSpec, TxStatus};
-use lotus::address::{Network, XAddress};
-use lotus::key::PrivateKey;
-use lotus::schnorr;
-use lotus::script::Script;
-use lotus::sighash::{SigHashType, SighashCache, SighashFlags};
-use lotus::spend::p2pkh_script_sig;
-use lotus::tx::{OutPoint, Transaction, TxIn, TxOut};
+use common::{mine, start, Wallet, XPI};
+use lotus::tx::{OutPoint, TxOut};
 use serde_json::json;
-
-struct Wallet {
-    key: PrivateKey,
-}
-
-impl Wallet {
-    fn new(seed: u8) -> Self {
-        Self {
-            key: PrivateKey::from_bytes(&[seed; 32]).unwrap(),
-        }
-    }
-    fn script(&self) -> Script {
-        Script::p2pkh_for_key(&self.key.public_key())
-    }
-    fn address(&self) -> String {
-        XAddress::for_script(&self.script(), Network::Regtest).encode()
-    }
-    /// Spends `coins` (all ours) to `outputs`, signed with ALL|FORKID.
-    fn spend(
-        &self,
-        coins: &[(OutPoint, i64)],
-        outputs: Vec<TxOut>,
-        lock_time: u32,
-        sequence: u32,
-    ) -> Transaction {
-        let mut tx = Transaction {
-            version: 2,
-            inputs: coins
-                .iter()
-                .map(|(o, _)| TxIn {
-                    prev_out: *o,
-                    script_sig: Script::new(),
-                    sequence,
-                })
-                .collect(),
-            outputs,
-            lock_time,
-        };
-        let spent: Vec<TxOut> = coins
-            .iter()
-            .map(|(_, v)| TxOut::new(*v, self.script()))
-            .collect();
-        let signatures: Vec<_> = (0..tx.inputs.len())
-            .map(|i| {
-                let cache = SighashCache::with_spent_outputs(&tx, &spent).unwrap();
-                let digest = cache
-                    .signature_hash(
-                        i,
-                        &self.script(),
-                        spent[i].value,
-                        SigHashType::ALL_FORKID,
-                        None,
-                        SighashFlags::CONSENSUS,
-                    )
-                    .unwrap();
-                schnorr::sign(&self.key, &digest)
-            })
-            .collect();
-        for (input, signature) in tx.inputs.iter_mut().zip(&signatures) {
-            input.script_sig =
-                p2pkh_script_sig(signature, SigHashType::ALL_FORKID, &self.key.public_key());
-        }
-        tx
-    }
-}
-
-async fn start(dir: &Path, fund: Vec<(Script, i64)>) -> (RunningDevnet, RpcBackend) {
-    let devnet = server::start(DevnetConfig {
-        data_dir: dir.to_owned(),
-        listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
-        block_interval: None,
-        fund,
-    })
-    .await
-    .unwrap();
-    let spec = ChainSpec::parse(&devnet.chain_spec()).unwrap();
-    let backend = RpcBackend::new(RpcClient::from_spec(&spec).unwrap());
-    (devnet, backend)
-}
-
-async fn mine(backend: &RpcBackend, count: u32, to: &str) {
-    backend
-        .client()
-        .call("generatetoaddress", json!([count, to]))
-        .await
-        .unwrap()
-        .unwrap();
-}
-
-const XPI: i64 = 1_000_000;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fund_spend_confirm_and_refusals_with_the_nodes_reason() {
