@@ -1,7 +1,6 @@
 //! Amounts: the wallet counts satoshis (`i64`); lotusd's JSON counts XPI with six decimals.
 
-/// Satoshis per XPI (lotusd `src/amount.h`).
-pub const SATS_PER_XPI: i64 = 1_000_000;
+pub use lotus::policy::SATS_PER_XPI;
 
 /// An amount in XPI as lotusd prints it, e.g. `0.000546` for 546 satoshis.
 pub fn to_xpi_json(sats: i64) -> serde_json::Value {
@@ -13,7 +12,7 @@ pub fn to_xpi_json(sats: i64) -> serde_json::Value {
 /// negative or has more than six decimals' worth of precision loss.
 pub fn from_xpi_json(value: &serde_json::Value) -> Option<i64> {
     let xpi = value.as_f64()?;
-    let max_xpi = (crate::policy::MAX_AMOUNT / SATS_PER_XPI) as f64;
+    let max_xpi = (lotus::policy::MAX_AMOUNT / SATS_PER_XPI) as f64;
     if !xpi.is_finite() || !(0.0..=max_xpi).contains(&xpi) {
         return None;
     }

@@ -11,7 +11,6 @@
 pub mod amount;
 pub mod devnet;
 pub mod multi;
-pub mod policy;
 pub mod rpc;
 pub mod spec;
 mod types;

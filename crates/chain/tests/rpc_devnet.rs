@@ -327,3 +327,67 @@ async fn a_wrong_login_and_a_missing_node_are_told_apart() {
         "{err} ({address})"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wallet_payment_from_the_backends_coins_is_accepted_with_the_fee_it_computed() {
+    use wallet::{build_payment, Amount, Coin, PaymentRequest, Recipient, SpendKind};
+    let dir = tempfile::tempdir().unwrap();
+    let group = Wallet::new(6);
+    let shop = Wallet::new(7);
+    let funding = (0..5)
+        .map(|i| (group.script(), (i + 1) * 3 * XPI + 17))
+        .collect();
+    let (_devnet, backend) = start(dir.path(), funding).await;
+    let coins: Vec<Coin> = backend
+        .unspent(&group.script())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| Coin {
+            kind: SpendKind::of(&u.output.script_pubkey).unwrap(),
+            confirmed: u.height.is_some(),
+            outpoint: u.outpoint,
+            output: u.output,
+        })
+        .collect();
+    let request = PaymentRequest {
+        recipients: vec![Recipient {
+            script: shop.script(),
+            amount: Amount::Sats(20 * XPI),
+        }],
+        fee_rate_per_kb: 2_000,
+        change_script: group.script(),
+        allow_unconfirmed: false,
+    };
+    let payment = build_payment(&request, &coins).unwrap();
+    let signed = group.sign(payment.tx.clone(), &payment.spent_outputs);
+    assert_eq!(
+        signed.serialized_size(),
+        payment.size,
+        "the size was exact before signing"
+    );
+    assert_eq!(
+        backend.test_accept(&signed).await.unwrap(),
+        Acceptance::Accepted
+    );
+    backend.broadcast(&signed).await.unwrap();
+    mine(&backend, 1, &shop.address()).await;
+    let paid: i64 = backend
+        .unspent(&shop.script())
+        .await
+        .unwrap()
+        .iter()
+        .filter(|u| u.output.value == 20 * XPI)
+        .map(|u| u.output.value)
+        .sum();
+    assert_eq!(paid, 20 * XPI);
+    let left: i64 = backend
+        .unspent(&group.script())
+        .await
+        .unwrap()
+        .iter()
+        .map(|u| u.output.value)
+        .sum();
+    let before: i64 = coins.iter().map(|c| c.output.value).sum();
+    assert_eq!(left, before - 20 * XPI - payment.fee);
+}

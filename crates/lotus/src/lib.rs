@@ -8,6 +8,7 @@ pub mod curve;
 pub mod hash;
 pub mod key;
 pub mod merkle;
+pub mod policy;
 pub mod schnorr;
 pub mod script;
 pub mod sighash;

@@ -9,7 +9,7 @@ use lotus::merkle::merkle_root;
 use lotus::script::Script;
 use lotus::tx::{OutPoint, Transaction, TxId, TxIn, TxOut};
 
-use crate::policy::{self, DEFAULT_RELAY_FEE_PER_KB, MAX_AMOUNT};
+use lotus::policy::{self, DEFAULT_RELAY_FEE_PER_KB, MAX_AMOUNT};
 
 /// Blocks a coinbase output waits before it can be spent (regtest's COINBASE_MATURITY).
 pub const COINBASE_MATURITY: u32 = 100;

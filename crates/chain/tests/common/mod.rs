@@ -35,6 +35,31 @@ impl Wallet {
     pub fn address(&self) -> String {
         XAddress::for_script(&self.script(), Network::Regtest).encode()
     }
+    /// Signs every input of `tx` (all spending our P2PKH outputs `spent`) with ALL|FORKID.
+    pub fn sign(&self, mut tx: Transaction, spent: &[TxOut]) -> Transaction {
+        let signatures: Vec<_> = (0..tx.inputs.len())
+            .map(|i| {
+                let cache = SighashCache::with_spent_outputs(&tx, spent).unwrap();
+                let digest = cache
+                    .signature_hash(
+                        i,
+                        &self.script(),
+                        spent[i].value,
+                        SigHashType::ALL_FORKID,
+                        None,
+                        SighashFlags::CONSENSUS,
+                    )
+                    .unwrap();
+                schnorr::sign(&self.key, &digest)
+            })
+            .collect();
+        for (input, signature) in tx.inputs.iter_mut().zip(&signatures) {
+            input.script_sig =
+                p2pkh_script_sig(signature, SigHashType::ALL_FORKID, &self.key.public_key());
+        }
+        tx
+    }
+
     /// Spends `coins` (all ours) to `outputs`, signed with ALL|FORKID.
     pub fn spend(
         &self,

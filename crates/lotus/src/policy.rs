@@ -1,9 +1,10 @@
 //! lotusd's relay policy (src/policy/policy.h), the part a wallet must respect to be relayed:
 //! standard output scripts, dust, size, the relay fee floor. The devnet enforces it and the
 //! wallet builds to it.
+//! Sizes and rules from lotusd src/policy/policy.h and policy.cpp.
 
-use lotus::script::{opcodes, Script};
-use lotus::tx::{Transaction, TxOut};
+use crate::script::{opcodes, Script};
+use crate::tx::{Transaction, TxOut};
 
 /// MAX_STANDARD_TX_SIZE.
 pub const MAX_STANDARD_TX_SIZE: usize = 100_000;
@@ -12,7 +13,9 @@ pub const DEFAULT_RELAY_FEE_PER_KB: i64 = 1_000;
 /// The largest standard OP_RETURN script (MAX_OP_RETURN_RELAY).
 pub const MAX_OP_RETURN_RELAY: usize = 223;
 /// MAX_MONEY is unbounded on Lotus (inflationary); a sanity bound on a single amount.
-pub const MAX_AMOUNT: i64 = 21_000_000_000 * crate::amount::SATS_PER_XPI;
+pub const MAX_AMOUNT: i64 = 21_000_000_000 * SATS_PER_XPI;
+/// Satoshis per XPI (lotusd `src/amount.h`).
+pub const SATS_PER_XPI: i64 = 1_000_000;
 
 /// The output script kinds lotusd relays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
