@@ -251,12 +251,13 @@ impl Watcher {
     }
 
     /// Broadcasts again to every backend a watched transaction that is not yet seen by the
-    /// quorum (after its broadcast slot, every co-signer does this). Returns the reports.
+    /// quorum (after its broadcast slot, every co-signer does this), unless a backend reports
+    /// it conflicted (it can never confirm; sending it again is noise). Returns the reports.
     pub async fn rebroadcast_unseen(&mut self) -> Vec<BroadcastReport> {
         let mut reports = Vec::new();
         for (tx, last) in self.transactions.values() {
-            let seen = last.as_ref().is_some_and(|r| r.seen);
-            if !seen {
+            let settled = last.as_ref().is_some_and(|r| r.seen || r.conflicted);
+            if !settled {
                 reports.push(self.chains.broadcast(tx).await);
             }
         }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use engine::runtime::chain::{ChainBackend, InProcessChain};
+use engine::runtime::chain::{ChainLink, InProcessChain};
 use engine::runtime::transport::InProcessHub;
 use engine::runtime::{EngineEvent, SessionEngine, TokioClock};
 use lotus::address::Network;
@@ -44,7 +44,7 @@ async fn three_engines_sign_a_two_input_transaction() {
             vec![group.clone()],
             Arc::new(transport),
             inbox,
-            Arc::new(chain.clone()) as Arc<dyn ChainBackend>,
+            Arc::new(chain.clone()) as Arc<dyn ChainLink>,
             Box::new(TokioClock::new(START_MS)),
         )
         .unwrap();

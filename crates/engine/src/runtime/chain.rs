@@ -1,6 +1,9 @@
-//! The chain as the runtime sees it: broadcast a finished transaction, hear about ones seen.
-//! Chronik and lotusd RPC backends implement this later; `InProcessChain` is the local devnet
-//! stand-in for tests and the demo (it checks every transaction like a node would).
+//! The session core's link to the chain: hand over a signed transaction (never blocking), and
+//! hear which transactions are seen. [`ChainTask`] is the real one: an async task over
+//! `chain::multi::Chains` (lotusd RPC, the devnet, later Chronik) that broadcasts to every
+//! backend, polls, announces "seen" once the backends' quorum reports it, and re-broadcasts
+//! what is not (after a failed broadcast or a reorg). `InProcessChain` verifies signatures in
+//! memory for the deterministic tests that run on tokio's paused clock.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -9,15 +12,21 @@ use lotus::tx::{Transaction, TxOut};
 use tokio::sync::broadcast;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ChainError {
+pub enum LinkError {
     #[error("the node refused the transaction: {0}")]
     Refused(String),
     #[error("the chain backend is unreachable: {0}")]
     Unreachable(String),
 }
 
-pub trait ChainBackend: Send + Sync + 'static {
-    fn broadcast(&self, tx: &Transaction) -> Result<(), ChainError>;
+pub trait ChainLink: Send + Sync + 'static {
+    /// Hands `tx` over for broadcasting; returns at once.
+    fn submit(&self, tx: &Transaction) -> Result<(), LinkError>;
+    /// Watches a signed transaction this member has not broadcast (yet): a backup coordinator
+    /// must hear that it was seen to cancel its own slot.
+    fn watch(&self, _tx: &Transaction) -> Result<(), LinkError> {
+        Ok(())
+    }
     /// Transaction ids as they are seen (mempool or block), for failover cancellation.
     fn subscribe(&self) -> broadcast::Receiver<[u8; 32]>;
 }
@@ -69,17 +78,17 @@ impl InProcessChain {
     }
 }
 
-impl ChainBackend for InProcessChain {
-    fn broadcast(&self, tx: &Transaction) -> Result<(), ChainError> {
+impl ChainLink for InProcessChain {
+    fn submit(&self, tx: &Transaction) -> Result<(), LinkError> {
         let txid = tx.txid().0;
         let mut state = self.inner.lock().expect("chain lock");
         let spent = state
             .spends
             .get(&txid)
             .cloned()
-            .ok_or_else(|| ChainError::Refused("spends unknown outputs".into()))?;
+            .ok_or_else(|| LinkError::Refused("spends unknown outputs".into()))?;
         lotus::spend::verify_transaction(tx, &spent)
-            .map_err(|e| ChainError::Refused(e.to_string()))?;
+            .map_err(|e| LinkError::Refused(e.to_string()))?;
         if state.confirmed.insert(txid, tx.clone()).is_none() {
             let _ = self.seen.send(txid);
         }

@@ -16,7 +16,7 @@ use protocol::Entropy;
 use store::Store;
 use tokio::sync::broadcast;
 
-use super::chain::ChainBackend;
+use super::chain::ChainLink;
 use super::transport::Transport;
 use super::{Clock, EngineEvent, OsEntropy, RuntimeError, SessionDetail, SessionSummary};
 
@@ -28,7 +28,7 @@ pub struct Core {
     pub(crate) key: PrivateKey,
     pub(crate) store: Store,
     transport: Arc<dyn Transport>,
-    chain: Arc<dyn ChainBackend>,
+    chain: Arc<dyn ChainLink>,
     events: broadcast::Sender<EngineEvent>,
     clock: Box<dyn Clock>,
     /// Session ids and election salt shares (never key material: MuSig2 nonces come from the
@@ -46,7 +46,7 @@ impl Core {
         key: PrivateKey,
         store: Store,
         transport: Arc<dyn Transport>,
-        chain: Arc<dyn ChainBackend>,
+        chain: Arc<dyn ChainLink>,
         events: broadcast::Sender<EngineEvent>,
         clock: Box<dyn Clock>,
     ) -> Self {
@@ -138,6 +138,7 @@ impl Core {
             {
                 Ok(id) => {
                     restored += 1;
+                    self.watch_signed(&id);
                     if let Some(group) = self.node.session(&id).map(|s| s.group_id()) {
                         self.session_group.insert(id, group);
                     }
@@ -350,14 +351,29 @@ impl Core {
                     self.transport.send(&recipients, &bytes);
                 }
                 Action::Broadcast { tx } => {
-                    if let Err(e) = self.chain.broadcast(&tx) {
+                    if let Err(e) = self.chain.submit(&tx) {
                         let _ = self.events.send(EngineEvent::BroadcastFailed {
                             session_id,
                             error: e.to_string(),
                         });
                     }
                 }
-                Action::Event(event) => self.record(session_id, event),
+                Action::Event(event) => {
+                    if matches!(event, Event::Signed { .. }) {
+                        self.watch_signed(&session_id);
+                    }
+                    self.record(session_id, event)
+                }
+            }
+        }
+    }
+
+    /// Every member watches the signed transaction, not only the one whose slot broadcasts it.
+    fn watch_signed(&self, session_id: &[u8; 32]) {
+        let signed = self.node.session(session_id).and_then(|s| s.signed_tx());
+        if let Some(tx) = signed {
+            if let Err(e) = self.chain.watch(tx) {
+                tracing::warn!(error = %e, "cannot watch a signed transaction");
             }
         }
     }

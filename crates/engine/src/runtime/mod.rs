@@ -4,6 +4,7 @@
 //! Callers talk to it through `SessionEngine` (async methods) and one event stream.
 
 pub mod chain;
+pub mod chain_task;
 pub mod core;
 pub mod stdio;
 pub mod transport;
@@ -21,7 +22,7 @@ use store::Store;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use self::core::Core;
-use chain::ChainBackend;
+use chain::ChainLink;
 use transport::Transport;
 
 /// Milliseconds since the Unix epoch, from the injected clock.
@@ -188,7 +189,7 @@ impl SessionEngine {
         groups: Vec<GroupDescriptor>,
         transport: Arc<dyn Transport>,
         inbox: mpsc::UnboundedReceiver<transport::Delivery>,
-        chain: Arc<dyn ChainBackend>,
+        chain: Arc<dyn ChainLink>,
         clock: Box<dyn Clock>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), RuntimeError> {
         let public_key = key.public_key();

@@ -12,7 +12,7 @@ use lotus::secp256k1::PublicKey;
 use lotus::tx::Transaction;
 use tokio::sync::broadcast;
 
-use super::chain::{ChainBackend, ChainError};
+use super::chain::{ChainLink, LinkError};
 use super::transport::Transport;
 use super::Clock;
 
@@ -118,11 +118,11 @@ impl Transport for StdoutLink {
     }
 }
 
-impl ChainBackend for StdoutLink {
-    fn broadcast(&self, tx: &Transaction) -> Result<(), ChainError> {
+impl ChainLink for StdoutLink {
+    fn submit(&self, tx: &Transaction) -> Result<(), LinkError> {
         let mut out = self.0.lock().expect("stdout lock");
         write_to_harness(&mut *out, to_harness::BROADCAST, &tx.encode())
-            .map_err(|e| ChainError::Unreachable(e.to_string()))
+            .map_err(|e| LinkError::Unreachable(e.to_string()))
     }
 
     fn subscribe(&self) -> broadcast::Receiver<[u8; 32]> {

@@ -1,0 +1,221 @@
+//! The chain task: the async side of [`ChainLink`]. It owns a `chain::multi::Watcher`,
+//! broadcasts what the session core hands over, polls every backend on a timer, tells the core
+//! when a transaction is *seen* (by the quorum of backends: that cancels failover slots), and
+//! re-broadcasts a watched transaction that is not seen — after a backend was down, or after a
+//! reorg dropped it. Nothing here blocks the core: hand-overs go through a bounded queue.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chain::multi::{BroadcastReport, ChainEvent, Chains, StatusReport, Watcher};
+use chain::Utxo;
+use lotus::script::Script;
+use lotus::tx::{Transaction, TxId};
+use tokio::sync::{broadcast, mpsc};
+
+use super::chain::{ChainLink, LinkError};
+
+#[derive(Debug, Clone)]
+pub struct ChainTaskConfig {
+    pub poll_every: Duration,
+    /// A transaction this deep in every reporting backend's chain is no longer watched.
+    pub forget_at_depth: u32,
+    /// Hand-overs waiting for the task (bounded: a stuck backend cannot grow memory).
+    pub queue: usize,
+}
+
+impl Default for ChainTaskConfig {
+    fn default() -> Self {
+        Self {
+            poll_every: Duration::from_secs(15),
+            forget_at_depth: 6,
+            queue: 256,
+        }
+    }
+}
+
+/// What the chain task learned, for the engine's views and change events.
+#[derive(Debug, Clone)]
+pub enum ChainNews {
+    Broadcast(BroadcastReport),
+    /// A watched transaction not seen by the quorum was sent again.
+    Rebroadcast(BroadcastReport),
+    Status(StatusReport),
+    Unspent {
+        script: Script,
+        backend: String,
+        utxos: Vec<Utxo>,
+    },
+}
+
+enum Command {
+    Submit(Transaction),
+    Watch(Transaction),
+    WatchScript(Script),
+    PollNow,
+}
+
+/// The handle: cheap to clone.
+#[derive(Clone)]
+pub struct ChainTask {
+    commands: mpsc::Sender<Command>,
+    seen: broadcast::Sender<[u8; 32]>,
+    news: broadcast::Sender<ChainNews>,
+    statuses: Arc<Mutex<BTreeMap<TxId, StatusReport>>>,
+    labels: Vec<String>,
+}
+
+impl ChainTask {
+    pub fn spawn(chains: Chains, config: ChainTaskConfig) -> (Self, tokio::task::JoinHandle<()>) {
+        let (commands, receiver) = mpsc::channel(config.queue.max(1));
+        let (seen, _) = broadcast::channel(1024);
+        let (news, _) = broadcast::channel(1024);
+        let task = Self {
+            commands,
+            seen,
+            news,
+            statuses: Arc::default(),
+            labels: chains.labels(),
+        };
+        let join = tokio::spawn(run(Watcher::new(chains), receiver, task.clone(), config));
+        (task, join)
+    }
+
+    pub fn news(&self) -> broadcast::Receiver<ChainNews> {
+        self.news.subscribe()
+    }
+
+    /// The last combined status of a watched transaction (every backend's answer inside).
+    pub fn status(&self, txid: &TxId) -> Option<StatusReport> {
+        self.statuses
+            .lock()
+            .expect("status lock")
+            .get(txid)
+            .cloned()
+    }
+
+    /// The backends, as labels without passwords.
+    pub fn backends(&self) -> &[String] {
+        &self.labels
+    }
+
+    pub fn watch_script(&self, script: Script) -> Result<(), LinkError> {
+        self.enqueue(Command::WatchScript(script))
+    }
+
+    /// Polls at once instead of waiting for the timer (after a hint such as a notification).
+    pub fn poll_now(&self) -> Result<(), LinkError> {
+        self.enqueue(Command::PollNow)
+    }
+
+    fn enqueue(&self, command: Command) -> Result<(), LinkError> {
+        self.commands.try_send(command).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => {
+                LinkError::Unreachable("the chain task is busy; try again shortly".into())
+            }
+            mpsc::error::TrySendError::Closed(_) => {
+                LinkError::Unreachable("the chain task has stopped".into())
+            }
+        })
+    }
+}
+
+impl ChainLink for ChainTask {
+    fn submit(&self, tx: &Transaction) -> Result<(), LinkError> {
+        self.enqueue(Command::Submit(tx.clone()))
+    }
+
+    fn watch(&self, tx: &Transaction) -> Result<(), LinkError> {
+        self.enqueue(Command::Watch(tx.clone()))
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<[u8; 32]> {
+        self.seen.subscribe()
+    }
+}
+
+async fn run(
+    mut watcher: Watcher,
+    mut commands: mpsc::Receiver<Command>,
+    task: ChainTask,
+    config: ChainTaskConfig,
+) {
+    let mut ticker = tokio::time::interval(config.poll_every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut announced: BTreeSet<TxId> = BTreeSet::new();
+    loop {
+        tokio::select! {
+            command = commands.recv() => match command {
+                None => break,
+                Some(Command::Submit(tx)) => {
+                    watcher.watch_transaction(tx.clone());
+                    let report = watcher.chains().broadcast(&tx).await;
+                    for r in report.reports.iter().filter(|r| r.answer.is_err()) {
+                        tracing::warn!(backend = %r.backend, txid = %tx.txid(), error = ?r.answer, "broadcast failed on a backend");
+                    }
+                    let _ = task.news.send(ChainNews::Broadcast(report));
+                    poll(&mut watcher, &task, &mut announced, &config).await;
+                }
+                Some(Command::Watch(tx)) => {
+                    watcher.watch_transaction(tx);
+                    poll(&mut watcher, &task, &mut announced, &config).await;
+                }
+                Some(Command::WatchScript(script)) => {
+                    watcher.watch_script(script);
+                    poll(&mut watcher, &task, &mut announced, &config).await;
+                }
+                Some(Command::PollNow) => poll(&mut watcher, &task, &mut announced, &config).await,
+            },
+            _ = ticker.tick() => poll(&mut watcher, &task, &mut announced, &config).await,
+        }
+    }
+}
+
+async fn poll(
+    watcher: &mut Watcher,
+    task: &ChainTask,
+    announced: &mut BTreeSet<TxId>,
+    config: &ChainTaskConfig,
+) {
+    for event in watcher.poll().await {
+        match event {
+            ChainEvent::Transaction(report) => {
+                let txid = report.txid;
+                if report.seen {
+                    if announced.insert(txid) {
+                        let _ = task.seen.send(txid.0);
+                    }
+                } else {
+                    announced.remove(&txid);
+                }
+                if report
+                    .confirmed_depth
+                    .is_some_and(|d| d >= config.forget_at_depth)
+                {
+                    watcher.forget_transaction(&txid);
+                }
+                task.statuses
+                    .lock()
+                    .expect("status lock")
+                    .insert(txid, report.clone());
+                let _ = task.news.send(ChainNews::Status(report));
+            }
+            ChainEvent::Unspent {
+                script,
+                backend,
+                utxos,
+            } => {
+                let _ = task.news.send(ChainNews::Unspent {
+                    script,
+                    backend,
+                    utxos,
+                });
+            }
+        }
+    }
+    for report in watcher.rebroadcast_unseen().await {
+        tracing::info!(txid = %report.txid, accepted_by = report.accepted_by(), "re-broadcast a transaction not seen by the backends");
+        let _ = task.news.send(ChainNews::Rebroadcast(report));
+    }
+}

@@ -1,0 +1,217 @@
+//! The whole path on a real chain: a group funded on the devnet, a payment built by the wallet
+//! from the coins the lotusd RPC backend reports, three engines sign it, the elected
+//! coordinator broadcasts over HTTP, every member's chain task sees it, a block confirms it,
+//! and a reorg that drops it is noticed and the signed transaction is broadcast again.
+//! Real clock, real sockets: waits are on events, each bounded by a timeout.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chain::devnet::server::{self, DevnetConfig};
+use chain::multi::Chains;
+use chain::rpc::{RpcBackend, RpcClient};
+use chain::{ChainBackend, ChainSpec, TxStatus};
+use engine::runtime::chain::ChainLink;
+use engine::runtime::chain_task::{ChainNews, ChainTask, ChainTaskConfig};
+use engine::runtime::transport::InProcessHub;
+use engine::runtime::{Clock, EngineEvent, SessionEngine, SystemClock};
+use lotus::address::Network;
+use lotus::hash::sha256;
+use lotus::script::Script;
+use lotus::PrivateKey;
+use protocol::group::GroupDescriptor;
+use protocol::session::{Event, Outcome};
+use serde_json::json;
+use wallet::{build_payment, Amount, Coin, PaymentRequest, Recipient, SpendKind};
+
+const XPI: i64 = 1_000_000;
+const PATIENCE: Duration = Duration::from_secs(60);
+
+fn backend(spec: &str) -> RpcBackend {
+    RpcBackend::new(RpcClient::from_spec(&ChainSpec::parse(spec).unwrap()).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_engines_pay_from_a_funded_group_and_survive_a_reorg() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<PrivateKey> = (0..3)
+        .map(|i| PrivateKey::from_bytes(&sha256(&[i, 8, 8])).unwrap())
+        .collect();
+    let group = GroupDescriptor::new(
+        "treasury",
+        Network::Regtest,
+        keys.iter().map(|k| k.public_key()).collect(),
+    )
+    .unwrap();
+    let group_script = group.script_pubkey().unwrap();
+    let devnet = server::start(DevnetConfig {
+        data_dir: dir.path().join("devnet"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        block_interval: None,
+        fund: vec![
+            (group_script.clone(), 30 * XPI),
+            (group_script.clone(), 20 * XPI),
+        ],
+    })
+    .await
+    .unwrap();
+    let spec = devnet.chain_spec();
+    let observer = backend(&spec);
+
+    // The proposer's wallet builds the payment from the coins the backend reports.
+    let coins: Vec<Coin> = observer
+        .unspent(&group_script)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| Coin {
+            kind: SpendKind::of(&u.output.script_pubkey).unwrap(),
+            confirmed: u.height.is_some(),
+            outpoint: u.outpoint,
+            output: u.output,
+        })
+        .collect();
+    let shop = Script::p2pkh(&[0x5a; 20]);
+    let payment = build_payment(
+        &PaymentRequest {
+            recipients: vec![Recipient {
+                script: shop.clone(),
+                amount: Amount::Sats(25 * XPI),
+            }],
+            fee_rate_per_kb: 1_000,
+            change_script: group_script.clone(),
+            allow_unconfirmed: false,
+        },
+        &coins,
+    )
+    .unwrap();
+
+    let hub = InProcessHub::new();
+    let mut engines = Vec::new();
+    let mut users = Vec::new();
+    let mut tasks = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let store = store::Store::open(dir.path().join(format!("signer-{i}.sqlite"))).unwrap();
+        let (transport, inbox) = hub.connect(&key.public_key());
+        let chains = Chains::new(vec![Arc::new(backend(&spec)) as Arc<dyn ChainBackend>], 1);
+        let (task, _join) = ChainTask::spawn(
+            chains,
+            ChainTaskConfig {
+                poll_every: Duration::from_millis(200),
+                ..Default::default()
+            },
+        );
+        let (engine, _run) = SessionEngine::spawn(
+            PrivateKey::from_bytes(&key.to_bytes()).unwrap(),
+            store,
+            vec![group.clone()],
+            Arc::new(transport),
+            inbox,
+            Arc::new(task.clone()) as Arc<dyn ChainLink>,
+            Box::new(SystemClock),
+        )
+        .unwrap();
+        let mut events = engine.events();
+        let user_engine = engine.clone();
+        users.push(tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(EngineEvent::Session {
+                        session_id,
+                        event: Event::ReviewReady { review },
+                    }) => {
+                        user_engine
+                            .approve(session_id, review.digest)
+                            .await
+                            .unwrap();
+                    }
+                    Ok(EngineEvent::Session {
+                        event: Event::Closed { outcome },
+                        ..
+                    }) => return outcome,
+                    Ok(_) => {}
+                    Err(e) => panic!("event stream ended: {e}"),
+                }
+            }
+        }));
+        engines.push(engine);
+        tasks.push(task);
+    }
+
+    let txid = payment.tx.txid();
+    let expires = SystemClock.now_ms() + 3_600_000;
+    engines[0]
+        .propose(
+            group.id(),
+            payment.tx.clone(),
+            payment.spent_outputs.clone(),
+            expires,
+        )
+        .await
+        .unwrap();
+    for user in users {
+        let outcome = tokio::time::timeout(PATIENCE, user)
+            .await
+            .expect("the session ends")
+            .unwrap();
+        assert_eq!(outcome, Outcome::Confirmed { txid: txid.0 });
+    }
+    let signed = match observer.status(&payment.tx).await.unwrap() {
+        TxStatus::Mempool => tasks[0].status(&txid).expect("watched by every member"),
+        other => panic!("expected the devnet's mempool, got {other:?}"),
+    };
+    assert!(signed.seen);
+
+    observer
+        .client()
+        .call(
+            "generatetoaddress",
+            json!([
+                1,
+                lotus::address::XAddress::for_script(&shop, Network::Regtest).encode()
+            ]),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        observer.status(&payment.tx).await.unwrap(),
+        TxStatus::Confirmed { depth: 1, .. }
+    ));
+    let paid: i64 = observer
+        .unspent(&shop)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|u| u.output.value == 25 * XPI)
+        .count() as i64;
+    assert_eq!(paid, 1);
+
+    // A reorg drops the transaction from the chain; a member's chain task notices and sends
+    // the signed transaction again.
+    let mut news = tasks[1].news();
+    let reorg = observer
+        .client()
+        .call("reorg", json!([1, false]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reorg["dropped"], json!([txid.to_display_hex()]));
+    tasks[1].poll_now().unwrap();
+    let rebroadcast = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Ok(ChainNews::Rebroadcast(report)) = news.recv().await {
+                if report.txid == txid {
+                    return report;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the dropped transaction is broadcast again");
+    assert_eq!(rebroadcast.accepted_by(), 1);
+    assert_eq!(
+        observer.status(&payment.tx).await.unwrap(),
+        TxStatus::Mempool
+    );
+}
