@@ -195,10 +195,10 @@ async fn identity_screen_shows_the_key_held_in_the_keychain() {
 
     // The key in the keychain, read the way the app reads it (same service, same user).
     let stored = KeyStore::new(profile.keychain.clone())
-        .load()
+        .stored_public_key()
         .expect("keychain readable")
         .expect("the app stored a key on its first run");
-    assert_eq!(shown_key, hex(&stored.public_key().serialize()));
+    assert_eq!(shown_key, hex(&stored.serialize()));
 
     // Addresses are the engine's, for this key.
     let view = Engine::start(EngineConfig {
@@ -291,7 +291,7 @@ async fn an_unreachable_keychain_shows_what_to_do() {
     assert_eq!(kind.as_deref(), Some("keychain_unavailable"));
     // Nothing was stored anywhere for this profile.
     assert!(KeyStore::new(profile.keychain.clone())
-        .load()
+        .stored_public_key()
         .unwrap()
         .is_none());
 

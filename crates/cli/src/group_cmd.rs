@@ -4,11 +4,12 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use engine::custody::{Custody, KeySource};
 use engine::profile::Profile;
 use lotus::address::Network;
 use lotus::secp256k1::PublicKey;
 use protocol::election::ElectionMethod;
-use protocol::group::{Acceptance, GroupDescriptor, OutputType};
+use protocol::group::{GroupDescriptor, OutputType};
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
@@ -62,31 +63,20 @@ fn describe(out: &mut impl Write, group: &GroupDescriptor, accepted: usize) -> a
     Ok(())
 }
 
-fn signer_key(
-    key_file: &Option<PathBuf>,
-    data_dir: &Option<PathBuf>,
-) -> anyhow::Result<lotus::PrivateKey> {
-    match key_file {
-        Some(path) => {
-            let passphrase = std::env::var("LOTUS_COSIGNER_PASSPHRASE").map_err(|_| {
-                anyhow::anyhow!("set LOTUS_COSIGNER_PASSPHRASE to open {}", path.display())
-            })?;
-            Ok(engine::key_file::read(path, &passphrase)?)
-        }
-        None => {
-            let config = engine::EngineConfig {
-                data_dir: data_dir.clone(),
-                ..engine::EngineConfig::from_env()
-            };
-            let store = engine::KeyStore::new(config.keychain);
-            store.self_test()?;
-            store.load()?.ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no signer key in the keychain yet: run `lotus-cosigner key create`"
-                )
+/// The signer key's custody: an encrypted key file (passphrase from
+/// LOTUS_COSIGNER_PASSPHRASE) or the keychain. The command never holds the key itself.
+fn custody(key_file: &Option<PathBuf>) -> anyhow::Result<Custody> {
+    let source = match key_file {
+        Some(path) => KeySource::File(path.clone()),
+        None => KeySource::Keychain(engine::EngineConfig::from_env().keychain),
+    };
+    Ok(Custody::open(&source, || {
+        std::env::var("LOTUS_COSIGNER_PASSPHRASE")
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| {
+                engine::custody::CustodyError::Passphrase("set LOTUS_COSIGNER_PASSPHRASE".into())
             })
-        }
-    }
+    })?)
 }
 
 pub fn run(
@@ -94,7 +84,7 @@ pub fn run(
     data_dir: Option<PathBuf>,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let profile = Profile::open(data_dir.clone())?;
+    let mut profile = Profile::open(data_dir.clone())?;
     match command {
         GroupCommand::Create {
             name,
@@ -152,14 +142,18 @@ pub fn run(
         }
         GroupCommand::Accept { invite, key_file } => {
             let group = GroupDescriptor::from_invite(invite)?;
-            let key = signer_key(key_file, &data_dir)?;
-            let acceptance = Acceptance::sign(&group, &key)
+            let custody = custody(key_file)?;
+            let acceptance = custody
+                .accept(&group)
                 .map_err(|e| anyhow::anyhow!("{e}: this invite does not list your public key"))?;
             profile.save_group(&group, &[acceptance])?;
             writeln!(
                 out,
                 "accepted as member #{}",
-                group.member_index(&key.public_key()).unwrap_or_default() + 1
+                group
+                    .member_index(&custody.public_key())
+                    .unwrap_or_default()
+                    + 1
             )?;
             describe(out, &group, 1)
         }

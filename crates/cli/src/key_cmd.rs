@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use engine::custody::Custody;
 use engine::{Engine, EngineConfig};
 
 #[derive(Debug, Subcommand)]
@@ -63,21 +64,13 @@ pub fn run(
 ) -> anyhow::Result<()> {
     match command {
         KeyCommand::Create { file: Some(path) } => {
-            let mut secret = zeroize::Zeroizing::new([0u8; 32]);
-            let key = loop {
-                getrandom::fill(secret.as_mut())
-                    .map_err(|e| anyhow::anyhow!("the OS random generator failed: {e}"))?;
-                if let Ok(key) = lotus::PrivateKey::from_bytes(&secret) {
-                    break key;
-                }
-            };
-            engine::key_file::write(path, &key, &passphrase()?, Default::default())?;
+            let public = Custody::create_file(path, &passphrase()?)?;
             writeln!(out, "created an encrypted key file at {}", path.display())?;
-            show_public(out, &hex::encode(key.public_key().serialize()))
+            show_public(out, &hex::encode(public.serialize()))
         }
         KeyCommand::Show { file: Some(path) } | KeyCommand::Export { file: Some(path) } => {
-            let key = engine::key_file::read(path, &passphrase()?)?;
-            let public = hex::encode(key.public_key().serialize());
+            let custody = Custody::open_file(path, &passphrase()?)?;
+            let public = hex::encode(custody.public_key().serialize());
             match command {
                 KeyCommand::Export { .. } => writeln!(out, "{public}").map_err(Into::into),
                 _ => show_public(out, &public),

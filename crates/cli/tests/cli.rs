@@ -166,7 +166,7 @@ fn keys_groups_and_invites_from_the_command_line() {
 fn audit_verify_names_the_first_tampered_entry_and_export_writes_json_lines() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut store = store::Store::open(dir.path().join("sessions.sqlite3")).unwrap();
+        let mut store = store::Store::open(dir.path().join(engine::data_dir::DATABASE_FILE)).unwrap();
         for i in 0..5u8 {
             store
                 .append(
@@ -194,7 +194,7 @@ fn audit_verify_names_the_first_tampered_entry_and_export_writes_json_lines() {
 
     // Tamper with entry 3's body behind the store's back (dropping the append-only trigger,
     // as someone with the file could).
-    let db = rusqlite::Connection::open(dir.path().join("sessions.sqlite3")).unwrap();
+    let db = rusqlite::Connection::open(dir.path().join(engine::data_dir::DATABASE_FILE)).unwrap();
     db.execute_batch(
         "DROP TRIGGER audit_no_update; UPDATE audit SET time_ms = time_ms + 1 WHERE seq = 3;",
     )

@@ -1,3 +1,7 @@
+//! LEGACY: the app database of profiles made before the one-database layout. It recorded the
+//! schema version and which signer key a profile belongs to; [`crate::profile::Profile`] now
+//! imports it once and renames it. Kept to read old profiles. The original description:
+//!
 //! The app's SQLite file. For now it records the schema version and which signer key this
 //! profile belongs to, so a key that disappears from the keychain (or is swapped) is noticed
 //! instead of silently replaced.

@@ -1,4 +1,5 @@
-//! The app's data folder: settings file and SQLite database, private to the user.
+//! The app's data folder: settings file and the profile's one SQLite database, private to the
+//! user.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -6,6 +7,19 @@ use std::path::{Path, PathBuf};
 /// Name of the folder under the platform data dir (`~/.local/share` on Linux,
 /// `~/Library/Application Support` on macOS, `%APPDATA%` on Windows).
 pub const APP_FOLDER: &str = "lotus-cosigner";
+
+/// The profile's database inside the data folder.
+pub const DATABASE_FILE: &str = "lotus-cosigner.sqlite3";
+
+/// What profiles made before the one-database layout hold (imported once, then renamed with
+/// [`MIGRATED_SUFFIX`]): the app database (signer record, seconds), the session store, and
+/// one file per group and per acceptance.
+pub mod legacy {
+    pub const APP_DATABASE: &str = "cosigner.sqlite3";
+    pub const SESSION_STORE: &str = "sessions.sqlite3";
+    pub const GROUPS_FOLDER: &str = "groups";
+    pub const MIGRATED_SUFFIX: &str = ".migrated";
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataDirError {
@@ -48,8 +62,9 @@ impl DataDir {
         self.root.join("settings.json")
     }
 
+    /// The profile's one database: signer record, groups, coins, sessions, audit.
     pub fn database_file(&self) -> PathBuf {
-        self.root.join("cosigner.sqlite3")
+        self.root.join(DATABASE_FILE)
     }
 }
 

@@ -8,9 +8,9 @@ use secp256k1::PublicKey;
 use serde::Serialize;
 use ts_rs::TS;
 
-use crate::app_db::{AppDb, AppDbError, SignerRecord};
 use crate::key_store::{KeyStore, KeyStoreError};
 use crate::settings::Network;
+use store::{Batch, SignerRow};
 
 /// What the UI shows about the identity. Public data only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
@@ -25,12 +25,12 @@ pub struct IdentityView {
     /// Where the secret lives, e.g. "OS keychain (Secret Service keyring)".
     pub key_store: String,
     pub data_dir: String,
-    /// Unix seconds when this profile first recorded the key.
+    /// Unix milliseconds when this profile first recorded the key.
     #[ts(type = "number")]
-    pub created_at: i64,
-    /// Unix seconds when a backup was confirmed; `null` while there is none.
+    pub created_at_ms: u64,
+    /// Unix milliseconds when a backup was confirmed; `null` while there is none.
     #[ts(type = "number | null")]
-    pub backup_confirmed_at: Option<i64>,
+    pub backup_confirmed_at_ms: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +38,7 @@ pub enum IdentityError {
     #[error(transparent)]
     KeyStore(#[from] KeyStoreError),
     #[error(transparent)]
-    Database(#[from] AppDbError),
+    Database(#[from] store::Error),
     #[error("the OS random number generator failed: {0}")]
     Random(getrandom::Error),
     /// The profile has a key on record but the keychain no longer has it. Never answered by
@@ -64,17 +64,17 @@ pub enum Origin {
 /// before this returns. `now` is unix seconds.
 pub fn load_or_create(
     store: &KeyStore,
-    db: &AppDb,
-    now: i64,
-) -> Result<(SignerRecord, Origin), IdentityError> {
-    db.exclusive(|db| reconcile(store, db, now))
+    db: &mut store::Store,
+    now_ms: u64,
+) -> Result<(SignerRow, Origin), IdentityError> {
+    db.exclusive(|db| reconcile(store, db, now_ms))
 }
 
 fn reconcile(
     store: &KeyStore,
-    db: &AppDb,
-    now: i64,
-) -> Result<(SignerRecord, Origin), IdentityError> {
+    db: &mut Batch<'_>,
+    now: u64,
+) -> Result<(SignerRow, Origin), IdentityError> {
     let record = db.signer()?;
     let stored = store.load()?;
     match (record, stored) {
@@ -93,22 +93,24 @@ fn reconcile(
                     found: hex::encode(reread.public_key().serialize()),
                 });
             }
-            db.record_signer(&public_key, now)?;
-            Ok((signer(public_key, now), Origin::Created))
+            let row = signer(public_key, now);
+            db.record_signer(&row)?;
+            Ok((row, Origin::Created))
         }
         (None, Some(key)) => {
             let public_key = key.public_key();
-            db.record_signer(&public_key, now)?;
-            Ok((signer(public_key, now), Origin::Adopted))
+            let row = signer(public_key, now);
+            db.record_signer(&row)?;
+            Ok((row, Origin::Adopted))
         }
         (Some(record), None) => Err(IdentityError::KeyMissing {
-            public_key: hex::encode(record.public_key.serialize()),
+            public_key: hex::encode(record.public_key),
         }),
         (Some(record), Some(key)) => {
             let found = key.public_key();
-            if found != record.public_key {
+            if found.serialize() != record.public_key {
                 return Err(IdentityError::KeyMismatch {
-                    expected: hex::encode(record.public_key.serialize()),
+                    expected: hex::encode(record.public_key),
                     found: hex::encode(found.serialize()),
                 });
             }
@@ -118,13 +120,14 @@ fn reconcile(
 }
 
 /// The public view of a recorded key.
-pub fn view(record: &SignerRecord, network: Network, data_dir: &Path) -> IdentityView {
+pub fn view(record: &SignerRow, network: Network, data_dir: &Path) -> IdentityView {
     let net = match network {
         Network::Mainnet => lotus::address::Network::Mainnet,
         Network::Testnet => lotus::address::Network::Testnet,
         Network::Regtest => lotus::address::Network::Regtest,
     };
-    let public_key = &record.public_key;
+    let public_key = &PublicKey::from_slice(&record.public_key)
+        .expect("the store keeps only keys recorded from a valid public key");
     IdentityView {
         public_key_hex: hex::encode(public_key.serialize()),
         p2pkh_address: lotus::address::p2pkh_address(public_key, net),
@@ -135,16 +138,16 @@ pub fn view(record: &SignerRecord, network: Network, data_dir: &Path) -> Identit
         network,
         key_store: format!("OS keychain ({})", KeyStore::backend_name()),
         data_dir: data_dir.display().to_string(),
-        created_at: record.created_at,
-        backup_confirmed_at: record.backup_confirmed_at,
+        created_at_ms: record.created_ms,
+        backup_confirmed_at_ms: record.backup_confirmed_ms,
     }
 }
 
-fn signer(public_key: PublicKey, created_at: i64) -> SignerRecord {
-    SignerRecord {
-        public_key,
-        created_at,
-        backup_confirmed_at: None,
+fn signer(public_key: PublicKey, created_ms: u64) -> SignerRow {
+    SignerRow {
+        public_key: public_key.serialize(),
+        created_ms,
+        backup_confirmed_ms: None,
     }
 }
 

@@ -127,7 +127,8 @@ pub fn write(
 }
 
 /// Decrypts the key; a wrong passphrase and a modified file are the same error on purpose.
-pub fn read(path: &Path, passphrase: &str) -> Result<PrivateKey, KeyFileError> {
+/// Engine-internal: callers open a [`crate::custody::Custody`] instead.
+pub(crate) fn read(path: &Path, passphrase: &str) -> Result<PrivateKey, KeyFileError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

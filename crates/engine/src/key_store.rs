@@ -157,8 +157,14 @@ impl KeyStore {
         }
     }
 
-    /// The stored signer key, or `None` if the entry does not exist.
-    pub fn load(&self) -> Result<Option<PrivateKey>, KeyStoreError> {
+    /// The public key of the stored signer key, or `None` if the entry does not exist.
+    pub fn stored_public_key(&self) -> Result<Option<secp256k1::PublicKey>, KeyStoreError> {
+        Ok(self.load()?.map(|k| k.public_key()))
+    }
+
+    /// The stored signer key, or `None` if the entry does not exist. Engine-internal: callers
+    /// open a [`crate::custody::Custody`] instead.
+    pub(crate) fn load(&self) -> Result<Option<PrivateKey>, KeyStoreError> {
         let bytes = match self.entry(&self.config.user)?.get_secret() {
             Ok(bytes) => Zeroizing::new(bytes),
             Err(keyring::Error::NoEntry) => return Ok(None),

@@ -6,6 +6,7 @@
 //! here ever hands a secret to a caller.
 
 pub mod app_db;
+pub mod custody;
 pub mod data_dir;
 pub mod identity;
 pub mod key_file;
@@ -25,7 +26,6 @@ pub use identity::IdentityView;
 pub use key_store::{KeyStore, KeychainConfig};
 pub use settings::Network;
 
-use app_db::{AppDb, AppDbError};
 use data_dir::{DataDir, DataDirError};
 use identity::{IdentityError, Origin};
 use key_store::KeyStoreError;
@@ -71,7 +71,7 @@ pub enum EngineError {
     #[error(transparent)]
     Settings(#[from] SettingsError),
     #[error(transparent)]
-    Database(#[from] AppDbError),
+    Profile(#[from] profile::ProfileError),
     #[error(transparent)]
     Identity(#[from] IdentityError),
 }
@@ -108,7 +108,7 @@ pub struct ErrorView {
 impl EngineError {
     pub fn view(&self) -> ErrorView {
         let (kind, title, action) = match self {
-            Self::DataDir(_) | Self::Settings(_) | Self::Database(_) => (
+            Self::DataDir(_) | Self::Settings(_) | Self::Profile(_) => (
                 ErrorKind::DataFolder,
                 "The app's data folder cannot be used",
                 "Check that the folder exists, is yours and is writable; a broken settings.json can \
@@ -205,13 +205,12 @@ impl Engine {
 }
 
 fn open(config: &EngineConfig) -> Result<IdentityView, EngineError> {
-    let now = unix_now();
     let dir = DataDir::open(config.data_dir.clone())?;
     let settings = Settings::load_or_init(&dir.settings_file())?;
-    let db = AppDb::open(&dir.database_file(), now)?;
-    let store = KeyStore::new(config.keychain.clone());
-    store.self_test()?;
-    let (record, origin) = identity::load_or_create(&store, &db, now)?;
+    let mut profile = profile::Profile::open(Some(dir.path().to_owned()))?;
+    let keys = KeyStore::new(config.keychain.clone());
+    keys.self_test()?;
+    let (record, origin) = identity::load_or_create(&keys, profile.store_mut(), unix_now_ms())?;
     let view = identity::view(&record, settings.network, dir.path());
     let how = match origin {
         Origin::Created => "created a new signer key",
@@ -227,10 +226,10 @@ fn open(config: &EngineConfig) -> Result<IdentityView, EngineError> {
     Ok(view)
 }
 
-fn unix_now() -> i64 {
+fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 

@@ -4,7 +4,6 @@
 //! (dbus-run-session + gnome-keyring-daemon --unlock with a throwaway keyring). Run outside it,
 //! these tests fail with a hint rather than pass without testing anything.
 
-use engine::app_db::AppDb;
 use engine::identity::{self, IdentityError, Origin};
 use engine::key_store::{KeyStore, KeyStoreError, KeychainConfig};
 use engine::{Engine, EngineConfig, ErrorKind, Network};
@@ -47,7 +46,7 @@ fn self_test_passes_on_the_real_keychain_and_leaves_nothing_behind() {
     let entry = TestEntry::new("selftest");
     entry.0.self_test().expect("keychain self-test");
     // The probe entry is gone, and the signer entry was never touched.
-    assert!(entry.0.load().unwrap().is_none());
+    assert!(entry.0.stored_public_key().unwrap().is_none());
 }
 
 #[test]
@@ -55,33 +54,36 @@ fn first_run_creates_later_runs_load_and_a_lost_key_is_not_replaced() {
     let entry = TestEntry::new("lifecycle");
     let store = &entry.0;
     let tmp = tempfile::tempdir().unwrap();
-    let db_path = tmp.path().join("cosigner.sqlite3");
+    let db_path = tmp.path().join("profile.sqlite3");
 
-    let db = AppDb::open(&db_path, 100).unwrap();
-    let (created, origin) = identity::load_or_create(store, &db, 100).unwrap();
+    let mut db = store::Store::open(&db_path).unwrap();
+    let (created, origin) = identity::load_or_create(store, &mut db, 100_000).unwrap();
     assert_eq!(origin, Origin::Created);
-    assert_eq!(created.created_at, 100);
-    let in_keychain = store.load().unwrap().expect("key stored in the keychain");
-    assert_eq!(in_keychain.public_key(), created.public_key);
+    assert_eq!(created.created_ms, 100_000);
+    let in_keychain = store
+        .stored_public_key()
+        .unwrap()
+        .expect("key stored in the keychain");
+    assert_eq!(in_keychain.serialize(), created.public_key);
     drop(db);
 
     // Later run (new process = new connection, new Entry handles): same key, same record.
-    let db = AppDb::open(&db_path, 200).unwrap();
-    let (loaded, origin) = identity::load_or_create(store, &db, 200).unwrap();
+    let mut db = store::Store::open(&db_path).unwrap();
+    let (loaded, origin) = identity::load_or_create(store, &mut db, 200_000).unwrap();
     assert_eq!(origin, Origin::Loaded);
     assert_eq!(loaded, created);
 
     // A fresh data folder adopts the keychain's key instead of making another one.
-    let other_db = AppDb::open(&tmp.path().join("other.sqlite3"), 300).unwrap();
-    let (adopted, origin) = identity::load_or_create(store, &other_db, 300).unwrap();
+    let mut other_db = store::Store::open(tmp.path().join("other.sqlite3")).unwrap();
+    let (adopted, origin) = identity::load_or_create(store, &mut other_db, 300_000).unwrap();
     assert_eq!(origin, Origin::Adopted);
     assert_eq!(adopted.public_key, created.public_key);
 
     // The key vanishes from the keychain: a loud error, and still no new key.
     store.delete().unwrap();
-    let err = identity::load_or_create(store, &db, 400).unwrap_err();
+    let err = identity::load_or_create(store, &mut db, 400_000).unwrap_err();
     assert!(matches!(err, IdentityError::KeyMissing { .. }), "{err}");
-    assert!(store.load().unwrap().is_none());
+    assert!(store.stored_public_key().unwrap().is_none());
 }
 
 #[test]
@@ -89,13 +91,13 @@ fn a_different_key_in_the_keychain_is_refused() {
     let first = TestEntry::new("mismatch-a");
     let second = TestEntry::new("mismatch-b");
     let tmp = tempfile::tempdir().unwrap();
-    let db = AppDb::open(&tmp.path().join("db.sqlite3"), 1).unwrap();
-    identity::load_or_create(&first.0, &db, 1).unwrap();
+    let mut db = store::Store::open(tmp.path().join("db.sqlite3")).unwrap();
+    identity::load_or_create(&first.0, &mut db, 1).unwrap();
     // The same profile pointed at another keychain entry that holds another key.
     let other = tempfile::tempdir().unwrap();
-    let other_db = AppDb::open(&other.path().join("db.sqlite3"), 1).unwrap();
-    identity::load_or_create(&second.0, &other_db, 1).unwrap();
-    let err = identity::load_or_create(&second.0, &db, 2).unwrap_err();
+    let mut other_db = store::Store::open(other.path().join("db.sqlite3")).unwrap();
+    identity::load_or_create(&second.0, &mut other_db, 1).unwrap();
+    let err = identity::load_or_create(&second.0, &mut db, 2).unwrap_err();
     assert!(matches!(err, IdentityError::KeyMismatch { .. }), "{err}");
 }
 
@@ -107,8 +109,10 @@ fn engine_serves_the_identity_with_addresses_and_no_secret() {
         data_dir: Some(tmp.path().join("data")),
         keychain: entry.0.config().clone(),
     };
+    // A known key in the keychain: the engine adopts it, and its secret must not reach the UI.
+    let key = lotus::PrivateKey::from_bytes(&[0x42; 32]).unwrap();
+    entry.0.store(&key).unwrap();
     let view = Engine::start(config.clone()).identity().expect("identity");
-    let key = entry.0.load().unwrap().unwrap();
     assert_eq!(
         view.public_key_hex,
         hex::encode(key.public_key().serialize())
@@ -118,9 +122,9 @@ fn engine_serves_the_identity_with_addresses_and_no_secret() {
     assert!(view.taproot_address.starts_with("lotus_"), "{view:?}");
     assert_ne!(view.p2pkh_address, view.taproot_address);
     assert!(view.key_store.starts_with("OS keychain"));
-    assert_eq!(view.backup_confirmed_at, None);
+    assert_eq!(view.backup_confirmed_at_ms, None);
     assert!(tmp.path().join("data/settings.json").is_file());
-    assert!(tmp.path().join("data/cosigner.sqlite3").is_file());
+    assert!(tmp.path().join("data/lotus-cosigner.sqlite3").is_file());
 
     // What goes to the UI holds nothing but public data.
     let json = serde_json::to_string(&view).unwrap();
@@ -169,4 +173,35 @@ fn keystore_error_actions_say_what_to_do() {
         detail: "x".to_owned(),
     };
     assert!(err.action().contains("gnome-keyring"));
+}
+
+#[test]
+fn a_profile_of_the_old_layout_still_starts_with_its_key() {
+    let entry = TestEntry::new("legacy-profile");
+    // The fixture's profile belongs to this key (see tests/fixtures/make_legacy_profile.rs.txt).
+    let key = lotus::PrivateKey::from_bytes(&[1; 32]).unwrap();
+    entry.0.store(&key).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/legacy-profile"))
+        .arg(&data)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let view = Engine::start(EngineConfig {
+        data_dir: Some(data.clone()),
+        keychain: entry.0.config().clone(),
+    })
+    .identity()
+    .expect("an old profile starts");
+    assert_eq!(
+        view.public_key_hex,
+        hex::encode(key.public_key().serialize())
+    );
+    assert!(view.created_at_ms > 1_700_000_000_000 && view.created_at_ms.is_multiple_of(1000));
+    assert!(data.join("lotus-cosigner.sqlite3").is_file());
+    assert!(data.join("cosigner.sqlite3.migrated").is_file());
+    assert!(data.join("groups.migrated").is_dir());
 }

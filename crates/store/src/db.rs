@@ -37,6 +37,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: include_str!("schema/v2.sql"),
     },
+    // One database per profile: signer record, groups, acceptances, coins.
+    Migration {
+        sql: include_str!("schema/v3.sql"),
+    },
 ];
 
 /// The schema version this build reads and writes.

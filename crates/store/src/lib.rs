@@ -36,6 +36,7 @@ pub mod messages;
 pub mod nonce_registry;
 pub mod peer_heads;
 pub mod peers;
+pub mod profile;
 pub mod reputation;
 pub mod sessions;
 
@@ -61,6 +62,7 @@ pub use evidence::StoredEvidence;
 pub use messages::{Direction, StoredMessage};
 pub use nonce_registry::{AttemptRecord, AttemptRef, AttemptState, NonceSlot};
 pub use peers::{Peer, PeerAddress};
+pub use profile::{CoinChanges, CoinRow, GroupRow, SignerRow, Unspent};
 pub use reputation::{Anomaly, AnomalyRules, BlacklistEntry, ResponseStats, Score, SignerStats};
 pub use sessions::{Approval, RestorableSession, SessionOutcome, SessionRecord};
 
@@ -117,6 +119,13 @@ impl Store {
         &self.path
     }
 
+    /// Folds the write-ahead log into the database file (before the file is moved or copied).
+    pub fn checkpoint(&self) -> Result<(), Error> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
     pub fn schema_version(&self) -> Result<i64, Error> {
         Ok(db::schema_version(&self.conn)?)
     }
@@ -132,6 +141,21 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let value = f(&mut Batch { conn: &tx })?;
         tx.commit()?;
+        Ok(value)
+    }
+
+    /// [`Store::batch`] for callers with their own error type (e.g. one that also covers the
+    /// keychain, when deciding what the first run is).
+    pub fn exclusive<T, E: From<Error>>(
+        &mut self,
+        f: impl FnOnce(&mut Batch<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::from)?;
+        let value = f(&mut Batch { conn: &tx })?;
+        tx.commit().map_err(Error::from)?;
         Ok(value)
     }
 
@@ -396,12 +420,65 @@ impl Store {
         peers::anchors(&self.conn)
     }
 
+    // ----- the profile: signer record, groups, coins ----------------------------------
+
+    pub fn signer(&self) -> Result<Option<SignerRow>, Error> {
+        profile::signer(&self.conn)
+    }
+
+    pub fn confirm_backup(&mut self, now_ms: u64) -> Result<bool, Error> {
+        profile::confirm_backup(&self.conn, now_ms)
+    }
+
+    /// Saves a group and acceptances (`(member key, encoded acceptance)`); `true` if the group
+    /// is new. Both are kept as first saved.
+    pub fn save_group(
+        &mut self,
+        group_id: &[u8; 32],
+        name: &str,
+        descriptor: &[u8],
+        acceptances: &[([u8; 33], Vec<u8>)],
+        now_ms: u64,
+    ) -> Result<bool, Error> {
+        self.batch(|b| profile::save_group(b.conn, group_id, name, descriptor, acceptances, now_ms))
+    }
+
+    pub fn groups(&self) -> Result<Vec<GroupRow>, Error> {
+        profile::groups(&self.conn)
+    }
+
+    /// See [`profile::apply_unspent`].
+    pub fn apply_unspent(
+        &mut self,
+        group_id: &[u8; 32],
+        script: &[u8],
+        unspent: &[profile::Unspent],
+        backend: &str,
+        now_ms: u64,
+    ) -> Result<CoinChanges, Error> {
+        self.batch(|b| profile::apply_unspent(b.conn, group_id, script, unspent, backend, now_ms))
+    }
+
+    pub fn coins(&self, group_id: &[u8; 32], include_spent: bool) -> Result<Vec<CoinRow>, Error> {
+        profile::coins(&self.conn, group_id, include_spent)
+    }
+
     pub fn peers_of_signer(&self, signer: &SignerKey) -> Result<Vec<Peer>, Error> {
         peers::of_signer(&self.conn, signer)
     }
 }
 
 impl Batch<'_> {
+    /// The profile's signer record, read inside this transaction.
+    pub fn signer(&self) -> Result<Option<SignerRow>, Error> {
+        profile::signer(self.conn)
+    }
+
+    /// Records the profile's key; a different key already recorded is a constraint error.
+    pub fn record_signer(&mut self, row: &SignerRow) -> Result<(), Error> {
+        profile::record_signer(self.conn, row)
+    }
+
     /// See [`Store::apply`].
     pub fn apply(&mut self, durable: &Durable, now_ms: u64) -> Result<(), Error> {
         let conn = self.conn;

@@ -22,10 +22,10 @@ taproot_address: string, network: Network,
  */
 key_store: string, data_dir: string, 
 /**
- * Unix seconds when this profile first recorded the key.
+ * Unix milliseconds when this profile first recorded the key.
  */
-created_at: number, 
+created_at_ms: number, 
 /**
- * Unix seconds when a backup was confirmed; `null` while there is none.
+ * Unix milliseconds when a backup was confirmed; `null` while there is none.
  */
-backup_confirmed_at: number | null, };
+backup_confirmed_at_ms: number | null, };

@@ -7,6 +7,6 @@ export function groupHex(hex: string, size = 6): string[] {
 
 const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "long", timeStyle: "short" });
 
-export function formatUnixSeconds(seconds: number): string {
-  return dateFormat.format(new Date(seconds * 1000));
+export function formatUnixMillis(ms: number): string {
+  return dateFormat.format(new Date(ms));
 }
