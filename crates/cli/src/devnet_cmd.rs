@@ -3,7 +3,6 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use chain::devnet::server::{self, DevnetConfig};
@@ -32,9 +31,6 @@ pub struct DevnetArgs {
     /// spendable at once. Repeatable.
     #[arg(long, value_name = "XADDR:SATS", value_parser = parse_fund)]
     pub fund: Vec<(lotus::script::Script, i64)>,
-    /// Print the ready lines as one JSON object.
-    #[arg(long)]
-    pub json: bool,
 }
 
 fn parse_fund(spec: &str) -> Result<(lotus::script::Script, i64), String> {
@@ -44,10 +40,10 @@ fn parse_fund(spec: &str) -> Result<(lotus::script::Script, i64), String> {
 /// `data_dir`: the devnet's own folder (default: `devnet` inside the profile's data folder).
 pub fn run(
     args: &DevnetArgs,
-    data_dir: Option<PathBuf>,
+    ctx: &crate::output::Context,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let data_dir = match data_dir {
+    let data_dir = match ctx.data_dir.clone() {
         Some(dir) => dir,
         None => engine::data_dir::DataDir::open(None)?.path().join("devnet"),
     };
@@ -65,7 +61,7 @@ pub fn run(
         })
         .await?;
         let rpc = format!("http://{}", devnet.address);
-        if args.json {
+        if ctx.json {
             let ready = serde_json::json!({
                 "rpc": rpc,
                 "cookie": devnet.cookie_file,

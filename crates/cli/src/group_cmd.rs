@@ -5,11 +5,16 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use engine::custody::{Custody, KeySource};
+use engine::group_wallet::{self, GroupView, HistoryKind};
 use engine::profile::Profile;
+use engine::settings::Settings;
 use lotus::address::Network;
 use lotus::secp256k1::PublicKey;
 use protocol::election::ElectionMethod;
 use protocol::group::{GroupDescriptor, OutputType};
+
+use crate::chain_args;
+use crate::output::{answer, xpi, Context};
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
@@ -30,8 +35,9 @@ pub enum GroupCommand {
         #[arg(long, default_value = "mainnet")]
         network: String,
     },
-    /// Show a saved group's invite (text and QR payload), fingerprint and address.
-    ShowInvite { group: String },
+    /// Show a group: members and acceptance, address, fingerprint, invite, last known balance.
+    #[command(alias = "show-invite")]
+    Show { group: String },
     /// List saved groups.
     List,
     /// Accept an invite: check you are a member, sign the acceptance, save the group.
@@ -41,26 +47,80 @@ pub enum GroupCommand {
         #[arg(long)]
         key_file: Option<PathBuf>,
     },
+    /// The group's balance, refreshed from the chain backends (--chain or the settings).
+    Balance { group: String },
+    /// Coins the group received and coins seen spent, newest first (refreshed like balance).
+    History { group: String },
 }
 
-fn describe(out: &mut impl Write, group: &GroupDescriptor, accepted: usize) -> anyhow::Result<()> {
-    writeln!(out, "group        {}", group.name)?;
-    writeln!(out, "id           {}", group.id())?;
+fn describe(out: &mut dyn Write, view: &GroupView) -> std::io::Result<()> {
+    writeln!(out, "group        {}", view.name)?;
+    writeln!(out, "id           {}", view.id)?;
     writeln!(
         out,
         "fingerprint  {}   (read it to your co-signers on a call)",
-        group.fingerprint()
+        view.fingerprint
     )?;
-    writeln!(out, "address      {}", group.address()?)?;
+    writeln!(out, "address      {}", view.address)?;
     writeln!(
         out,
         "members      {} ({} accepted)",
-        group.members.len(),
-        accepted
+        view.members.len(),
+        view.accepted
     )?;
-    writeln!(out, "election     {}", group.election.name())?;
-    writeln!(out, "invite       {}", group.invite())?;
+    for m in &view.members {
+        writeln!(
+            out,
+            "  #{} {}{}{}",
+            m.number,
+            m.public_key,
+            if m.is_me { "  (you)" } else { "" },
+            if m.accepted { "  accepted" } else { "" }
+        )?;
+    }
+    writeln!(out, "election     {}", view.election)?;
+    writeln!(out, "balance      {}", balance_line(&view.balance))?;
+    writeln!(out, "invite       {}", view.invite)?;
     Ok(())
+}
+
+fn balance_line(b: &engine::group_wallet::BalanceView) -> String {
+    format!(
+        "{} confirmed, {} unconfirmed ({} coins{})",
+        xpi(b.confirmed_sats),
+        xpi(b.unconfirmed_sats),
+        b.coins,
+        b.backend
+            .as_ref()
+            .map(|s| format!(", from {s}"))
+            .unwrap_or_default()
+    )
+}
+
+/// Our public key, if the profile has recorded one (no keychain access needed).
+fn me(profile: &Profile) -> Option<PublicKey> {
+    profile
+        .store()
+        .signer()
+        .ok()
+        .flatten()
+        .and_then(|s| PublicKey::from_slice(&s.public_key).ok())
+}
+
+/// Refreshes the group's coins from the chain backends, if any is configured.
+fn refresh(ctx: &Context, profile: &mut Profile, group: &GroupDescriptor) -> anyhow::Result<bool> {
+    let settings = Settings::load_or_init(&profile.data_dir().settings_file())?;
+    let Some(chains) = chain_args::chains(ctx, &settings)? else {
+        return Ok(false);
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as u64;
+    runtime.block_on(group_wallet::refresh(profile, &chains, group, now))?;
+    Ok(true)
 }
 
 /// The signer key's custody: an encrypted key file (passphrase from
@@ -79,12 +139,8 @@ fn custody(key_file: &Option<PathBuf>) -> anyhow::Result<Custody> {
     })?)
 }
 
-pub fn run(
-    command: &GroupCommand,
-    data_dir: Option<PathBuf>,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let mut profile = Profile::open(data_dir.clone())?;
+pub fn run(command: &GroupCommand, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut profile = Profile::open(ctx.data_dir.clone())?;
     match command {
         GroupCommand::Create {
             name,
@@ -106,7 +162,7 @@ pub fn run(
                 "mainnet" => Network::Mainnet,
                 "testnet" => Network::Testnet,
                 "regtest" => Network::Regtest,
-                other => anyhow::bail!("unknown network {other:?}"),
+                other => anyhow::bail!("unknown network {other:?} (mainnet, testnet or regtest)"),
             };
             let mut group = GroupDescriptor::new(name, network, members)?;
             group.output = match output.as_str() {
@@ -120,25 +176,36 @@ pub fn run(
                 .ok_or_else(|| anyhow::anyhow!("unknown election method {election:?}"))?;
             group.validate()?;
             profile.save_group(&group, &[])?;
-            describe(out, &group, 0)
+            let view = group_wallet::view(&profile, &group, &[], me(&profile).as_ref())?;
+            answer(ctx, out, &view, |out| describe(out, &view))
         }
-        GroupCommand::ShowInvite { group } => {
+        GroupCommand::Show { group } => {
             let (group, acceptances) = profile.group(group)?;
-            describe(out, &group, acceptances.len())
+            let view = group_wallet::view(&profile, &group, &acceptances, me(&profile).as_ref())?;
+            answer(ctx, out, &view, |out| describe(out, &view))
         }
         GroupCommand::List => {
-            for (group, acceptances) in profile.groups()? {
-                writeln!(
-                    out,
-                    "{}  {}  {}/{} accepted  {}",
-                    group.id(),
-                    group.fingerprint(),
-                    acceptances.len(),
-                    group.members.len(),
-                    group.name
-                )?;
-            }
-            Ok(())
+            let me = me(&profile);
+            let views = profile
+                .groups()?
+                .iter()
+                .map(|(g, a)| group_wallet::view(&profile, g, a, me.as_ref()))
+                .collect::<Result<Vec<_>, _>>()?;
+            answer(ctx, out, &views, |out| {
+                for v in &views {
+                    writeln!(
+                        out,
+                        "{}  {}  {}/{} accepted  {}  {}",
+                        v.id,
+                        v.fingerprint,
+                        v.accepted,
+                        v.members.len(),
+                        xpi(v.balance.confirmed_sats + v.balance.unconfirmed_sats),
+                        v.name
+                    )?;
+                }
+                Ok(())
+            })
         }
         GroupCommand::Accept { invite, key_file } => {
             let group = GroupDescriptor::from_invite(invite)?;
@@ -146,16 +213,65 @@ pub fn run(
             let acceptance = custody
                 .accept(&group)
                 .map_err(|e| anyhow::anyhow!("{e}: this invite does not list your public key"))?;
-            profile.save_group(&group, &[acceptance])?;
-            writeln!(
-                out,
-                "accepted as member #{}",
-                group
-                    .member_index(&custody.public_key())
-                    .unwrap_or_default()
-                    + 1
-            )?;
-            describe(out, &group, 1)
+            profile.save_group(&group, std::slice::from_ref(&acceptance))?;
+            let (group, acceptances) = profile.group(&group.id().to_string())?;
+            let view =
+                group_wallet::view(&profile, &group, &acceptances, Some(&custody.public_key()))?;
+            let number = group
+                .member_index(&custody.public_key())
+                .unwrap_or_default()
+                + 1;
+            answer(ctx, out, &view, |out| {
+                writeln!(out, "accepted as member #{number}")?;
+                describe(out, &view)
+            })
+        }
+        GroupCommand::Balance { group } => {
+            let (group, _) = profile.group(group)?;
+            let refreshed = refresh(ctx, &mut profile, &group)?;
+            let balance = group_wallet::balance(&profile, &group)?;
+            answer(ctx, out, &balance, |out| {
+                writeln!(out, "{}", balance_line(&balance))?;
+                if !refreshed {
+                    writeln!(
+                        out,
+                        "(last known: no chain backend configured; add --chain rpc://HOST:PORT)"
+                    )?;
+                }
+                Ok(())
+            })
+        }
+        GroupCommand::History { group } => {
+            let (group, _) = profile.group(group)?;
+            let refreshed = refresh(ctx, &mut profile, &group)?;
+            let history = group_wallet::history(&profile, &group)?;
+            answer(ctx, out, &history, |out| {
+                for h in &history {
+                    let sign = if h.kind == HistoryKind::Received {
+                        "+"
+                    } else {
+                        "-"
+                    };
+                    writeln!(
+                        out,
+                        "{}  {sign}{}  {}:{}  {}",
+                        engine::upgrades::utc(h.time_ms / 1000),
+                        xpi(h.amount_sats),
+                        h.txid,
+                        h.vout,
+                        h.height
+                            .map(|h| format!("block {h}"))
+                            .unwrap_or_else(|| "unconfirmed".into())
+                    )?;
+                }
+                if !refreshed {
+                    writeln!(
+                        out,
+                        "(last known: no chain backend configured; add --chain rpc://HOST:PORT)"
+                    )?;
+                }
+                Ok(())
+            })
         }
     }
 }

@@ -3,6 +3,8 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::output::{answer, Context};
+
 use clap::Subcommand;
 use engine::custody::Custody;
 use engine::{Engine, EngineConfig};
@@ -40,58 +42,80 @@ fn passphrase() -> anyhow::Result<zeroize::Zeroizing<String>> {
     ))
 }
 
-fn show_public(out: &mut impl Write, public_hex: &str) -> anyhow::Result<()> {
-    let key = lotus::secp256k1::PublicKey::from_slice(&hex::decode(public_hex)?)?;
-    let commitment = lotus::taproot::commitment(&key);
-    writeln!(out, "public key   {public_hex}")?;
-    writeln!(
-        out,
-        "taproot      {}",
-        lotus::address::taproot_address(&commitment, lotus::address::Network::Mainnet)
-    )?;
-    writeln!(
-        out,
-        "p2pkh        {}",
-        lotus::address::p2pkh_address(&key, lotus::address::Network::Mainnet)
-    )?;
-    Ok(())
+/// The public key and its addresses (mainnet), as `key` commands answer.
+#[derive(serde::Serialize)]
+struct KeyAnswer {
+    public_key: String,
+    taproot_address: String,
+    p2pkh_address: String,
+    stored_in: String,
 }
 
-pub fn run(
-    command: &KeyCommand,
-    data_dir: Option<PathBuf>,
-    out: &mut impl Write,
+fn key_answer(public: &lotus::secp256k1::PublicKey, stored_in: String) -> KeyAnswer {
+    let commitment = lotus::taproot::commitment(public);
+    KeyAnswer {
+        public_key: hex::encode(public.serialize()),
+        taproot_address: lotus::address::taproot_address(
+            &commitment,
+            lotus::address::Network::Mainnet,
+        ),
+        p2pkh_address: lotus::address::p2pkh_address(public, lotus::address::Network::Mainnet),
+        stored_in,
+    }
+}
+
+fn show(
+    ctx: &Context,
+    out: &mut dyn Write,
+    key: &KeyAnswer,
+    only_public: bool,
 ) -> anyhow::Result<()> {
+    answer(ctx, out, key, |out| {
+        if only_public {
+            return writeln!(out, "{}", key.public_key);
+        }
+        writeln!(out, "public key   {}", key.public_key)?;
+        writeln!(out, "taproot      {}", key.taproot_address)?;
+        writeln!(out, "p2pkh        {}", key.p2pkh_address)?;
+        writeln!(out, "stored in    {}", key.stored_in)
+    })
+}
+
+pub fn run(command: &KeyCommand, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<()> {
     match command {
         KeyCommand::Create { file: Some(path) } => {
             let public = Custody::create_file(path, &passphrase()?)?;
-            writeln!(out, "created an encrypted key file at {}", path.display())?;
-            show_public(out, &hex::encode(public.serialize()))
+            if !ctx.json {
+                writeln!(out, "created an encrypted key file at {}", path.display())?;
+            }
+            show(
+                ctx,
+                out,
+                &key_answer(&public, format!("encrypted key file {}", path.display())),
+                false,
+            )
         }
         KeyCommand::Show { file: Some(path) } | KeyCommand::Export { file: Some(path) } => {
             let custody = Custody::open_file(path, &passphrase()?)?;
-            let public = hex::encode(custody.public_key().serialize());
-            match command {
-                KeyCommand::Export { .. } => writeln!(out, "{public}").map_err(Into::into),
-                _ => show_public(out, &public),
-            }
+            let key = key_answer(&custody.public_key(), custody.location().to_owned());
+            show(ctx, out, &key, matches!(command, KeyCommand::Export { .. }))
         }
         _ => {
             let config = EngineConfig {
-                data_dir,
+                data_dir: ctx.data_dir.clone(),
                 ..EngineConfig::from_env()
             };
             let identity = Engine::start(config)
                 .identity()
                 .map_err(|e| anyhow::anyhow!("{}: {}", e.title, e.action))?;
-            match command {
-                KeyCommand::Export { .. } => writeln!(out, "{}", identity.public_key_hex)?,
-                _ => {
-                    show_public(out, &identity.public_key_hex)?;
-                    writeln!(out, "stored in    {}", identity.key_store)?;
-                }
-            }
-            Ok(())
+            let public =
+                lotus::secp256k1::PublicKey::from_slice(&hex::decode(&identity.public_key_hex)?)?;
+            show(
+                ctx,
+                out,
+                &key_answer(&public, identity.key_store),
+                matches!(command, KeyCommand::Export { .. }),
+            )
         }
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod audit_cmd;
 pub mod bench;
+pub mod chain_args;
 pub mod devnet_cmd;
 pub mod group_cmd;
 pub mod key_cmd;
+pub mod output;
 pub mod sim_cmd;
 pub mod vectors_cmd;
 pub mod workload;

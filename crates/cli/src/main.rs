@@ -13,6 +13,13 @@ struct Cli {
     /// The profile's data folder (default: the platform data folder, or LOTUS_COSIGNER_DATA_DIR).
     #[arg(long, global = true, env = "LOTUS_COSIGNER_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Answer with one JSON document (stable field names) instead of lines for people.
+    #[arg(long, global = true)]
+    json: bool,
+    /// A chain backend, replacing the profile's for this run: rpc://[USER:PASS@]HOST:PORT
+    /// [?cookie=PATH] (lotusd or the devnet) or chronik+https://HOST[/PATH]. Repeatable.
+    #[arg(long, global = true, value_name = "SPEC")]
+    chain: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,17 +63,22 @@ fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     let mut stdout = std::io::stdout().lock();
     let data_dir = cli.data_dir;
+    let ctx = cli::output::Context {
+        data_dir: data_dir.clone(),
+        json: cli.json,
+        chain: cli.chain,
+    };
     match cli.command {
         Command::Key(command) => {
-            cli::key_cmd::run(&command, data_dir, &mut stdout)?;
+            cli::key_cmd::run(&command, &ctx, &mut stdout)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Group(command) => {
-            cli::group_cmd::run(&command, data_dir, &mut stdout)?;
+            cli::group_cmd::run(&command, &ctx, &mut stdout)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(command) => {
-            let ok = cli::audit_cmd::run(&command, data_dir, &mut stdout)?;
+            let ok = cli::audit_cmd::run(&command, &ctx, &mut stdout)?;
             Ok(if ok {
                 ExitCode::SUCCESS
             } else {
@@ -74,7 +86,7 @@ fn main() -> anyhow::Result<ExitCode> {
             })
         }
         Command::Devnet(args) => {
-            cli::devnet_cmd::run(&args, data_dir, &mut stdout)?;
+            cli::devnet_cmd::run(&args, &ctx, &mut stdout)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Vectors { paths, verbose } => {

@@ -166,7 +166,8 @@ fn keys_groups_and_invites_from_the_command_line() {
 fn audit_verify_names_the_first_tampered_entry_and_export_writes_json_lines() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let mut store = store::Store::open(dir.path().join(engine::data_dir::DATABASE_FILE)).unwrap();
+        let mut store =
+            store::Store::open(dir.path().join(engine::data_dir::DATABASE_FILE)).unwrap();
         for i in 0..5u8 {
             store
                 .append(

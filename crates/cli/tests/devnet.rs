@@ -120,3 +120,121 @@ fn devnet_refuses_a_bad_fund_argument_with_a_clear_error() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("is not a Lotus address"), "{stderr}");
 }
+
+fn cli(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_lotus-cosigner"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    (
+        output.status.success(),
+        text + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+#[test]
+fn group_balance_and_history_come_from_the_chain_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile");
+    let profile = profile.to_str().unwrap();
+    let members: Vec<String> = (1..=2u8)
+        .map(|i| {
+            hex::encode(
+                PrivateKey::from_bytes(&[i; 32])
+                    .unwrap()
+                    .public_key()
+                    .serialize(),
+            )
+        })
+        .collect();
+    let (ok, out) = cli(&[
+        "--data-dir",
+        profile,
+        "--json",
+        "group",
+        "create",
+        "--name",
+        "till",
+        "--member",
+        &members[0],
+        "--member",
+        &members[1],
+        "--network",
+        "regtest",
+    ]);
+    assert!(ok, "{out}");
+    let group: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (id, address) = (
+        group["id"].as_str().unwrap(),
+        group["address"].as_str().unwrap(),
+    );
+    assert_eq!(group["balance"]["coins"], 0);
+
+    let devnet = start(
+        &dir.path().join("devnet"),
+        &[
+            "--fund",
+            &format!("{address}:5000000"),
+            "--fund",
+            &format!("{address}:7000000"),
+        ],
+    );
+    let spec = devnet.rpc_line.replace("rpc http://", "");
+    let spec = format!(
+        "rpc://{spec}?cookie={}",
+        dir.path().join("devnet/.cookie").display()
+    );
+    let (ok, out) = cli(&[
+        "--data-dir",
+        profile,
+        "--chain",
+        &spec,
+        "--json",
+        "group",
+        "balance",
+        &id[..12],
+    ]);
+    assert!(ok, "{out}");
+    let balance: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(balance["confirmed_sats"], 12_000_000);
+    assert_eq!(balance["unconfirmed_sats"], 0);
+    assert_eq!(balance["coins"], 2);
+
+    let (ok, out) = cli(&[
+        "--data-dir",
+        profile,
+        "--chain",
+        &spec,
+        "--json",
+        "group",
+        "history",
+        id,
+    ]);
+    assert!(ok, "{out}");
+    let history: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(history.len(), 2);
+    assert!(history
+        .iter()
+        .all(|h| h["kind"] == "received" && h["height"] == 0));
+
+    // Without a backend: the last known balance, and a note saying so.
+    drop(devnet);
+    let (ok, out) = cli(&["--data-dir", profile, "group", "balance", id]);
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("12.000000 XPI confirmed") && out.contains("last known"),
+        "{out}"
+    );
+    // A backend that is down is an error that names it, not a zero balance.
+    let (ok, out) = cli(&[
+        "--data-dir",
+        profile,
+        "--chain",
+        &spec,
+        "group",
+        "balance",
+        id,
+    ]);
+    assert!(!ok && out.contains("cannot be reached"), "{out}");
+}

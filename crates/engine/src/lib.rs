@@ -8,12 +8,14 @@
 pub mod app_db;
 pub mod custody;
 pub mod data_dir;
+pub mod group_wallet;
 pub mod identity;
 pub mod key_file;
 pub mod key_store;
 pub mod profile;
 pub mod runtime;
 pub mod settings;
+pub mod upgrades;
 
 use std::path::PathBuf;
 use std::sync::Mutex;

@@ -17,11 +17,40 @@ pub enum Network {
     Regtest,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(default)]
     pub network: Network,
+    /// Chain backends in `--chain` syntax (`rpc://…`, `chronik+https://…`); the command
+    /// line's `--chain` replaces them for one run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
+    /// How many backends must report a transaction before it counts as seen.
+    #[serde(default = "default_seen_quorum")]
+    pub seen_quorum: usize,
+    /// The default fee rate of payments, in satoshis per 1000 bytes (the relay floor).
+    #[serde(default = "default_fee_rate")]
+    pub fee_rate_per_kb: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            network: Network::default(),
+            chain: Vec::new(),
+            seen_quorum: default_seen_quorum(),
+            fee_rate_per_kb: default_fee_rate(),
+        }
+    }
+}
+
+fn default_seen_quorum() -> usize {
+    1
+}
+
+fn default_fee_rate() -> i64 {
+    lotus::policy::DEFAULT_RELAY_FEE_PER_KB
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,7 +119,7 @@ mod tests {
         assert_eq!(Settings::load_or_init(&path).unwrap(), Settings::default());
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
-            "{\n  \"network\": \"mainnet\"\n}\n"
+            "{\n  \"network\": \"mainnet\",\n  \"seen_quorum\": 1,\n  \"fee_rate_per_kb\": 1000\n}\n"
         );
         fs::write(&path, r#"{"network":"testnet"}"#).unwrap();
         assert_eq!(

@@ -395,6 +395,17 @@ fn compact_size(n: usize) -> Vec<u8> {
     }
 }
 
+/// The address people see for an output script: the type-2 Taproot address of a Taproot
+/// output's commitment (how a group's own address reads), else the type-0 script address.
+pub fn display_address(script: &Script, network: Network) -> String {
+    match script.as_taproot().and_then(|t| t.commitment_key().ok()) {
+        Some(commitment) if script.as_taproot().is_some_and(|t| t.state.is_none()) => {
+            taproot_address(&commitment, network)
+        }
+        _ => XAddress::for_script(script, network).encode(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
