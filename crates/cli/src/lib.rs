@@ -8,6 +8,7 @@ pub mod devnet_cmd;
 pub mod group_cmd;
 pub mod key_cmd;
 pub mod output;
+pub mod session_cmd;
 pub mod sim_cmd;
 pub mod vectors_cmd;
 pub mod workload;

@@ -32,6 +32,9 @@ enum Command {
     /// Groups: create, show the invite, accept an invite, list.
     #[command(subcommand)]
     Group(cli::group_cmd::GroupCommand),
+    /// Signing sessions: propose a payment, list sessions.
+    #[command(subcommand)]
+    Session(cli::session_cmd::SessionCommand),
     /// The tamper-evident audit log: verify or export.
     #[command(subcommand)]
     Audit(cli::audit_cmd::AuditCommand),
@@ -75,6 +78,10 @@ fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Group(command) => {
             cli::group_cmd::run(&command, &ctx, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Session(command) => {
+            cli::session_cmd::run(&command, &ctx, &mut stdout)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Audit(command) => {

@@ -238,3 +238,164 @@ fn group_balance_and_history_come_from_the_chain_backend() {
     ]);
     assert!(!ok && out.contains("cannot be reached"), "{out}");
 }
+
+fn cli_env(args: &[&str]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_lotus-cosigner"))
+        .args(args)
+        .env("LOTUS_COSIGNER_PASSPHRASE", "correct horse battery staple")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    (
+        output.status.success(),
+        text + &String::from_utf8_lossy(&output.stderr),
+    )
+}
+
+#[test]
+fn a_payment_is_proposed_from_the_groups_coins_or_from_coins_named_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("profile");
+    let profile = profile.to_str().unwrap();
+    let key_file = dir.path().join("me.key");
+    let key_file = key_file.to_str().unwrap();
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        profile,
+        "--json",
+        "key",
+        "create",
+        "--file",
+        key_file,
+    ]);
+    assert!(ok, "{out}");
+    let me: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let other = hex::encode(
+        PrivateKey::from_bytes(&[7; 32])
+            .unwrap()
+            .public_key()
+            .serialize(),
+    );
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        profile,
+        "--json",
+        "group",
+        "create",
+        "--name",
+        "ops",
+        "--member",
+        me["public_key"].as_str().unwrap(),
+        "--member",
+        &other,
+        "--network",
+        "regtest",
+    ]);
+    assert!(ok, "{out}");
+    let group: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (id, address) = (
+        group["id"].as_str().unwrap(),
+        group["address"].as_str().unwrap(),
+    );
+    let devnet = start(
+        &dir.path().join("devnet"),
+        &["--fund", &format!("{address}:9000000")],
+    );
+    let spec = format!(
+        "rpc://{}?cookie={}",
+        devnet.rpc_line.replace("rpc http://", ""),
+        dir.path().join("devnet/.cookie").display()
+    );
+    let shop = XAddress::for_script(&Script::p2pkh(&[0x33; 20]), Network::Regtest).encode();
+
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        profile,
+        "--chain",
+        &spec,
+        "--json",
+        "session",
+        "propose",
+        "--group",
+        id,
+        "--pay",
+        &format!("{shop}:3000000"),
+        "--key-file",
+        key_file,
+    ]);
+    assert!(ok, "{out}");
+    let proposal: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(proposal["session_id"].as_str().unwrap().len(), 64);
+    assert_eq!(proposal["review_digest"].as_str().unwrap().len(), 64);
+    let outputs = proposal["payment"]["outputs"].as_array().unwrap();
+    assert_eq!(outputs[0]["address"], shop.as_str());
+    assert_eq!(outputs[0]["amount_sats"], 3_000_000);
+    assert_eq!(outputs[1]["is_change"], true);
+    let fee = proposal["payment"]["fee_sats"].as_i64().unwrap();
+    assert_eq!(
+        outputs[1]["amount_sats"].as_i64().unwrap(),
+        9_000_000 - 3_000_000 - fee
+    );
+
+    // Coins named by hand need no chain backend.
+    let txid = proposal["payment"]["inputs"][0]["outpoint"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        profile,
+        "--json",
+        "session",
+        "propose",
+        "--group",
+        id,
+        "--pay",
+        &format!("{shop}:all"),
+        "--input",
+        &format!("{txid}:9000000"),
+        "--key-file",
+        key_file,
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = cli_env(&["--data-dir", profile, "--json", "session", "list"]);
+    assert!(ok, "{out}");
+    let sessions: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert!(sessions
+        .iter()
+        .all(|s| s["proposed_by_me"] == true && s["group_id"] == id));
+
+    // Bad input gets a clear error.
+    let mainnet = XAddress::for_script(&Script::p2pkh(&[0x33; 20]), Network::Mainnet).encode();
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        profile,
+        "--chain",
+        &spec,
+        "session",
+        "propose",
+        "--group",
+        id,
+        "--pay",
+        &format!("{mainnet}:3000000"),
+        "--key-file",
+        key_file,
+    ]);
+    assert!(!ok && out.contains("is not a regtest address"), "{out}");
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        profile,
+        "--chain",
+        &spec,
+        "session",
+        "propose",
+        "--group",
+        id,
+        "--pay",
+        &format!("{shop}:900000000"),
+        "--key-file",
+        key_file,
+    ]);
+    assert!(!ok && out.contains("not enough funds"), "{out}");
+}

@@ -107,6 +107,12 @@ impl Custody {
     pub fn accept(&self, group: &GroupDescriptor) -> Result<Acceptance, AcceptanceError> {
         Acceptance::sign(group, &self.key)
     }
+
+    /// A copy for the engine's own session runtime, which signs with it (never leaves the
+    /// engine crate).
+    pub(crate) fn private_key(&self) -> PrivateKey {
+        PrivateKey::from_bytes(&self.key.to_bytes()).expect("a valid key stays valid")
+    }
 }
 
 /// A fresh key from the OS generator.

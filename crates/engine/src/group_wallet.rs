@@ -273,6 +273,37 @@ pub fn preview_payment(
     fee_rate_per_kb: i64,
     allow_unconfirmed: bool,
 ) -> Result<(PaymentPreviewView, wallet::Payment), GroupWalletError> {
+    let coins: Vec<Coin> = profile
+        .store()
+        .coins(&group.id().0, false)?
+        .into_iter()
+        .filter_map(|c| {
+            let script = lotus::script::Script::from_bytes(c.script);
+            Some(Coin {
+                kind: SpendKind::of(&script)?,
+                outpoint: OutPoint::new(TxId(c.txid), c.vout),
+                output: lotus::tx::TxOut::new(c.value, script),
+                confirmed: c.height.is_some(),
+            })
+        })
+        .collect();
+    preview_from_coins(
+        group,
+        recipients,
+        fee_rate_per_kb,
+        allow_unconfirmed,
+        &coins,
+    )
+}
+
+/// [`preview_payment`] from the given coins (e.g. named by hand).
+pub fn preview_from_coins(
+    group: &GroupDescriptor,
+    recipients: &[(String, Amount)],
+    fee_rate_per_kb: i64,
+    allow_unconfirmed: bool,
+    coins: &[Coin],
+) -> Result<(PaymentPreviewView, wallet::Payment), GroupWalletError> {
     let change_script = group.script_pubkey()?;
     let recipients = recipients
         .iter()
@@ -296,27 +327,13 @@ pub fn preview_payment(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let coins: Vec<Coin> = profile
-        .store()
-        .coins(&group.id().0, false)?
-        .into_iter()
-        .filter_map(|c| {
-            let script = lotus::script::Script::from_bytes(c.script);
-            Some(Coin {
-                kind: SpendKind::of(&script)?,
-                outpoint: OutPoint::new(TxId(c.txid), c.vout),
-                output: lotus::tx::TxOut::new(c.value, script),
-                confirmed: c.height.is_some(),
-            })
-        })
-        .collect();
     let request = PaymentRequest {
         recipients,
         fee_rate_per_kb,
         change_script,
         allow_unconfirmed,
     };
-    let payment = wallet::build_payment(&request, &coins)?;
+    let payment = wallet::build_payment(&request, coins)?;
     let confirmed_of = |o: &OutPoint| coins.iter().any(|c| &c.outpoint == o && c.confirmed);
     let preview = PaymentPreviewView {
         txid: payment.tx.txid().to_display_hex(),

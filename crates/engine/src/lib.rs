@@ -13,6 +13,7 @@ pub mod identity;
 pub mod key_file;
 pub mod key_store;
 pub mod profile;
+pub mod proposals;
 pub mod runtime;
 pub mod settings;
 pub mod upgrades;

@@ -1,0 +1,215 @@
+//! `lotus-cosigner session`: propose a payment from a group (the wallet selects the coins, or
+//! `--input` names them), and list the profile's sessions.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Subcommand;
+use engine::custody::{Custody, KeySource};
+use engine::group_wallet;
+use engine::profile::Profile;
+use engine::proposals::{self, ProposeRequest};
+use engine::settings::Settings;
+use lotus::tx::{OutPoint, TxId};
+use wallet::Amount;
+
+use crate::chain_args;
+use crate::output::{answer, xpi, Context};
+
+#[derive(Debug, Subcommand)]
+pub enum SessionCommand {
+    /// Propose a payment: the proposal is signed, stored, and reviewed by every co-signer.
+    Propose {
+        /// The group (id or an unambiguous prefix).
+        #[arg(long)]
+        group: String,
+        /// XADDR:SATS, or XADDR:all for everything the group holds; repeatable.
+        #[arg(long = "pay", required = true, value_name = "XADDR:SATS")]
+        pay: Vec<String>,
+        /// Spend exactly these coins of the group (no chain backend needed); repeatable.
+        #[arg(long = "input", value_name = "TXID:VOUT:SATS")]
+        inputs: Vec<String>,
+        /// Fee rate in satoshis per 1000 bytes (default: the settings', the relay floor).
+        #[arg(long, value_name = "SATS_PER_KB")]
+        fee_rate: Option<i64>,
+        /// Minutes until the proposal expires.
+        #[arg(long, value_name = "MINUTES", default_value_t = 24 * 60)]
+        expires: u64,
+        /// Also spend coins that are still unconfirmed.
+        #[arg(long)]
+        allow_unconfirmed: bool,
+        /// Sign with this encrypted key file instead of the keychain key.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
+    /// The profile's sessions, newest first.
+    List,
+}
+
+fn parse_pay(spec: &str) -> anyhow::Result<(String, Amount)> {
+    let (address, amount) = spec
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("'{spec}': write XADDR:SATS (or XADDR:all)"))?;
+    let amount = if amount == "all" {
+        Amount::Everything
+    } else {
+        Amount::Sats(amount.parse().map_err(|_| {
+            anyhow::anyhow!("'{amount}' is not a whole number of satoshis (1 XPI = 1000000)")
+        })?)
+    };
+    Ok((address.to_owned(), amount))
+}
+
+fn parse_input(spec: &str) -> anyhow::Result<(OutPoint, i64)> {
+    let mut parts = spec.split(':');
+    let (Some(txid), Some(vout), Some(sats), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        anyhow::bail!("'{spec}': write TXID:VOUT:SATS");
+    };
+    let txid =
+        TxId::from_display_hex(txid).map_err(|e| anyhow::anyhow!("'{txid}' is not a txid: {e}"))?;
+    let vout: u32 = vout
+        .parse()
+        .map_err(|_| anyhow::anyhow!("'{vout}' is not an output index"))?;
+    let sats: i64 = sats
+        .parse()
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| anyhow::anyhow!("'{sats}' is not a positive number of satoshis"))?;
+    Ok((OutPoint::new(txid, vout), sats))
+}
+
+pub fn run(command: &SessionCommand, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<()> {
+    let mut profile = Profile::open(ctx.data_dir.clone())?;
+    let settings = Settings::load_or_init(&profile.data_dir().settings_file())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match command {
+        SessionCommand::Propose {
+            group,
+            pay,
+            inputs,
+            fee_rate,
+            expires,
+            allow_unconfirmed,
+            key_file,
+        } => {
+            let pay = pay
+                .iter()
+                .map(|p| parse_pay(p))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let inputs = inputs
+                .iter()
+                .map(|i| parse_input(i))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if inputs.is_empty() {
+                // The wallet selects from the group's coins: bring them up to date first.
+                let (descriptor, _) = profile.group(group)?;
+                if let Some(chains) = chain_args::chains(ctx, &settings)? {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)?
+                        .as_millis() as u64;
+                    runtime.block_on(group_wallet::refresh(
+                        &mut profile,
+                        &chains,
+                        &descriptor,
+                        now,
+                    ))?;
+                }
+            }
+            let source = match key_file {
+                Some(path) => KeySource::File(path.clone()),
+                None => KeySource::Keychain(engine::EngineConfig::from_env().keychain),
+            };
+            let custody = Custody::open(&source, || {
+                std::env::var("LOTUS_COSIGNER_PASSPHRASE")
+                    .map(zeroize::Zeroizing::new)
+                    .map_err(|_| {
+                        engine::custody::CustodyError::Passphrase(
+                            "set LOTUS_COSIGNER_PASSPHRASE".into(),
+                        )
+                    })
+            })?;
+            let request = ProposeRequest {
+                group: group.clone(),
+                pay,
+                inputs,
+                fee_rate_per_kb: fee_rate.unwrap_or(settings.fee_rate_per_kb),
+                expires_minutes: *expires,
+                allow_unconfirmed: *allow_unconfirmed,
+            };
+            let proposal = runtime.block_on(proposals::propose(&mut profile, &custody, request))?;
+            answer(ctx, out, &proposal, |out| {
+                writeln!(out, "session      {}", proposal.session_id)?;
+                writeln!(out, "txid         {}", proposal.payment.txid)?;
+                for o in &proposal.payment.outputs {
+                    let change = if o.is_change {
+                        "  (change, back to the group)"
+                    } else {
+                        ""
+                    };
+                    writeln!(
+                        out,
+                        "pay          {}  {}{change}",
+                        xpi(o.amount_sats),
+                        o.address
+                    )?;
+                }
+                writeln!(
+                    out,
+                    "fee          {}  ({} bytes at {} sat/kB)",
+                    xpi(proposal.payment.fee_sats),
+                    proposal.payment.size_bytes,
+                    proposal.payment.fee_rate_per_kb
+                )?;
+                writeln!(out, "review       {}", proposal.review_digest)?;
+                writeln!(
+                    out,
+                    "expires      {} UTC",
+                    engine::upgrades::utc(proposal.expires_ms / 1000)
+                )
+            })
+        }
+        SessionCommand::List => {
+            let mut sessions = profile.store().sessions(None)?;
+            sessions.sort_by_key(|s| std::cmp::Reverse(s.created_ms));
+            let rows: Vec<serde_json::Value> = sessions
+                .iter()
+                .map(|s| {
+                    serde_json::json!({
+                        "session_id": hex::encode(s.session_id),
+                        "group_id": hex::encode(s.group_id),
+                        "proposed_by_me": s.proposed_by_me,
+                        "created_ms": s.created_ms,
+                        "approved": s.approval.is_some(),
+                        "signed": s.signed_tx.is_some(),
+                        "outcome": s.outcome.as_ref().map(|o| format!("{o:?}")),
+                    })
+                })
+                .collect();
+            answer(ctx, out, &rows, |out| {
+                for s in &sessions {
+                    writeln!(
+                        out,
+                        "{}  group {}  {}  {}",
+                        hex::encode(s.session_id),
+                        &hex::encode(s.group_id)[..12],
+                        if s.proposed_by_me {
+                            "proposed by me"
+                        } else {
+                            "from a co-signer"
+                        },
+                        match (&s.outcome, s.approval.is_some()) {
+                            (Some(o), _) => format!("{o:?}"),
+                            (None, true) => "approved".into(),
+                            (None, false) => "waiting for review".into(),
+                        }
+                    )?;
+                }
+                Ok(())
+            })
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Proposing a payment from a group: the wallet builds it from the group's coins (or from
+//! coins named by hand), the upgrade calendar is checked, and the session runtime signs and
+//! stores the proposal. The key stays in custody; the caller gets public data back.
+
+use std::sync::Arc;
+
+use lotus::script::Script;
+use lotus::tx::{OutPoint, TxOut};
+use serde::Serialize;
+use ts_rs::TS;
+use wallet::{Amount, Coin, SpendKind};
+
+use crate::custody::Custody;
+use crate::group_wallet::{self, GroupWalletError, PaymentPreviewView};
+use crate::profile::Profile;
+use crate::runtime::offline::Offline;
+use crate::runtime::{Clock, RuntimeError, SessionEngine, SystemClock};
+use crate::upgrades::{self, StraddlesUpgrade};
+
+pub struct ProposeRequest {
+    /// A group id or an unambiguous prefix of it.
+    pub group: String,
+    /// `(XAddress, amount)`.
+    pub pay: Vec<(String, Amount)>,
+    /// Coins named by hand (`TXID:VOUT:SATS`, paying the group); empty: the wallet selects.
+    pub inputs: Vec<(OutPoint, i64)>,
+    pub fee_rate_per_kb: i64,
+    pub expires_minutes: u64,
+    pub allow_unconfirmed: bool,
+}
+
+/// What was proposed: the session and exactly what co-signers will review.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct ProposalView {
+    pub session_id: String,
+    pub group_id: String,
+    /// The digest an approval is bound to (`session approve ID --digest HEX`).
+    pub review_digest: String,
+    #[ts(type = "number")]
+    pub expires_ms: u64,
+    pub payment: PaymentPreviewView,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProposeError {
+    #[error(transparent)]
+    Wallet(#[from] GroupWalletError),
+    #[error(transparent)]
+    Upgrade(#[from] StraddlesUpgrade),
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("the session expires in {0} minutes; give 1 to 10080 (a week)")]
+    Expiry(u64),
+}
+
+pub async fn propose(
+    profile: &mut Profile,
+    custody: &Custody,
+    request: ProposeRequest,
+) -> Result<ProposalView, ProposeError> {
+    if !(1..=7 * 24 * 60).contains(&request.expires_minutes) {
+        return Err(ProposeError::Expiry(request.expires_minutes));
+    }
+    let (group, _) = profile
+        .group(&request.group)
+        .map_err(GroupWalletError::from)?;
+    let now_ms = SystemClock.now_ms();
+    let expires_ms = now_ms + request.expires_minutes * 60_000;
+    upgrades::check_window(group.network, now_ms / 1000, expires_ms / 1000)?;
+    let (preview, payment) = if request.inputs.is_empty() {
+        group_wallet::preview_payment(
+            profile,
+            &group,
+            &request.pay,
+            request.fee_rate_per_kb,
+            request.allow_unconfirmed,
+        )?
+    } else {
+        let script: Script = group.script_pubkey().map_err(GroupWalletError::from)?;
+        let kind = SpendKind::of(&script).expect("a group's script is P2PKH or Taproot");
+        let coins: Vec<Coin> = request
+            .inputs
+            .iter()
+            .map(|(outpoint, sats)| Coin {
+                outpoint: *outpoint,
+                output: TxOut::new(*sats, script.clone()),
+                kind,
+                confirmed: true,
+            })
+            .collect();
+        group_wallet::preview_from_coins(
+            &group,
+            &request.pay,
+            request.fee_rate_per_kb,
+            true,
+            &coins,
+        )?
+    };
+
+    // The runtime signs the proposal with the custody's key and stores it before returning.
+    let store = store::Store::open(profile.data_dir().database_file())?;
+    let groups: Vec<_> = profile
+        .groups()
+        .map_err(GroupWalletError::from)?
+        .into_iter()
+        .map(|(g, _)| g)
+        .collect();
+    let (_no_sender, inbox) = tokio::sync::mpsc::unbounded_channel();
+    let (engine, task) = SessionEngine::spawn(
+        custody.private_key(),
+        store,
+        groups,
+        Arc::new(Offline),
+        inbox,
+        Arc::new(Offline),
+        Box::new(SystemClock),
+    )?;
+    let session = engine
+        .propose(group.id(), payment.tx, payment.spent_outputs, expires_ms)
+        .await;
+    let detail = match &session {
+        Ok(id) => engine.session_detail(*id).await?,
+        Err(_) => None,
+    };
+    drop(engine);
+    task.abort();
+    let session = session?;
+    Ok(ProposalView {
+        session_id: hex::encode(session),
+        group_id: group.id().to_string(),
+        review_digest: detail
+            .map(|d| hex::encode(d.review.digest))
+            .unwrap_or_default(),
+        expires_ms,
+        payment: preview,
+    })
+}
