@@ -14,9 +14,12 @@ use lotus::address::Network;
 use lotus::hash::sha256;
 use lotus::secp256k1::PublicKey;
 use lotus::PrivateKey;
+use protocol::election::ElectionMethod;
 use protocol::envelope::{Envelope, MessageKind};
+use protocol::evidence::{Blame, Evidence, Offence};
 use protocol::group::GroupDescriptor;
 use protocol::node::Peer;
+use protocol::proposal::Proposal;
 use protocol::session::{AbortReason, Action, Event, Outcome};
 use tokio::sync::broadcast;
 
@@ -66,6 +69,10 @@ struct Setup {
 }
 
 fn setup(tag: u8) -> Setup {
+    setup_with(tag, ElectionMethod::Salted)
+}
+
+fn setup_with(tag: u8, election: ElectionMethod) -> Setup {
     let keys: Vec<PrivateKey> = (0..3u8)
         .map(|i| PrivateKey::from_bytes(&sha256(&[tag, i])).unwrap())
         .collect();
@@ -76,6 +83,7 @@ fn setup(tag: u8) -> Setup {
     )
     .unwrap();
     group.commit_round = false; // round 1 is the first guarded step
+    group.election = election;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("member-1.sqlite");
     let store = store::Store::open(&path).unwrap();
@@ -212,4 +220,111 @@ fn a_nonce_the_registry_already_holds_closes_the_session_end_to_end() {
         closed,
         Some(Outcome::Aborted(AbortReason::NonceRegistryConflict))
     );
+}
+
+fn review_ready(events: &mut broadcast::Receiver<EngineEvent>) -> bool {
+    let mut ready = false;
+    while let Ok(event) = events.try_recv() {
+        ready |= matches!(
+            event,
+            EngineEvent::Session {
+                event: Event::ReviewReady { .. },
+                ..
+            }
+        );
+    }
+    ready
+}
+
+/// The store's blacklist used to stay in the store: the node's gate never heard of it, so a
+/// blacklisted co-signer's proposals still reached the review screen.
+#[test]
+fn a_signer_blacklisted_in_the_store_is_refused_at_the_gate() {
+    let mut s = setup(3);
+    let bytes = proposal(&s);
+    store::Store::open(&s.path)
+        .unwrap()
+        .blacklist(
+            &s.keys[0].public_key().serialize(),
+            "sent a forged partial signature",
+            START,
+        )
+        .unwrap();
+    assert_eq!(s.core.load_blacklist().unwrap(), 1);
+    s.core.receive(&bytes, Peer(0));
+    assert!(
+        !review_ready(&mut s.events),
+        "no review for a blacklisted proposer"
+    );
+    assert!(s.core.sessions().is_empty());
+
+    // The same proposal from a profile without the entry is reviewed (the control).
+    let mut clean = setup(3);
+    clean.core.restore().unwrap();
+    clean.core.receive(&proposal(&clean), Peer(0));
+    assert!(review_ready(&mut clean.events));
+}
+
+/// Reputation-aware elections used to get no evidence at all: the runtime proposed with an
+/// empty list, whatever the store knew. Now the proposal carries the stored evidence against
+/// this group's members, and only evidence from sessions of this group.
+#[test]
+fn a_reputation_aware_proposal_carries_the_stores_evidence_of_this_group() {
+    let mut s = setup_with(4, ElectionMethod::ReputationAware);
+    s.core.receive(&proposal(&s), Peer(0));
+    let session_id = s.core.sessions()[0].session_id;
+    let blamed = |session_id: [u8; 32], tag: u8| {
+        let evidence = Evidence {
+            offence: Offence::InvalidPartial,
+            proposal: vec![tag; 8],
+            envelopes: Vec::new(),
+        };
+        let blame = Blame {
+            offence: Offence::InvalidPartial,
+            culprit: 2,
+            session_id,
+            attempt: 0,
+        };
+        (evidence, blame)
+    };
+    let mut other = store::Store::open(&s.path).unwrap();
+    let (ours, blame) = blamed(session_id, 1);
+    other
+        .record_event(
+            &s.group,
+            session_id,
+            &Event::Blamed {
+                blame,
+                evidence: ours.clone(),
+            },
+            START,
+        )
+        .unwrap();
+    let (foreign, blame) = blamed([9; 32], 2);
+    other
+        .record_event(
+            &s.group,
+            [9; 32],
+            &Event::Blamed {
+                blame,
+                evidence: foreign,
+            },
+            START + 1,
+        )
+        .unwrap();
+
+    let (tx, spent) = sim::fixtures::two_input_spend(&s.group, b"member one pays");
+    s.core
+        .propose(s.group.id(), tx, spent, START + 3_600_000)
+        .unwrap();
+    let sent = s.sent.0.lock().unwrap().clone();
+    let ours_proposal = sent
+        .iter()
+        .filter_map(|b| Envelope::decode(b, usize::MAX).ok())
+        .find(|e| e.header.sender == 1 && e.header.kind == MessageKind::Proposal)
+        .expect("member 1 sent its proposal");
+    let (_, proposal_bytes) =
+        protocol::node::split_proposal_payload(&ours_proposal.payload).unwrap();
+    let proposal = Proposal::decode(proposal_bytes, usize::MAX).unwrap();
+    assert_eq!(proposal.evidence, vec![ours.encode()]);
 }

@@ -98,8 +98,64 @@ impl Core {
         Ok(id)
     }
 
+    /// The store's blacklist reaches the node's gate: a blacklisted signer's messages are
+    /// refused before any signature check.
+    pub fn load_blacklist(&mut self) -> Result<usize, RuntimeError> {
+        let mut loaded = 0;
+        for entry in self.store.blacklist_entries()? {
+            let Ok(key) = PublicKey::from_slice(&entry.signer) else {
+                continue;
+            };
+            match self.node.blacklist_mut().insert(key, &entry.reason) {
+                Ok(()) => loaded += 1,
+                Err(e) => {
+                    tracing::warn!(error = %e, "a blacklist entry does not fit the node's list")
+                }
+            }
+        }
+        Ok(loaded)
+    }
+
+    /// Evidence records against this group's other members, from the store, newest first, for
+    /// a reputation-aware election (the only method that reads them; others would ignore it).
+    fn evidence_for(&self, group: &GroupId) -> Vec<Vec<u8>> {
+        use protocol::proposal::{MAX_EVIDENCE_RECORDS, MAX_EVIDENCE_RECORD_BYTES};
+        let Some(descriptor) = self.node.group(group) else {
+            return Vec::new();
+        };
+        if descriptor.election != protocol::election::ElectionMethod::ReputationAware {
+            return Vec::new();
+        }
+        let me = self.key.public_key();
+        let mut records: Vec<(u64, Vec<u8>)> = Vec::new();
+        for member in descriptor.members.iter().filter(|k| **k != me) {
+            let Ok(found) = self.store.evidence_against(&member.serialize()) else {
+                continue;
+            };
+            for evidence in found {
+                let of_this_group = self
+                    .store
+                    .session(&evidence.session_id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|s| s.group_id == group.0);
+                if of_this_group && evidence.bytes.len() <= MAX_EVIDENCE_RECORD_BYTES {
+                    records.push((evidence.recorded_ms, evidence.bytes));
+                }
+            }
+        }
+        records.sort_by_key(|(ms, _)| std::cmp::Reverse(*ms));
+        records.dedup_by(|a, b| a.1 == b.1);
+        records
+            .into_iter()
+            .take(MAX_EVIDENCE_RECORDS)
+            .map(|(_, bytes)| bytes)
+            .collect()
+    }
+
     /// Every unfinished session comes back above the last attempt it took part in.
     pub fn restore(&mut self) -> Result<usize, RuntimeError> {
+        self.load_blacklist()?;
         let now = self.now();
         // Attempts whose secret nonces died with the last process can never sign: close them in
         // the store first, so even a bug above could not get a signing mark for them.
@@ -193,18 +249,11 @@ impl Core {
         expires_ms: u64,
     ) -> Result<[u8; 32], RuntimeError> {
         let now = self.now();
+        let evidence = self.evidence_for(&group);
         let mut out = Vec::new();
         let entropy: &mut dyn Entropy = &mut *self.entropy;
         let result = self.node.propose(
-            &group,
-            tx,
-            spent,
-            expires_ms,
-            Vec::new(),
-            now,
-            &self.key,
-            entropy,
-            &mut out,
+            &group, tx, spent, expires_ms, evidence, now, &self.key, entropy, &mut out,
         );
         if let Ok(id) = &result {
             self.session_group.insert(*id, group);
