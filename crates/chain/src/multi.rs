@@ -38,9 +38,9 @@ pub struct StatusReport {
     pub seen_by: usize,
     /// `seen_by` reached the quorum: failover slots are cancelled by this.
     pub seen: bool,
-    /// The smallest depth among backends that report it confirmed (the cautious answer).
+    /// The depth at least the quorum of backends report (the quorum-th deepest claim).
     pub confirmed_depth: Option<u32>,
-    /// Some backend reports one of its inputs spent by another transaction.
+    /// At least the quorum of backends report one of its inputs spent elsewhere.
     pub conflicted: bool,
 }
 
@@ -126,15 +126,20 @@ impl Chains {
                 Box::pin(async move { backend.status(&tx).await })
             })
             .await;
+        // Every conclusion needs the quorum: one lying (or index-less) backend can neither
+        // make a transaction seen, nor deep enough to stop watching, nor conflicted.
         let statuses = || reports.iter().filter_map(|r| r.answer.as_ref().ok());
         let seen_by = statuses().filter(|s| s.is_seen()).count();
-        let confirmed_depth = statuses()
+        let mut depths: Vec<u32> = statuses()
             .filter_map(|s| match s {
                 TxStatus::Confirmed { depth, .. } => Some(*depth),
                 _ => None,
             })
-            .min();
-        let conflicted = statuses().any(|s| *s == TxStatus::Conflicted);
+            .collect();
+        depths.sort_unstable_by(|a, b| b.cmp(a));
+        let confirmed_depth = depths.get(self.seen_quorum - 1).copied();
+        let conflicted =
+            statuses().filter(|s| **s == TxStatus::Conflicted).count() >= self.seen_quorum;
         StatusReport {
             txid,
             seen_by,

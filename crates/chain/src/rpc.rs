@@ -249,13 +249,22 @@ impl RpcBackend {
             .ok_or_else(|| self.protocol("getrawtransaction: no hex"))?;
         let tx =
             decode_tx_hex(hex).map_err(|e| self.protocol(format!("getrawtransaction: {e}")))?;
+        if tx.txid() != *txid {
+            return Err(self.protocol("getrawtransaction answered another transaction"));
+        }
         let confirmations = value
             .get("confirmations")
             .and_then(Value::as_u64)
             .unwrap_or(0);
+        // A transaction index keeps transactions of blocks a reorg disconnected: they come
+        // with their old block hash and no confirmations, and are in no mempool. That is not
+        // "seen"; the caller falls back to the outputs and inputs.
+        if value.get("blockhash").is_some() && confirmations == 0 {
+            return Ok(None);
+        }
         Ok(Some((
             tx,
-            (confirmations > 0).then_some(confirmations as u32),
+            (confirmations > 0).then_some(u32::try_from(confirmations).unwrap_or(u32::MAX)),
         )))
     }
 
@@ -275,7 +284,7 @@ impl RpcBackend {
             value
                 .get("confirmations")
                 .and_then(Value::as_u64)
-                .unwrap_or(0) as u32,
+                .map_or(0, |c| u32::try_from(c).unwrap_or(u32::MAX)),
         ))
     }
 }
@@ -293,12 +302,15 @@ impl ChainBackend for RpcBackend {
 
     async fn tip(&self) -> Result<Tip, ChainError> {
         let info = self.client.call_ok("getblockchaininfo", json!([])).await?;
-        let height = info.get("blocks").and_then(Value::as_u64);
+        let height = info
+            .get("blocks")
+            .and_then(Value::as_u64)
+            .and_then(|h| u32::try_from(h).ok());
         let hash = info.get("bestblockhash").and_then(Value::as_str);
         let median_time = info.get("mediantime").and_then(Value::as_u64);
         match (height, hash, median_time) {
             (Some(height), Some(hash), Some(median_time)) => Ok(Tip {
-                height: height as u32,
+                height,
                 hash: hash.to_owned(),
                 median_time,
             }),
@@ -322,16 +334,22 @@ impl ChainBackend for RpcBackend {
                 .get("txid")
                 .and_then(Value::as_str)
                 .and_then(|s| TxId::from_display_hex(s).ok());
-            let vout = u.get("vout").and_then(Value::as_u64);
+            let vout = u
+                .get("vout")
+                .and_then(Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok());
             let value = u.get("amount").and_then(from_xpi_json);
-            let height = u.get("height").and_then(Value::as_u64);
+            let height = u
+                .get("height")
+                .and_then(Value::as_u64)
+                .and_then(|h| u32::try_from(h).ok());
             let (Some(txid), Some(vout), Some(value)) = (txid, vout, value) else {
                 return Err(self.protocol("scantxoutset: an unspent lacks txid, vout or amount"));
             };
             utxos.push(Utxo {
-                outpoint: OutPoint::new(txid, vout as u32),
+                outpoint: OutPoint::new(txid, vout),
                 output: TxOut::new(value, script.clone()),
-                height: height.map(|h| h as u32),
+                height,
             });
         }
         // scantxoutset sees the UTXO set only: add the mempool's outputs to the script and
@@ -352,33 +370,42 @@ impl ChainBackend for RpcBackend {
                 }
             }
         }
-        utxos.retain(|u| !spent.contains(&u.outpoint));
+        // One entry per outpoint, whatever the node repeated (e.g. a block arriving between
+        // the scan and the mempool listing).
+        let mut unique = std::collections::HashSet::new();
+        utxos.retain(|u| !spent.contains(&u.outpoint) && unique.insert(u.outpoint));
         Ok(utxos)
     }
 
     async fn status(&self, tx: &Transaction) -> Result<TxStatus, ChainError> {
         let txid = tx.txid();
         let tip = self.tip().await?;
+        let confirmed = |depth: u32| -> Result<TxStatus, ChainError> {
+            if depth > tip.height + 1 {
+                return Err(self.protocol(format!(
+                    "claims {depth} confirmations with the tip at height {}",
+                    tip.height
+                )));
+            }
+            Ok(TxStatus::Confirmed {
+                height: tip.height + 1 - depth,
+                depth,
+            })
+        };
         if let Some((_, confirmations)) = self.raw_transaction(&txid).await? {
-            return Ok(match confirmations {
-                None => TxStatus::Mempool,
-                Some(depth) => TxStatus::Confirmed {
-                    height: tip.height + 1 - depth,
-                    depth,
-                },
-            });
+            return match confirmations {
+                None => Ok(TxStatus::Mempool),
+                Some(depth) => confirmed(depth),
+            };
         }
         // No transaction index: an unspent output of ours proves where it is.
         for vout in 0..tx.outputs.len() as u32 {
             if let Some(confirmations) = self.tx_out(&OutPoint::new(txid, vout)).await? {
-                return Ok(if confirmations == 0 {
-                    TxStatus::Mempool
+                return if confirmations == 0 {
+                    Ok(TxStatus::Mempool)
                 } else {
-                    TxStatus::Confirmed {
-                        height: tip.height + 1 - confirmations,
-                        depth: confirmations,
-                    }
-                });
+                    confirmed(confirmations)
+                };
             }
         }
         for input in &tx.inputs {

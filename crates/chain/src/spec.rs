@@ -48,15 +48,17 @@ impl ChainSpec {
             problem: problem.to_owned(),
         };
         if let Some(rest) = spec.strip_prefix("rpc://") {
-            let (authority, query) = match rest.split_once('?') {
-                Some((a, q)) => (a, Some(q)),
-                None => (rest, None),
+            // The login comes first and may hold any character ('?' included): split it off
+            // at the last '@' before looking for options.
+            let (userinfo, after_login) = match rest.rfind('@') {
+                Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+                None => (None, rest),
             };
-            let authority = authority.trim_end_matches('/');
-            let (userinfo, hostport) = match authority.rsplit_once('@') {
-                Some((u, h)) => (Some(u), h),
-                None => (None, authority),
+            let (hostport, query) = match after_login.split_once('?') {
+                Some((h, q)) => (h, Some(q)),
+                None => (after_login, None),
             };
+            let hostport = hostport.trim_end_matches('/');
             let (host, port) = hostport.rsplit_once(':').ok_or_else(|| {
                 invalid("the port is missing (lotusd's mainnet RPC port is 10604)")
             })?;

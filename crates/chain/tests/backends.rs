@@ -149,9 +149,13 @@ async fn two_backends_that_disagree_are_both_reported() {
 
     let lenient = chains(&[&a, &b], 1).status(&ours).await;
     assert_eq!((lenient.seen_by, lenient.seen), (1, true));
+    assert!(lenient.conflicted, "one backend is the quorum of 1");
     let strict = chains(&[&a, &b], 2).status(&ours).await;
     assert_eq!((strict.seen_by, strict.seen), (1, false));
-    assert!(strict.conflicted);
+    assert!(
+        !strict.conflicted,
+        "one backend's word is not the quorum of 2"
+    );
     assert_eq!(strict.reports[0].backend, a.label());
     assert_eq!(strict.reports[0].answer, Ok(TxStatus::Mempool));
     assert_eq!(strict.reports[1].backend, b.label());
@@ -166,4 +170,96 @@ async fn two_backends_that_disagree_are_both_reported() {
         .refusal()
         .unwrap()
         .contains("txn-mempool-conflict"));
+}
+
+/// A backend that lies about every transaction's status (an attacker's, or a lotusd without a
+/// transaction index that mistakes a spent confirmed transaction for a conflicted one).
+struct Liar {
+    inner: chain::rpc::RpcBackend,
+    claim: TxStatus,
+}
+
+#[async_trait::async_trait]
+impl ChainBackend for Liar {
+    fn label(&self) -> String {
+        format!("liar({})", self.inner.label())
+    }
+    async fn tip(&self) -> Result<chain::Tip, ChainError> {
+        self.inner.tip().await
+    }
+    async fn unspent(
+        &self,
+        script: &lotus::script::Script,
+    ) -> Result<Vec<chain::Utxo>, ChainError> {
+        self.inner.unspent(script).await
+    }
+    async fn status(&self, _tx: &lotus::tx::Transaction) -> Result<TxStatus, ChainError> {
+        Ok(self.claim)
+    }
+    async fn test_accept(
+        &self,
+        tx: &lotus::tx::Transaction,
+    ) -> Result<chain::Acceptance, ChainError> {
+        self.inner.test_accept(tx).await
+    }
+    async fn broadcast(&self, tx: &lotus::tx::Transaction) -> Result<lotus::tx::TxId, ChainError> {
+        self.inner.broadcast(tx).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_lying_backend_cannot_settle_or_forget_a_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_dir, b_dir) = (dir.path().join("a"), dir.path().join("b"));
+    let alice = Wallet::new(15);
+    twin_chains(&a_dir, &b_dir, vec![(alice.script(), 10 * XPI)]);
+    let (_a, a) = start_on(&a_dir, "127.0.0.1:0".parse().unwrap()).await;
+    let (_b, b) = start_on(&b_dir, "127.0.0.1:0".parse().unwrap()).await;
+    let coin = a.unspent(&alice.script()).await.unwrap()[0].clone();
+    let tx = alice.spend(
+        &[(coin.outpoint, coin.output.value)],
+        vec![TxOut::new(10 * XPI - 1_000, alice.script())],
+        0,
+        u32::MAX,
+    );
+    let chains_with = |claim| {
+        let liar = Liar {
+            inner: b.clone(),
+            claim,
+        };
+        Chains::new(
+            vec![Arc::new(a.clone()) as Arc<dyn ChainBackend>, Arc::new(liar)],
+            2,
+        )
+    };
+    for claim in [
+        TxStatus::Confirmed {
+            height: 1,
+            depth: 99,
+        },
+        TxStatus::Conflicted,
+        TxStatus::Mempool,
+    ] {
+        let report = chains_with(claim).status(&tx).await;
+        assert_eq!(
+            report.confirmed_depth, None,
+            "{claim:?}: one claim is not the quorum"
+        );
+        assert!(!report.conflicted && !report.seen, "{claim:?}");
+    }
+    // So the watcher still sends it (the honest backend never saw it).
+    for claim in [
+        TxStatus::Confirmed {
+            height: 1,
+            depth: 99,
+        },
+        TxStatus::Conflicted,
+    ] {
+        let mut watcher = Watcher::new(chains_with(claim));
+        watcher.watch_transaction(tx.clone());
+        watcher.poll().await;
+        let sent = watcher.rebroadcast_unseen().await;
+        assert_eq!(sent.len(), 1, "{claim:?}");
+    }
+    assert!(matches!(a.status(&tx).await.unwrap(), TxStatus::Mempool));
 }

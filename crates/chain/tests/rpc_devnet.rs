@@ -391,3 +391,76 @@ async fn a_wallet_payment_from_the_backends_coins_is_accepted_with_the_fee_it_co
     let before: i64 = coins.iter().map(|c| c.output.value).sum();
     assert_eq!(left, before - 20 * XPI - payment.fee);
 }
+
+/// Idle connections that never finish their headers (slowloris) are closed after the header
+/// timeout, so they cannot hold every connection slot; a real client is then served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slowloris_connections_are_closed_and_real_clients_served() {
+    use chain::devnet::server::{self, DevnetConfig, ServerLimits};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let devnet = server::start(DevnetConfig {
+        data_dir: dir.path().to_owned(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        block_interval: None,
+        fund: vec![],
+        limits: ServerLimits {
+            max_connections: 4,
+            header_timeout: std::time::Duration::from_millis(300),
+            connection_timeout: std::time::Duration::from_secs(60),
+        },
+    })
+    .await
+    .unwrap();
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        let mut socket = tokio::net::TcpStream::connect(devnet.address)
+            .await
+            .unwrap();
+        socket
+            .write_all(b"POST / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        idle.push(socket);
+    }
+    let backend = RpcBackend::new(
+        RpcClient::from_spec(&ChainSpec::parse(&devnet.chain_spec()).unwrap()).unwrap(),
+    );
+    assert_eq!(
+        backend.tip().await.unwrap().height,
+        0,
+        "served once the idle ones time out"
+    );
+    // The first idle connections were closed by the server (they read end-of-file or an error).
+    let mut buffer = [0u8; 256];
+    let closed = idle[0]
+        .read(&mut buffer)
+        .await
+        .map_or(true, |n| n == 0 || buffer.starts_with(b"HTTP/1.1 408"));
+    assert!(closed);
+}
+
+/// A wrong cookie of the right length is refused like any other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_cookie_of_the_right_length_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (devnet, _) = start(dir.path(), vec![]).await;
+    let cookie = std::fs::read_to_string(&devnet.cookie_file).unwrap();
+    let (user, secret) = cookie.split_once(':').unwrap();
+    let forged: String = secret.chars().rev().collect();
+    let spec = ChainSpec::parse(&format!("rpc://{user}:{forged}@{}", devnet.address)).unwrap();
+    let err = RpcBackend::new(RpcClient::from_spec(&spec).unwrap())
+        .tip()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChainError::Unauthorized { .. }), "{err}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&devnet.cookie_file)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -58,6 +58,7 @@ pub fn run(
             block_interval: (args.block_interval > 0)
                 .then(|| Duration::from_secs(args.block_interval)),
             fund: args.fund.clone(),
+            limits: Default::default(),
         })
         .await?;
         let rpc = format!("http://{}", devnet.address);

@@ -52,6 +52,7 @@ async fn three_engines_pay_from_a_funded_group_and_survive_a_reorg() {
             (group_script.clone(), 30 * XPI),
             (group_script.clone(), 20 * XPI),
         ],
+        limits: Default::default(),
     })
     .await
     .unwrap();

@@ -177,6 +177,18 @@ pub(crate) fn apply_unspent(
     now_ms: u64,
 ) -> Result<CoinChanges, Error> {
     let mut changes = CoinChanges::default();
+    // One entry per outpoint (a backend may repeat one); the last report wins.
+    let mut latest: Vec<Unspent> = Vec::with_capacity(unspent.len());
+    for u in unspent {
+        match latest
+            .iter_mut()
+            .find(|l| l.txid == u.txid && l.vout == u.vout)
+        {
+            Some(l) => *l = *u,
+            None => latest.push(*u),
+        }
+    }
+    let unspent = &latest[..];
     let known: Vec<([u8; 32], u32, Option<u32>, bool)> = conn
         .prepare(
             "SELECT txid, vout, height, spent_seen_ms IS NOT NULL FROM group_coins
@@ -213,17 +225,20 @@ pub(crate) fn apply_unspent(
                 )?;
                 changes.received += 1;
             }
-            Some((_, _, old_height, spent)) if old_height != height || *spent => {
+            Some((_, _, old_height, spent)) => {
                 if old_height.is_none() && height.is_some() {
                     changes.confirmed += 1;
                 }
+                // The value is the backend's latest word too: a coin once reported wrong is
+                // corrected, not kept (signing with a wrong amount is refused by every node).
                 conn.execute(
-                    "UPDATE group_coins SET height = ?1, spent_seen_ms = NULL, backend = ?2
-                     WHERE group_id = ?3 AND txid = ?4 AND vout = ?5",
-                    params![height, backend, &group_id[..], &txid[..], vout],
+                    "UPDATE group_coins SET height = ?1, spent_seen_ms = NULL, backend = ?2, value = ?3
+                     WHERE group_id = ?4 AND txid = ?5 AND vout = ?6
+                       AND (height IS NOT ?1 OR spent_seen_ms IS NOT NULL OR value != ?3)",
+                    params![height, backend, value, &group_id[..], &txid[..], vout],
                 )?;
+                let _ = spent;
             }
-            Some(_) => {}
         }
     }
     for (txid, vout, _, spent) in &known {

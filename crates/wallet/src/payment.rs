@@ -1,7 +1,12 @@
 //! A payment from the group: recipients and amounts in, an unsigned transaction (with the
 //! outputs it spends) out, or an error that says what is wrong and by how much.
 
-use lotus::policy::{classify, dust_threshold, DEFAULT_RELAY_FEE_PER_KB, MAX_STANDARD_TX_SIZE};
+use lotus::policy::{
+    classify, dust_threshold, DEFAULT_RELAY_FEE_PER_KB, MAX_AMOUNT, MAX_STANDARD_TX_SIZE,
+};
+
+/// The highest fee rate accepted: 10 XPI per kB, ten thousand times the relay floor.
+pub const MAX_FEE_RATE_PER_KB: i64 = 10_000_000;
 use lotus::script::Script;
 use lotus::tx::{Transaction, TxIn, TxOut};
 
@@ -63,6 +68,10 @@ pub enum PaymentError {
     SeveralEverything,
     #[error("the fee rate {rate} sat/kB is below the relay floor of {floor} sat/kB; nodes would not relay it")]
     FeeRateBelowFloor { rate: i64, floor: i64 },
+    #[error("the fee rate {rate} sat/kB is above {max} sat/kB; that is surely a typo (1000 is the usual rate)")]
+    FeeRateTooHigh { rate: i64, max: i64 },
+    #[error("recipient {index}: {amount} satoshis is more than any payment can carry")]
+    AmountTooLarge { index: usize, amount: i64 },
     #[error(
         "not enough funds: the payment needs {needed} satoshis with its fee, the group has {available} \
          spendable{}",
@@ -82,9 +91,10 @@ pub fn build_payment(request: &PaymentRequest, coins: &[Coin]) -> Result<Payment
     let (eligible, excluded): (Vec<Coin>, Vec<Coin>) = coins
         .iter()
         .cloned()
+        .filter(|c| (1..=MAX_AMOUNT).contains(&c.output.value))
         .partition(|c| c.confirmed || request.allow_unconfirmed);
-    let available: i64 = eligible.iter().map(|c| c.output.value).sum();
-    let unconfirmed: i64 = excluded.iter().map(|c| c.output.value).sum();
+    let available: i64 = saturating_sum(eligible.iter().map(|c| c.output.value));
+    let unconfirmed: i64 = saturating_sum(excluded.iter().map(|c| c.output.value));
     let fixed: Vec<TxOut> = request
         .recipients
         .iter()
@@ -100,7 +110,7 @@ pub fn build_payment(request: &PaymentRequest, coins: &[Coin]) -> Result<Payment
     let insufficient = |outputs: &[TxOut], coins: &[Coin]| {
         let kinds: Vec<_> = coins.iter().map(|c| c.kind).collect();
         PaymentError::Insufficient {
-            needed: outputs.iter().map(|o| o.value).sum::<i64>()
+            needed: saturating_sum(outputs.iter().map(|o| o.value))
                 + fee_for(transaction_size(&kinds, outputs), request.fee_rate_per_kb),
             available,
             unconfirmed,
@@ -125,7 +135,9 @@ pub fn build_payment(request: &PaymentRequest, coins: &[Coin]) -> Result<Payment
             outputs.push(TxOut::new(0, script.clone()));
             let kinds: Vec<_> = eligible.iter().map(|c| c.kind).collect();
             let fee = fee_for(transaction_size(&kinds, &outputs), request.fee_rate_per_kb);
-            let rest = available - fixed.iter().map(|o| o.value).sum::<i64>() - fee;
+            let rest = available
+                .saturating_sub(saturating_sum(fixed.iter().map(|o| o.value)))
+                .saturating_sub(fee);
             let last = TxOut::new(rest, script.clone());
             let threshold = dust_threshold(&last, DEFAULT_RELAY_FEE_PER_KB);
             if rest < threshold.max(1) {
@@ -135,13 +147,22 @@ pub fn build_payment(request: &PaymentRequest, coins: &[Coin]) -> Result<Payment
                 }
                 return Err(needed);
             }
+            if rest > MAX_AMOUNT || available == i64::MAX {
+                return Err(PaymentError::AmountTooLarge {
+                    index,
+                    amount: rest,
+                });
+            }
             let selection = settle(
                 &eligible,
                 &[fixed.clone(), vec![last.clone()]].concat(),
                 script,
                 request.fee_rate_per_kb,
             )
-            .expect("covered by construction");
+            .ok_or(PaymentError::AmountTooLarge {
+                index,
+                amount: rest,
+            })?;
             (
                 Selection {
                     change: None,
@@ -164,6 +185,12 @@ fn check_request(request: &PaymentRequest) -> Result<(), PaymentError> {
     if request.recipients.is_empty() {
         return Err(PaymentError::NoRecipients);
     }
+    if request.fee_rate_per_kb > MAX_FEE_RATE_PER_KB {
+        return Err(PaymentError::FeeRateTooHigh {
+            rate: request.fee_rate_per_kb,
+            max: MAX_FEE_RATE_PER_KB,
+        });
+    }
     if request.fee_rate_per_kb < DEFAULT_RELAY_FEE_PER_KB {
         return Err(PaymentError::FeeRateBelowFloor {
             rate: request.fee_rate_per_kb,
@@ -178,6 +205,9 @@ fn check_request(request: &PaymentRequest) -> Result<(), PaymentError> {
         match recipient.amount {
             Amount::Everything => everything += 1,
             Amount::Sats(amount) if amount <= 0 => return Err(PaymentError::NotPositive { index }),
+            Amount::Sats(amount) if amount > MAX_AMOUNT => {
+                return Err(PaymentError::AmountTooLarge { index, amount })
+            }
             Amount::Sats(amount) => {
                 let threshold = dust_threshold(
                     &TxOut::new(amount, recipient.script.clone()),
@@ -245,4 +275,8 @@ fn assemble(selection: Selection, mut outputs: Vec<TxOut>, change_script: &Scrip
         change_index,
         size: selection.size,
     }
+}
+
+fn saturating_sum(values: impl Iterator<Item = i64>) -> i64 {
+    values.fold(0i64, |a, b| a.saturating_add(b))
 }

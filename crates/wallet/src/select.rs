@@ -9,7 +9,7 @@ use lotus::policy::dust_threshold;
 use lotus::script::Script;
 use lotus::tx::{OutPoint, TxOut};
 
-use crate::size::{input_size, output_size, transaction_size};
+use crate::size::{compact_size_len, input_size, output_size, transaction_size};
 
 /// How a coin is spent, which fixes its signed input size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -65,18 +65,23 @@ pub fn settle(
     fee_rate_per_kb: i64,
 ) -> Option<Selection> {
     let kinds: Vec<SpendKind> = coins.iter().map(|c| c.kind).collect();
-    let value_in: i64 = coins.iter().map(|c| c.output.value).sum();
-    let value_out: i64 = outputs.iter().map(|o| o.value).sum();
+    // Sums in i128: hundreds of coins near the largest amount would overflow i64.
+    let value_in: i128 = coins.iter().map(|c| i128::from(c.output.value)).sum();
+    let value_out: i128 = outputs.iter().map(|o| i128::from(o.value)).sum();
     let size_without = transaction_size(&kinds, outputs);
     let fee_without = fee_for(size_without, fee_rate_per_kb);
-    if value_in < value_out + fee_without {
+    if value_in < value_out + i128::from(fee_without) {
         return None;
     }
     let mut with_change = outputs.to_vec();
     with_change.push(TxOut::new(0, change_script.clone()));
     let size_with = transaction_size(&kinds, &with_change);
     let fee_with = fee_for(size_with, fee_rate_per_kb);
-    let change = value_in - value_out - fee_with;
+    let change = i64::try_from(value_in - value_out - i128::from(fee_with))
+        .ok()
+        .filter(|c| *c <= lotus::policy::MAX_AMOUNT)?;
+    let value_in = i64::try_from(value_in).ok()?;
+    let value_out = i64::try_from(value_out).ok()?;
     let change_output = TxOut::new(change, change_script.clone());
     Some(
         if change > 0
@@ -128,10 +133,22 @@ pub fn select(
             }
         }
     }
-    // Largest first until it pays.
-    let mut chosen = Vec::new();
+    // Largest first until it pays. The running sum decides when a full settle is worth
+    // trying, so many small coins cost linear time, not quadratic.
+    let value_out: i128 = outputs.iter().map(|o| i128::from(o.value)).sum();
+    let without_inputs = transaction_size(&[], outputs) - compact_size_len(0);
+    let mut chosen: Vec<Coin> = Vec::new();
+    let mut running_in: i128 = 0;
+    let mut input_bytes = 0usize;
     for coin in by_value.iter().rev() {
         chosen.push((*coin).clone());
+        running_in += i128::from(coin.output.value);
+        input_bytes += input_size(coin.kind);
+        let size = without_inputs + compact_size_len(chosen.len()) + input_bytes;
+        let floor = value_out + i128::from(fee_for(size, fee_rate_per_kb));
+        if running_in < floor {
+            continue;
+        }
         if let Some(s) = settle(&chosen, outputs, change_script, fee_rate_per_kb) {
             return Some(s);
         }

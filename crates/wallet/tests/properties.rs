@@ -313,3 +313,51 @@ fn branch_and_bound_finds_the_changeless_match_a_single_big_coin_would_miss() {
     assert_eq!((payment.size, payment.fee), (326, 326));
     assert_eq!(payment.tx.inputs.len(), 2);
 }
+
+/// Absurd but possible inputs (a typo, a lying chain backend) are errors, never a panic or an
+/// overflow.
+#[test]
+fn absurd_inputs_are_errors_not_panics() {
+    let coin = |i: u32, value| Coin {
+        outpoint: OutPoint::new(TxId([9; 32]), i),
+        output: TxOut::new(value, p2pkh(200)),
+        kind: SpendKind::P2pkh,
+        confirmed: true,
+    };
+    let request = |amount, rate| PaymentRequest {
+        recipients: vec![Recipient {
+            script: p2pkh(1),
+            amount,
+        }],
+        fee_rate_per_kb: rate,
+        change_script: p2pkh(200),
+        allow_unconfirmed: false,
+    };
+    let some = [coin(0, 10_000_000)];
+    assert!(matches!(
+        build_payment(&request(Amount::Sats(5_000), i64::MAX / 10), &some),
+        Err(PaymentError::FeeRateTooHigh { .. })
+    ));
+    assert!(matches!(
+        build_payment(&request(Amount::Sats(i64::MAX), 1_000), &some),
+        Err(PaymentError::AmountTooLarge { .. })
+    ));
+    // 500 coins at the largest amount (their sum overflows i64), and coins that cannot exist.
+    let mut huge: Vec<Coin> = (0..500)
+        .map(|i| coin(i, lotus::policy::MAX_AMOUNT))
+        .collect();
+    huge.push(coin(900, -5));
+    huge.push(coin(901, i64::MAX));
+    let paid = build_payment(&request(Amount::Sats(1_000_000), 1_000), &huge).unwrap();
+    assert_eq!(paid.tx.inputs.len(), 1);
+    assert!(matches!(
+        build_payment(&request(Amount::Everything, 1_000), &huge),
+        Ok(_) | Err(PaymentError::TooLarge { .. }) | Err(PaymentError::AmountTooLarge { .. })
+    ));
+    // 100,000 one-satoshi coins: a clear "not enough", in linear time.
+    let dust: Vec<Coin> = (0..100_000).map(|i| coin(i, 1)).collect();
+    assert!(matches!(
+        build_payment(&request(Amount::Sats(1_000_000), 1_000), &dust),
+        Err(PaymentError::Insufficient { .. })
+    ));
+}

@@ -47,6 +47,28 @@ pub struct DevnetConfig {
     pub block_interval: Option<Duration>,
     /// Paid by the genesis block (a new chain) or by a funding block (an existing one).
     pub fund: Vec<(Script, i64)>,
+    pub limits: ServerLimits,
+}
+
+/// What one client may hold: the devnet listens on loopback, but anything local can connect.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    /// Connections served at once; more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// A client must finish sending its request headers within this.
+    pub header_timeout: Duration,
+    /// A connection is closed after this, whatever it is doing.
+    pub connection_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 256,
+            header_timeout: Duration::from_secs(10),
+            connection_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 /// A devnet that is serving.
@@ -130,7 +152,12 @@ pub async fn start(config: DevnetConfig) -> Result<RunningDevnet, StartError> {
         ),
         stop: Notify::new(),
     });
-    let task = tokio::spawn(serve(listener, shared.clone(), config.block_interval));
+    let task = tokio::spawn(serve(
+        listener,
+        shared.clone(),
+        config.block_interval,
+        config.limits,
+    ));
     Ok(RunningDevnet {
         address,
         cookie_file,
@@ -155,10 +182,21 @@ fn random_hex() -> String {
     hex::encode(bytes)
 }
 
+/// Compares without returning early, so the time taken says nothing about the cookie.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A new file with mode 0600 (an old one is removed first: its mode may be looser).
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
@@ -167,7 +205,12 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(contents.as_bytes())
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>, block_interval: Option<Duration>) {
+async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    block_interval: Option<Duration>,
+    limits: ServerLimits,
+) {
     if let Some(interval) = block_interval {
         let shared = shared.clone();
         tokio::spawn(async move {
@@ -187,23 +230,34 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, block_interval: Optio
             }
         });
     }
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed");
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
             Err(e) => {
+                // Out of file descriptors, say: back off instead of spinning.
                 tracing::warn!("devnet: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
         };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let service = service_fn(move |request| {
                 let shared = shared.clone();
                 async move { Ok::<_, std::convert::Infallible>(answer(&shared, request).await) }
             });
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let connection = http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            let _ = tokio::time::timeout(limits.connection_timeout, connection).await;
         });
     }
 }
@@ -222,7 +276,7 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
     let authorized = request
         .headers()
         .get(AUTHORIZATION)
-        .is_some_and(|v| v.as_bytes() == shared.authorization.as_bytes());
+        .is_some_and(|v| constant_time_eq(v.as_bytes(), shared.authorization.as_bytes()));
     if !authorized {
         let mut response = Response::new(Full::new(Bytes::new()));
         *response.status_mut() = StatusCode::UNAUTHORIZED;
@@ -506,6 +560,14 @@ fn dispatch(devnet: &mut Devnet, method: &str, params: &[Value]) -> Result<Value
             let (tx, height) = match chain.locate(&txid) {
                 Some(Located::Mempool(tx)) => (tx, None),
                 Some(Located::Block(tx, height)) => (tx, Some(height)),
+                Some(Located::Stale(tx, block)) => {
+                    let hex_tx = hex::encode(tx.encode());
+                    return Ok(if verbose {
+                        json!({"hex": hex_tx, "txid": txid.to_display_hex(), "blockhash": lotus::tx::display_hex(&block), "confirmations": 0})
+                    } else {
+                        json!(hex_tx)
+                    });
+                }
                 None => {
                     return Err(fault(
                         codes::INVALID_ADDRESS_OR_KEY,
@@ -635,7 +697,12 @@ pub fn parse_fund(spec: &str) -> Result<(Script, i64), String> {
     let sats: i64 = sats
         .parse()
         .ok()
-        .filter(|s| *s > 0)
-        .ok_or_else(|| format!("'{sats}' is not a positive number of satoshis"))?;
+        .filter(|s| (1..=lotus::policy::MAX_AMOUNT).contains(s))
+        .ok_or_else(|| {
+            format!(
+                "'{sats}' is not a number of satoshis from 1 to {}",
+                lotus::policy::MAX_AMOUNT
+            )
+        })?;
     Ok((script, sats))
 }

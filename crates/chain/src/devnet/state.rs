@@ -64,6 +64,9 @@ impl Reject {
 pub enum Located<'a> {
     Mempool(&'a Transaction),
     Block(&'a Transaction, u32),
+    /// In a block a reorg disconnected, and nowhere since: a transaction index (lotusd
+    /// `-txindex`) still finds it, with that block's hash and no confirmations.
+    Stale(&'a Transaction, [u8; 32]),
 }
 
 struct MempoolEntry {
@@ -77,6 +80,8 @@ pub struct ChainState {
     utxos: HashMap<OutPoint, Coin>,
     /// txid → (height, position in block): the devnet keeps a full transaction index.
     confirmed: HashMap<TxId, (u32, usize)>,
+    /// Transactions of disconnected blocks, with the block they were in (the stale index).
+    stale: HashMap<TxId, (Transaction, [u8; 32])>,
     mempool: BTreeMap<u64, MempoolEntry>,
     mempool_ids: HashMap<TxId, u64>,
     mempool_spends: HashMap<OutPoint, TxId>,
@@ -150,7 +155,12 @@ impl ChainState {
         if let Some(seq) = self.mempool_ids.get(txid) {
             return Some(Located::Mempool(&self.mempool[seq].tx));
         }
-        let &(height, position) = self.confirmed.get(txid)?;
+        let Some(&(height, position)) = self.confirmed.get(txid) else {
+            return self
+                .stale
+                .get(txid)
+                .map(|(tx, block)| Located::Stale(tx, *block));
+        };
         Some(Located::Block(
             &self.blocks[height as usize].txs[position],
             height,
@@ -226,14 +236,15 @@ impl ChainState {
             }
             spent.push(output);
         }
-        let value_in: i64 = spent.iter().map(|o| o.value).sum();
-        let value_out: i64 = tx.outputs.iter().map(|o| o.value).sum();
+        let value_in: i128 = spent.iter().map(|o| i128::from(o.value)).sum();
+        let value_out: i128 = tx.outputs.iter().map(|o| i128::from(o.value)).sum();
         if value_in < value_out {
             return Err(Reject::rejected(format!(
                 "bad-txns-in-belowout, value in ({value_in}) < value out ({value_out})"
             )));
         }
-        let fee = value_in - value_out;
+        let fee = i64::try_from(value_in - value_out)
+            .map_err(|_| Reject::rejected("bad-txns-fee-outofrange"))?;
         let min_fee = policy::fee_for_size(tx.serialized_size(), DEFAULT_RELAY_FEE_PER_KB);
         if fee < min_fee {
             return Err(Reject::rejected(format!(
@@ -252,6 +263,7 @@ impl ChainState {
         for input in &tx.inputs {
             self.mempool_spends.insert(input.prev_out, txid);
         }
+        self.stale.remove(&txid);
         let seq = self.next_seq;
         self.next_seq += 1;
         self.mempool_ids.insert(txid, seq);
@@ -301,8 +313,15 @@ impl ChainState {
         let blocks = std::mem::take(&mut self.blocks);
         let mempool = self.take_mempool();
         let extranonce = self.extranonce;
+        let mut stale = std::mem::take(&mut self.stale);
+        for block in &removed {
+            for tx in &block.txs {
+                stale.insert(tx.txid(), (tx.clone(), block.hash));
+            }
+        }
         *self = Self::replay(blocks, Vec::new(), now);
         self.extranonce = extranonce;
+        self.stale = stale;
         for entry in mempool {
             let _ = self.accept(entry.tx, now);
         }
@@ -449,6 +468,7 @@ impl ChainState {
                 );
             }
             self.confirmed.insert(txid, (height, position));
+            self.stale.remove(&txid);
         }
         self.blocks.push(block);
     }

@@ -115,6 +115,7 @@ pub async fn start(dir: &Path, fund: Vec<(Script, i64)>) -> (RunningDevnet, RpcB
         listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
         block_interval: None,
         fund,
+        limits: Default::default(),
     })
     .await
     .unwrap();
@@ -139,6 +140,7 @@ pub async fn start_on(dir: &Path, listen: SocketAddr) -> (RunningDevnet, RpcBack
         listen,
         block_interval: None,
         fund: vec![],
+        limits: Default::default(),
     })
     .await
     .unwrap();

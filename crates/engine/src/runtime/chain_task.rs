@@ -189,9 +189,12 @@ async fn poll(
                 } else {
                     announced.remove(&txid);
                 }
-                if report
-                    .confirmed_depth
-                    .is_some_and(|d| d >= config.forget_at_depth)
+                // Deep enough, or conflicted by the quorum (it can never confirm, or a node
+                // without a transaction index sees it confirmed and spent): nothing more to do.
+                if report.conflicted
+                    || report
+                        .confirmed_depth
+                        .is_some_and(|d| d >= config.forget_at_depth)
                 {
                     watcher.forget_transaction(&txid);
                 }
