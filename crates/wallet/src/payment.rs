@@ -90,8 +90,8 @@ pub fn build_payment(request: &PaymentRequest, coins: &[Coin]) -> Result<Payment
     check_request(request)?;
     let (eligible, excluded): (Vec<Coin>, Vec<Coin>) = coins
         .iter()
-        .cloned()
         .filter(|c| (1..=MAX_AMOUNT).contains(&c.output.value))
+        .cloned()
         .partition(|c| c.confirmed || request.allow_unconfirmed);
     let available: i64 = saturating_sum(eligible.iter().map(|c| c.output.value));
     let unconfirmed: i64 = saturating_sum(excluded.iter().map(|c| c.output.value));
