@@ -464,3 +464,113 @@ async fn a_forged_cookie_of_the_right_length_is_refused() {
         assert_eq!(mode & 0o777, 0o600);
     }
 }
+
+/// Each of lotusd's context-free and policy refusals, with its own reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_devnet_refuses_what_lotusd_refuses_with_its_reasons() {
+    use lotus::script::{opcodes, Script};
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Wallet::new(21);
+    let (_devnet, backend) = start(dir.path(), vec![(alice.script(), 10 * XPI)]).await;
+    let coin = backend.unspent(&alice.script()).await.unwrap()[0].clone();
+    let c = (coin.outpoint, coin.output.value);
+    let reason = |tx| {
+        let backend = backend.clone();
+        async move {
+            backend
+                .broadcast(&tx)
+                .await
+                .unwrap_err()
+                .refusal()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let to_self = |v| TxOut::new(v, alice.script());
+    let op_return = || {
+        TxOut::new(
+            0,
+            Script::new()
+                .push_opcode(opcodes::OP_RETURN)
+                .push_slice(b"hi"),
+        )
+    };
+
+    assert_eq!(
+        reason(alice.spend(&[c, c], vec![to_self(XPI)], 0, u32::MAX)).await,
+        "bad-txns-inputs-duplicate"
+    );
+    assert_eq!(
+        reason(alice.spend(&[c], vec![to_self(-1), to_self(XPI)], 0, u32::MAX)).await,
+        "bad-txns-vout-negative"
+    );
+    assert!(
+        reason(alice.spend(&[c], vec![to_self(11 * XPI)], 0, u32::MAX))
+            .await
+            .starts_with("bad-txns-in-belowout")
+    );
+    assert_eq!(
+        reason(alice.spend(
+            &[c],
+            vec![op_return(), op_return(), to_self(XPI)],
+            0,
+            u32::MAX
+        ))
+        .await,
+        "multi-op-return"
+    );
+    let mut not_push_only = alice.spend(&[c], vec![to_self(XPI)], 0, u32::MAX);
+    not_push_only.inputs[0].script_sig = Script::from_bytes(
+        [
+            not_push_only.inputs[0].script_sig.as_bytes(),
+            &[opcodes::OP_RETURN],
+        ]
+        .concat(),
+    );
+    assert_eq!(reason(not_push_only).await, "scriptsig-not-pushonly");
+    let mut no_outputs = alice.spend(&[c], vec![to_self(XPI)], 0, u32::MAX);
+    no_outputs.outputs.clear();
+    assert_eq!(reason(no_outputs).await, "bad-txns-vout-empty");
+}
+
+/// A child in the mempool that spends a confirmed parent survives the parent's block being
+/// invalidated: the parent goes back first, then the child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalidated_block_returns_parents_before_their_mempool_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Wallet::new(22);
+    let (_devnet, backend) = start(dir.path(), vec![(alice.script(), 10 * XPI)]).await;
+    let coin = backend.unspent(&alice.script()).await.unwrap()[0].clone();
+    let parent = alice.spend(
+        &[(coin.outpoint, coin.output.value)],
+        vec![TxOut::new(10 * XPI - 1_000, alice.script())],
+        0,
+        u32::MAX,
+    );
+    backend.broadcast(&parent).await.unwrap();
+    let hashes = backend
+        .client()
+        .call("generatetoaddress", json!([1, alice.address()]))
+        .await
+        .unwrap()
+        .unwrap();
+    let child = alice.spend(
+        &[(OutPoint::new(parent.txid(), 0), 10 * XPI - 1_000)],
+        vec![TxOut::new(10 * XPI - 2_000, alice.script())],
+        0,
+        u32::MAX,
+    );
+    backend.broadcast(&child).await.unwrap();
+    backend
+        .client()
+        .call("invalidateblock", json!([hashes[0]]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(backend.status(&parent).await.unwrap(), TxStatus::Mempool);
+    assert_eq!(
+        backend.status(&child).await.unwrap(),
+        TxStatus::Mempool,
+        "the child was kept"
+    );
+}

@@ -69,13 +69,13 @@ impl Devnet {
             .map_err(db_error)?;
         db.execute_batch(SCHEMA).map_err(db_error)?;
         let blocks = load_blocks(&db, path)?;
-        let mut devnet = if blocks.is_empty() {
+        let devnet = if blocks.is_empty() {
             let mut devnet = Self {
                 chain: ChainState::genesis(now, funding),
                 db,
                 path: path.to_owned(),
             };
-            devnet.save_from(0)?;
+            devnet.persist(0, now)?;
             devnet
         } else {
             let mempool = load_mempool(&db, path)?;
@@ -86,11 +86,10 @@ impl Devnet {
             };
             if !funding.is_empty() {
                 let height = devnet.chain.fund(funding, now);
-                devnet.save_from(height)?;
+                devnet.persist(height, now)?;
             }
             devnet
         };
-        devnet.save_mempool()?;
         Ok(devnet)
     }
 
@@ -105,7 +104,8 @@ impl Devnet {
     ) -> Result<Result<TxId, Reject>, DevnetError> {
         let result = self.chain.accept(tx, now);
         if result.is_ok() {
-            self.save_mempool()?;
+            let above_tip = self.chain.height() + 1;
+            self.persist(above_tip, now)?;
         }
         Ok(result)
     }
@@ -121,15 +121,13 @@ impl Devnet {
             return Ok(Vec::new());
         }
         let first = self.chain.mine(count, script, now);
-        self.save_from(first)?;
-        self.save_mempool()?;
+        self.persist(first, now)?;
         Ok(self.hashes_from(first))
     }
 
     pub fn fund(&mut self, outputs: Vec<TxOut>, now: u64) -> Result<String, DevnetError> {
         let height = self.chain.fund(outputs, now);
-        self.save_from(height)?;
-        self.save_mempool()?;
+        self.persist(height, now)?;
         Ok(self.chain.tip().hash_hex())
     }
 
@@ -143,8 +141,7 @@ impl Devnet {
     ) -> Result<Vec<TxId>, DevnetError> {
         let fork = self.chain.height().saturating_sub(depth);
         let dropped = self.chain.reorg(depth, keep_transactions, script, now);
-        self.save_from(fork + 1)?;
-        self.save_mempool()?;
+        self.persist(fork + 1, now)?;
         Ok(dropped)
     }
 
@@ -157,12 +154,8 @@ impl Devnet {
         if height == 0 {
             return Ok(false);
         }
-        let returned = self.chain.disconnect_above(height - 1, now);
-        for tx in returned {
-            let _ = self.chain.accept(tx, now);
-        }
-        self.save_from(height)?;
-        self.save_mempool()?;
+        self.chain.invalidate_from(height, now);
+        self.persist(height, now)?;
         Ok(true)
     }
 
@@ -180,49 +173,51 @@ impl Devnet {
         }
     }
 
-    /// Rewrites the stored chain from `height` up in one transaction.
-    fn save_from(&mut self, height: u32) -> Result<(), DevnetError> {
-        let tx = self.db.transaction().map_err(|e| DevnetError::Database {
-            path: self.path.clone(),
-            source: e,
-        })?;
-        let result = (|| {
-            tx.execute("DELETE FROM blocks WHERE height >= ?1", [height])?;
-            tx.execute("DELETE FROM block_txs WHERE height >= ?1", [height])?;
-            for block in &self.chain.blocks()[(height as usize).min(self.chain.blocks().len())..] {
-                tx.execute(
-                    "INSERT INTO blocks (height, hash, prev, time, funding) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![block.height, &block.hash[..], &block.prev[..], block.time as i64, block.funding],
-                )?;
-                for (position, t) in block.txs.iter().enumerate() {
-                    tx.execute(
-                        "INSERT INTO block_txs (height, position, raw) VALUES (?1, ?2, ?3)",
-                        params![block.height, position as i64, t.encode()],
-                    )?;
-                }
-            }
-            tx.commit()
-        })();
-        result.map_err(|e| self.db_error(e))
+    /// Writes the chain from `height` up and the whole mempool in ONE transaction. If that
+    /// fails, the chain in memory is reloaded from the file, so the two never disagree (a
+    /// later save from a higher height would otherwise leave a hole).
+    fn persist(&mut self, height: u32, now: u64) -> Result<(), DevnetError> {
+        let written = write_from(&mut self.db, &self.chain, height);
+        if let Err(source) = written {
+            let blocks = load_blocks(&self.db, &self.path)?;
+            let mempool = load_mempool(&self.db, &self.path)?;
+            self.chain = ChainState::replay(blocks, mempool, now);
+            return Err(self.db_error(source));
+        }
+        Ok(())
     }
+}
 
-    fn save_mempool(&mut self) -> Result<(), DevnetError> {
-        let tx = self.db.transaction().map_err(|e| DevnetError::Database {
-            path: self.path.clone(),
-            source: e,
-        })?;
-        let result = (|| {
-            tx.execute("DELETE FROM mempool", [])?;
-            for (position, t) in self.chain.mempool().enumerate() {
-                tx.execute(
-                    "INSERT INTO mempool (position, raw) VALUES (?1, ?2)",
-                    params![position as i64, t.encode()],
-                )?;
-            }
-            tx.commit()
-        })();
-        result.map_err(|e| self.db_error(e))
+fn write_from(db: &mut Connection, chain: &ChainState, height: u32) -> rusqlite::Result<()> {
+    let tx = db.transaction()?;
+    tx.execute("DELETE FROM blocks WHERE height >= ?1", [height])?;
+    tx.execute("DELETE FROM block_txs WHERE height >= ?1", [height])?;
+    for block in &chain.blocks()[(height as usize).min(chain.blocks().len())..] {
+        tx.execute(
+            "INSERT INTO blocks (height, hash, prev, time, funding) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                block.height,
+                &block.hash[..],
+                &block.prev[..],
+                block.time as i64,
+                block.funding
+            ],
+        )?;
+        for (position, t) in block.txs.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO block_txs (height, position, raw) VALUES (?1, ?2, ?3)",
+                params![block.height, position as i64, t.encode()],
+            )?;
+        }
     }
+    tx.execute("DELETE FROM mempool", [])?;
+    for (position, t) in chain.mempool().enumerate() {
+        tx.execute(
+            "INSERT INTO mempool (position, raw) VALUES (?1, ?2)",
+            params![position as i64, t.encode()],
+        )?;
+    }
+    tx.commit()
 }
 
 fn load_blocks(db: &Connection, path: &Path) -> Result<Vec<Block>, DevnetError> {
@@ -306,4 +301,31 @@ fn load_mempool(db: &Connection, path: &Path) -> Result<Vec<Transaction>, Devnet
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_save_leaves_memory_and_file_agreeing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("devnet.sqlite3");
+        let burn = Script::new().push_opcode(lotus::script::opcodes::OP_RETURN);
+        let mut devnet = Devnet::open(&path, vec![], 1_000).unwrap();
+        devnet.mine(1, &burn, 1_001).unwrap();
+        // The file refuses writes (a full disk, a lock): the mined blocks must not stay.
+        devnet.db.execute_batch("PRAGMA query_only = 1").unwrap();
+        assert!(devnet.mine(2, &burn, 1_002).is_err());
+        assert_eq!(
+            devnet.chain().height(),
+            1,
+            "memory was reloaded from the file"
+        );
+        devnet.db.execute_batch("PRAGMA query_only = 0").unwrap();
+        devnet.mine(1, &burn, 1_003).unwrap();
+        drop(devnet);
+        let reopened = Devnet::open(&path, vec![], 1_004).expect("no hole in the stored chain");
+        assert_eq!(reopened.chain().height(), 2);
+    }
 }

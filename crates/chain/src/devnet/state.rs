@@ -180,6 +180,10 @@ impl ChainState {
             }
             if let Some(seq) = self.mempool_ids.get(&outpoint.txid) {
                 let out = self.mempool[seq].tx.outputs.get(outpoint.vout as usize)?;
+                if out.script_pubkey.as_bytes().first() == Some(&lotus::script::opcodes::OP_RETURN)
+                {
+                    return None; // provably unspendable, as in a block
+                }
                 return Some((out.clone(), None, false));
             }
         }
@@ -302,16 +306,18 @@ impl ChainState {
         height
     }
 
-    /// Disconnects every block above `height` (never the genesis) and returns their
-    /// non-coinbase transactions; the mempool is re-checked against the shorter chain.
-    pub fn disconnect_above(&mut self, height: u32, now: u64) -> Vec<Transaction> {
+    /// Disconnects every block above `height` (never the genesis). Returns the disconnected
+    /// blocks' non-coinbase transactions and the old mempool, in that order of dependency
+    /// (the mempool may spend their outputs); the mempool is left empty for the caller to
+    /// refill.
+    fn disconnect_above(&mut self, height: u32, now: u64) -> (Vec<Transaction>, Vec<Transaction>) {
         let height = height as usize;
+        let mempool: Vec<Transaction> = self.take_mempool().into_iter().map(|e| e.tx).collect();
         if height + 1 >= self.blocks.len() {
-            return Vec::new();
+            return (Vec::new(), mempool);
         }
         let removed: Vec<Block> = self.blocks.split_off(height + 1);
         let blocks = std::mem::take(&mut self.blocks);
-        let mempool = self.take_mempool();
         let extranonce = self.extranonce;
         let mut stale = std::mem::take(&mut self.stale);
         for block in &removed {
@@ -322,13 +328,20 @@ impl ChainState {
         *self = Self::replay(blocks, Vec::new(), now);
         self.extranonce = extranonce;
         self.stale = stale;
-        for entry in mempool {
-            let _ = self.accept(entry.tx, now);
-        }
-        removed
+        let returned = removed
             .into_iter()
             .flat_map(|b| b.txs.into_iter().skip(1))
-            .collect()
+            .collect();
+        (returned, mempool)
+    }
+
+    /// lotusd's `invalidateblock` on the block at `height`: it and its descendants leave the
+    /// chain; their transactions go back to the mempool first, then the old mempool.
+    pub fn invalidate_from(&mut self, height: u32, now: u64) {
+        let (returned, mempool) = self.disconnect_above(height.saturating_sub(1), now);
+        for tx in returned.into_iter().chain(mempool) {
+            let _ = self.accept(tx, now);
+        }
     }
 
     /// A reorg of `depth` blocks: they are replaced by `depth + 1` empty blocks paying `script`
@@ -342,15 +355,12 @@ impl ChainState {
         now: u64,
     ) -> Vec<TxId> {
         let fork = self.height().saturating_sub(depth);
-        let returned = self.disconnect_above(fork, now);
-        let pending = self.take_mempool();
-        let added = self.height();
+        let (returned, pending) = self.disconnect_above(fork, now);
         for _ in 0..=depth {
             let height = self.height() + 1;
             let coinbase = self.coinbase(height, vec![TxOut::new(BLOCK_SUBSIDY, script.clone())]);
             self.push_block(coinbase, Vec::new(), now, false);
         }
-        debug_assert!(self.height() > added);
         let mut dropped = Vec::new();
         for tx in returned {
             let txid = tx.txid();
@@ -358,8 +368,8 @@ impl ChainState {
                 dropped.push(txid);
             }
         }
-        for entry in pending {
-            let _ = self.accept(entry.tx, now);
+        for tx in pending {
+            let _ = self.accept(tx, now);
         }
         dropped
     }
