@@ -27,7 +27,13 @@ pub struct Report<T> {
 pub struct Chains {
     backends: Vec<Arc<dyn ChainBackend>>,
     seen_quorum: usize,
+    /// The longest any one backend may take for one question (a slow backend answers
+    /// "unreachable" instead of stalling everything behind it).
+    deadline: std::time::Duration,
 }
+
+/// The default [`Chains`] deadline per question and backend.
+pub const DEFAULT_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// What every backend said about one transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +77,13 @@ impl Chains {
         Self {
             backends,
             seen_quorum,
+            deadline: DEFAULT_DEADLINE,
         }
+    }
+
+    pub fn with_deadline(mut self, deadline: std::time::Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     pub fn seen_quorum(&self) -> usize {
@@ -92,7 +104,18 @@ impl Chains {
         for (index, backend) in self.backends.iter().enumerate() {
             let label = backend.label();
             let future = ask(backend.clone());
-            set.spawn(async move { (index, label, future.await) });
+            let deadline = self.deadline;
+            set.spawn(async move {
+                let answer = tokio::time::timeout(deadline, future)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ChainError::Unreachable {
+                            backend: label.clone(),
+                            detail: format!("no answer within {deadline:?}"),
+                        })
+                    });
+                (index, label, answer)
+            });
         }
         let mut answers = BTreeMap::new();
         while let Some(joined) = set.join_next().await {
@@ -161,7 +184,15 @@ impl Chains {
     pub async fn unspent(&self, script: &Script) -> Result<(String, Vec<Utxo>), Vec<Report<()>>> {
         let mut failures = Vec::new();
         for backend in &self.backends {
-            match backend.unspent(script).await {
+            let answer = tokio::time::timeout(self.deadline, backend.unspent(script))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ChainError::Unreachable {
+                        backend: backend.label(),
+                        detail: format!("no answer within {:?}", self.deadline),
+                    })
+                });
+            match answer {
                 Ok(utxos) => return Ok((backend.label(), utxos)),
                 Err(e) => failures.push(Report {
                     backend: backend.label(),

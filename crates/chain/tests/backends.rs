@@ -263,3 +263,56 @@ async fn one_lying_backend_cannot_settle_or_forget_a_transaction() {
     }
     assert!(matches!(a.status(&tx).await.unwrap(), TxStatus::Mempool));
 }
+
+/// A backend that never answers (an attacker's, or a node stuck in a long scan).
+struct Stall;
+
+#[async_trait::async_trait]
+impl ChainBackend for Stall {
+    fn label(&self) -> String {
+        "stall".into()
+    }
+    async fn tip(&self) -> Result<chain::Tip, ChainError> {
+        std::future::pending().await
+    }
+    async fn unspent(
+        &self,
+        _script: &lotus::script::Script,
+    ) -> Result<Vec<chain::Utxo>, ChainError> {
+        std::future::pending().await
+    }
+    async fn status(&self, _tx: &lotus::tx::Transaction) -> Result<TxStatus, ChainError> {
+        std::future::pending().await
+    }
+    async fn test_accept(
+        &self,
+        _tx: &lotus::tx::Transaction,
+    ) -> Result<chain::Acceptance, ChainError> {
+        std::future::pending().await
+    }
+    async fn broadcast(&self, _tx: &lotus::tx::Transaction) -> Result<lotus::tx::TxId, ChainError> {
+        std::future::pending().await
+    }
+}
+
+/// One stalled backend used to hold the chain task (and every hand-over queued behind it)
+/// forever; now it answers "unreachable" at the deadline.
+#[tokio::test(start_paused = true)]
+async fn a_backend_that_never_answers_is_unreachable_at_the_deadline() {
+    let alice = Wallet::new(16);
+    let tx = alice.spend(
+        &[(lotus::tx::OutPoint::new(lotus::tx::TxId([1; 32]), 0), XPI)],
+        vec![TxOut::new(XPI - 1_000, alice.script())],
+        0,
+        u32::MAX,
+    );
+    let chains = Chains::new(vec![Arc::new(Stall) as Arc<dyn ChainBackend>], 1)
+        .with_deadline(std::time::Duration::from_secs(5));
+    let report = chains.status(&tx).await;
+    assert!(
+        matches!(&report.reports[0].answer, Err(ChainError::Unreachable { detail, .. }) if detail.contains("5s")),
+        "{report:?}"
+    );
+    assert!(chains.broadcast(&tx).await.reports[0].answer.is_err());
+    assert!(chains.unspent(&alice.script()).await.is_err());
+}

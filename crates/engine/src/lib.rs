@@ -247,6 +247,10 @@ pub mod bindings {
         let cfg = Config::new().with_out_dir(dir);
         super::IdentityView::export_all(&cfg)?;
         super::ErrorView::export_all(&cfg)?;
+        super::group_wallet::GroupView::export_all(&cfg)?;
+        super::group_wallet::HistoryEntryView::export_all(&cfg)?;
+        super::group_wallet::PaymentPreviewView::export_all(&cfg)?;
+        super::proposals::ProposalView::export_all(&cfg)?;
         Ok(())
     }
 }

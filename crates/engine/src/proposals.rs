@@ -107,7 +107,7 @@ pub async fn propose(
         .into_iter()
         .map(|(g, _)| g)
         .collect();
-    let (_no_sender, inbox) = tokio::sync::mpsc::unbounded_channel();
+    let (_no_sender, inbox) = tokio::sync::mpsc::channel(1);
     let (engine, task) = SessionEngine::spawn(
         custody.private_key(),
         store,

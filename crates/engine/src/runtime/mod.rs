@@ -189,7 +189,7 @@ impl SessionEngine {
         store: Store,
         groups: Vec<GroupDescriptor>,
         transport: Arc<dyn Transport>,
-        inbox: mpsc::UnboundedReceiver<transport::Delivery>,
+        inbox: mpsc::Receiver<transport::Delivery>,
         chain: Arc<dyn ChainLink>,
         clock: Box<dyn Clock>,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), RuntimeError> {
@@ -309,7 +309,7 @@ impl SessionEngine {
 async fn run(
     mut core: Core,
     mut requests: mpsc::Receiver<Request>,
-    mut inbox: mpsc::UnboundedReceiver<transport::Delivery>,
+    mut inbox: mpsc::Receiver<transport::Delivery>,
     mut seen: broadcast::Receiver<[u8; 32]>,
 ) {
     loop {

@@ -20,7 +20,11 @@ pub type Delivery = (Peer, Vec<u8>);
 
 /// Connects engines in one process: each gets an inbox keyed by its signer key.
 /// Signer key → that engine's inbox.
-type Inboxes = BTreeMap<[u8; 33], mpsc::UnboundedSender<Delivery>>;
+type Inboxes = BTreeMap<[u8; 33], mpsc::Sender<Delivery>>;
+
+/// Deliveries waiting for one engine. Bounded: a flood from one peer costs memory up to
+/// this, then is dropped, never queued without limit.
+pub const INBOX_CAPACITY: usize = 1024;
 
 /// The connection id of an in-process transport: derived from the key it was connected with
 /// (the network layer uses the libp2p peer instead).
@@ -40,11 +44,8 @@ impl InProcessHub {
     }
 
     /// Registers `key`'s inbox (replacing an older one, as a restarted engine would).
-    pub fn connect(
-        &self,
-        key: &PublicKey,
-    ) -> (InProcessTransport, mpsc::UnboundedReceiver<Delivery>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn connect(&self, key: &PublicKey) -> (InProcessTransport, mpsc::Receiver<Delivery>) {
+        let (tx, rx) = mpsc::channel(INBOX_CAPACITY);
         self.inboxes
             .lock()
             .expect("hub lock")
@@ -76,8 +77,9 @@ impl Transport for InProcessTransport {
         let inboxes = self.hub.inboxes.lock().expect("hub lock");
         for key in to {
             if let Some(inbox) = inboxes.get(&key.serialize()) {
-                // A closed inbox is an engine that stopped: like a peer that went offline.
-                let _ = inbox.send((self.peer, bytes.to_vec()));
+                // A full inbox drops (the protocol resends and pulls what it missed); a closed
+                // one is an engine that stopped: like a peer that went offline.
+                let _ = inbox.try_send((self.peer, bytes.to_vec()));
             }
         }
     }
