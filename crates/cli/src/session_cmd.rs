@@ -185,6 +185,9 @@ pub fn run(command: &SessionCommand, ctx: &Context, out: &mut dyn Write) -> anyh
                         "created_ms": s.created_ms,
                         "approved": s.approval.is_some(),
                         "signed": s.signed_tx.is_some(),
+                        // The finished transaction, to check against any node
+                        // (`lotus-cli testmempoolaccept '["HEX"]'`) or broadcast from anywhere.
+                        "signed_tx_hex": s.signed_tx.as_ref().map(hex::encode),
                         "outcome": s.outcome.as_ref().map(|o| format!("{o:?}")),
                     })
                 })
