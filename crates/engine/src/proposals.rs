@@ -125,7 +125,7 @@ pub async fn propose(
         Err(_) => None,
     };
     drop(engine);
-    task.abort();
+    task.finish();
     let session = session?;
     Ok(ProposalView {
         session_id: hex::encode(session),

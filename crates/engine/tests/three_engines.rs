@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use engine::runtime::chain::{ChainLink, InProcessChain};
 use engine::runtime::transport::InProcessHub;
-use engine::runtime::{EngineEvent, SessionEngine, TokioClock};
+use engine::runtime::{CoreThread, EngineEvent, SessionEngine, TokioClock};
 use lotus::address::Network;
 use lotus::hash::sha256;
 use lotus::PrivateKey;
@@ -38,7 +38,8 @@ async fn three_engines_sign_a_two_input_transaction() {
         let store = store::Store::open(dir.path().join(format!("signer-{i}.sqlite"))).unwrap();
         let (transport, inbox) = hub.connect(&key.public_key());
         let key = PrivateKey::from_bytes(&key.to_bytes()).unwrap();
-        let (engine, _task) = SessionEngine::spawn(
+        let (engine, _task) = SessionEngine::spawn_on(
+            CoreThread::CallerRuntime,
             key,
             store,
             vec![group.clone()],

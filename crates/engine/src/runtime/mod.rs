@@ -104,6 +104,8 @@ pub enum RuntimeError {
     NotInvited(String),
     #[error("the session engine has stopped")]
     Stopped,
+    #[error("cannot start the session core's thread: {0}")]
+    Thread(String),
 }
 
 type Reply<T> = oneshot::Sender<Result<T, RuntimeError>>;
@@ -182,8 +184,47 @@ pub struct SessionEngine {
     public_key: PublicKey,
 }
 
+/// Where the session core runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CoreThread {
+    /// Its own OS thread with a single-threaded runtime: a store commit (an fsync) never
+    /// blocks the caller's tokio workers. What the app, the node and the CLI use.
+    Dedicated,
+    /// A task on the caller's runtime: for tests on tokio's paused clock (deterministic).
+    CallerRuntime,
+}
+
+/// The running core. A dedicated thread ends when every [`SessionEngine`] handle is dropped.
+pub enum CoreHandle {
+    Thread(std::thread::JoinHandle<()>),
+    Task(tokio::task::JoinHandle<()>),
+}
+
+impl CoreHandle {
+    /// Stops a task at once; a thread stops when its handles are dropped.
+    pub fn abort(&self) {
+        if let Self::Task(task) = self {
+            task.abort();
+        }
+    }
+
+    /// After every [`SessionEngine`] handle is dropped: waits for the thread to finish its
+    /// last step (its store closes cleanly), or aborts the task.
+    pub fn finish(self) {
+        match self {
+            Self::Thread(thread) => {
+                if thread.join().is_err() {
+                    tracing::error!("the session core's thread panicked");
+                }
+            }
+            Self::Task(task) => task.abort(),
+        }
+    }
+}
+
 impl SessionEngine {
-    /// Starts the runtime task: restores every unfinished session from the store first.
+    /// Starts the core on its own thread: restores every unfinished session from the store
+    /// first.
     pub fn spawn(
         key: PrivateKey,
         store: Store,
@@ -192,7 +233,31 @@ impl SessionEngine {
         inbox: mpsc::Receiver<transport::Delivery>,
         chain: Arc<dyn ChainLink>,
         clock: Box<dyn Clock>,
-    ) -> Result<(Self, tokio::task::JoinHandle<()>), RuntimeError> {
+    ) -> Result<(Self, CoreHandle), RuntimeError> {
+        Self::spawn_on(
+            CoreThread::Dedicated,
+            key,
+            store,
+            groups,
+            transport,
+            inbox,
+            chain,
+            clock,
+        )
+    }
+
+    /// [`SessionEngine::spawn`] with the choice of where the core runs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn spawn_on(
+        thread: CoreThread,
+        key: PrivateKey,
+        store: Store,
+        groups: Vec<GroupDescriptor>,
+        transport: Arc<dyn Transport>,
+        inbox: mpsc::Receiver<transport::Delivery>,
+        chain: Arc<dyn ChainLink>,
+        clock: Box<dyn Clock>,
+    ) -> Result<(Self, CoreHandle), RuntimeError> {
         let public_key = key.public_key();
         let (requests, request_rx) = mpsc::channel(64);
         let (events, _) = broadcast::channel(4096);
@@ -202,14 +267,29 @@ impl SessionEngine {
         }
         core.restore()?;
         let seen = chain.subscribe();
-        let task = tokio::spawn(run(core, request_rx, inbox, seen));
+        let handle = match thread {
+            CoreThread::CallerRuntime => {
+                CoreHandle::Task(tokio::spawn(run(core, request_rx, inbox, seen)))
+            }
+            CoreThread::Dedicated => {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| RuntimeError::Thread(e.to_string()))?;
+                let thread = std::thread::Builder::new()
+                    .name("session-core".into())
+                    .spawn(move || runtime.block_on(run(core, request_rx, inbox, seen)))
+                    .map_err(|e| RuntimeError::Thread(e.to_string()))?;
+                CoreHandle::Thread(thread)
+            }
+        };
         Ok((
             Self {
                 requests,
                 events,
                 public_key,
             },
-            task,
+            handle,
         ))
     }
 
