@@ -216,3 +216,115 @@ async fn three_engines_pay_from_a_funded_group_and_survive_a_reorg() {
         TxStatus::Mempool
     );
 }
+
+/// A proposal spending coins the group does not have (made up, already spent, or with a
+/// different amount) is refused at approval by each co-signer's own chain backend, with the
+/// reason, instead of wasting a signing session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proposal_spending_coins_the_group_does_not_have_cannot_be_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<PrivateKey> = (0..2)
+        .map(|i| PrivateKey::from_bytes(&sha256(&[i, 9, 9])).unwrap())
+        .collect();
+    let group = GroupDescriptor::new(
+        "pair",
+        Network::Regtest,
+        keys.iter().map(|k| k.public_key()).collect(),
+    )
+    .unwrap();
+    let group_script = group.script_pubkey().unwrap();
+    let devnet = server::start(DevnetConfig {
+        data_dir: dir.path().join("devnet"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        block_interval: None,
+        fund: vec![(group_script.clone(), 30 * XPI)],
+        limits: Default::default(),
+    })
+    .await
+    .unwrap();
+    let spec = devnet.chain_spec();
+    let real = backend(&spec).unspent(&group_script).await.unwrap()[0].clone();
+
+    let hub = InProcessHub::new();
+    let mut engines = Vec::new();
+    let mut reviews = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let store = store::Store::open(dir.path().join(format!("member-{i}.sqlite"))).unwrap();
+        let (transport, inbox) = hub.connect(&key.public_key());
+        let chains = Chains::new(vec![Arc::new(backend(&spec)) as Arc<dyn ChainBackend>], 1);
+        let (task, _join) = ChainTask::spawn(chains, ChainTaskConfig::default());
+        let (engine, _core) = SessionEngine::spawn(
+            PrivateKey::from_bytes(&key.to_bytes()).unwrap(),
+            store,
+            vec![group.clone()],
+            Arc::new(transport),
+            inbox,
+            Arc::new(task) as Arc<dyn ChainLink>,
+            Box::new(SystemClock),
+        )
+        .unwrap();
+        reviews.push(engine.events());
+        engines.push(engine);
+    }
+    let next_review = |events: &mut tokio::sync::broadcast::Receiver<EngineEvent>| {
+        let mut events = events.resubscribe();
+        async move {
+            loop {
+                if let Ok(EngineEvent::Session {
+                    session_id,
+                    event: Event::ReviewReady { review },
+                }) = events.recv().await
+                {
+                    return (session_id, review.digest);
+                }
+            }
+        }
+    };
+
+    // Made-up coins (the fixture's inputs exist nowhere).
+    let (made_up, spent) = sim::fixtures::two_input_spend(&group, b"no such coins");
+    let waiting = next_review(&mut reviews[1]);
+    engines[0]
+        .propose(group.id(), made_up, spent, SystemClock.now_ms() + 3_600_000)
+        .await
+        .unwrap();
+    let (session, digest) = tokio::time::timeout(PATIENCE, waiting).await.unwrap();
+    let err = engines[1].approve(session, digest).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("is not an unspent output of this group"),
+        "{err}"
+    );
+    let detail = engines[1].session_detail(session).await.unwrap().unwrap();
+    assert!(!detail.summary.approved, "nothing was approved");
+
+    // A real coin with a claimed amount that is not on the chain.
+    let inflated = lotus::tx::TxOut::new(real.output.value + XPI, group_script.clone());
+    let tx = lotus::tx::Transaction {
+        version: 2,
+        inputs: vec![lotus::tx::TxIn {
+            prev_out: real.outpoint,
+            script_sig: Script::new(),
+            sequence: u32::MAX,
+        }],
+        outputs: vec![lotus::tx::TxOut::new(30 * XPI, Script::p2pkh(&[1; 20]))],
+        lock_time: 0,
+    };
+    let waiting = next_review(&mut reviews[1]);
+    engines[0]
+        .propose(
+            group.id(),
+            tx,
+            vec![inflated.clone()],
+            SystemClock.now_ms() + 3_600_000,
+        )
+        .await
+        .unwrap();
+    let (session, digest) = tokio::time::timeout(PATIENCE, waiting).await.unwrap();
+    let err = engines[1].approve(session, digest).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("holds 30000000 satoshis on the chain, but the proposal says 31000000"),
+        "{err}"
+    );
+}

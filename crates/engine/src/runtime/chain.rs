@@ -19,6 +19,17 @@ pub enum LinkError {
     Unreachable(String),
 }
 
+/// What this member's chain backends say about a proposal's inputs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputsCheck {
+    /// Every input is an unspent output of the group holding the amount claimed.
+    Verified,
+    /// Why the proposal cannot be approved, in words for people.
+    Refused(String),
+    /// No backend answered; approving waits until one does.
+    Unreachable(String),
+}
+
 pub trait ChainLink: Send + Sync + 'static {
     /// Hands `tx` over for broadcasting; returns at once.
     fn submit(&self, tx: &Transaction) -> Result<(), LinkError>;
@@ -26,6 +37,14 @@ pub trait ChainLink: Send + Sync + 'static {
     /// must hear that it was seen to cancel its own slot.
     fn watch(&self, _tx: &Transaction) -> Result<(), LinkError> {
         Ok(())
+    }
+    /// Checks that `inputs` are unspent outputs holding the amounts a proposal claims, on this
+    /// member's own chain backends; `None` when there is no chain to ask (offline review).
+    fn check_inputs(
+        &self,
+        _inputs: Vec<(lotus::tx::OutPoint, TxOut)>,
+    ) -> Option<tokio::sync::oneshot::Receiver<InputsCheck>> {
+        None
     }
     /// Transaction ids as they are seen (mempool or block), for failover cancellation.
     fn subscribe(&self) -> broadcast::Receiver<[u8; 32]>;

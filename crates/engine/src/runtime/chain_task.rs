@@ -50,6 +50,10 @@ pub enum ChainNews {
 }
 
 enum Command {
+    CheckInputs {
+        inputs: Vec<(lotus::tx::OutPoint, lotus::tx::TxOut)>,
+        reply: tokio::sync::oneshot::Sender<super::chain::InputsCheck>,
+    },
     Submit(Transaction),
     Watch(Transaction),
     WatchScript(Script),
@@ -130,6 +134,21 @@ impl ChainLink for ChainTask {
         self.enqueue(Command::Watch(tx.clone()))
     }
 
+    fn check_inputs(
+        &self,
+        inputs: Vec<(lotus::tx::OutPoint, lotus::tx::TxOut)>,
+    ) -> Option<tokio::sync::oneshot::Receiver<super::chain::InputsCheck>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        match self.enqueue(Command::CheckInputs { inputs, reply }) {
+            Ok(()) => Some(answer),
+            Err(e) => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let _ = reply.send(super::chain::InputsCheck::Unreachable(e.to_string()));
+                Some(answer)
+            }
+        }
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<[u8; 32]> {
         self.seen.subscribe()
     }
@@ -166,6 +185,9 @@ async fn run(
                     poll(&mut watcher, &task, &mut announced, &config).await;
                 }
                 Some(Command::PollNow) => poll(&mut watcher, &task, &mut announced, &config).await,
+                Some(Command::CheckInputs { inputs, reply }) => {
+                    let _ = reply.send(check_inputs(watcher.chains(), &inputs).await);
+                }
             },
             _ = ticker.tick() => poll(&mut watcher, &task, &mut announced, &config).await,
         }
@@ -221,4 +243,53 @@ async fn poll(
         tracing::info!(txid = %report.txid, accepted_by = report.accepted_by(), "re-broadcast a transaction not seen by the backends");
         let _ = task.news.send(ChainNews::Rebroadcast(report));
     }
+}
+
+/// Each input must be in its script's unspent set, as one of this member's backends reports
+/// it, with the amount the proposal claims.
+pub async fn check_inputs(
+    chains: &Chains,
+    inputs: &[(lotus::tx::OutPoint, lotus::tx::TxOut)],
+) -> super::chain::InputsCheck {
+    use super::chain::InputsCheck;
+    let mut scripts: Vec<&Script> = Vec::new();
+    for (_, output) in inputs {
+        if !scripts.contains(&&output.script_pubkey) {
+            scripts.push(&output.script_pubkey);
+        }
+    }
+    let mut known: Vec<Utxo> = Vec::new();
+    for script in scripts {
+        match chains.unspent(script).await {
+            Ok((_, utxos)) => known.extend(utxos),
+            Err(failures) => {
+                let why: Vec<String> = failures
+                    .iter()
+                    .filter_map(|r| r.answer.as_ref().err().map(|e| e.to_string()))
+                    .collect();
+                return InputsCheck::Unreachable(format!(
+                    "no chain backend could list the group's coins: {}",
+                    why.join("; ")
+                ));
+            }
+        }
+    }
+    for (index, (outpoint, claimed)) in inputs.iter().enumerate() {
+        let place = format!("input {} ({}:{})", index + 1, outpoint.txid, outpoint.vout);
+        match known.iter().find(|u| u.outpoint == *outpoint) {
+            None => {
+                return InputsCheck::Refused(format!(
+                    "{place} is not an unspent output of this group: it was spent, or never existed"
+                ))
+            }
+            Some(u) if u.output.value != claimed.value => {
+                return InputsCheck::Refused(format!(
+                    "{place} holds {} satoshis on the chain, but the proposal says {}",
+                    u.output.value, claimed.value
+                ))
+            }
+            Some(_) => {}
+        }
+    }
+    InputsCheck::Verified
 }

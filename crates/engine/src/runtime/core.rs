@@ -316,6 +316,14 @@ impl Core {
             waiting_for: s.waiting_for(),
             election: s.election().cloned(),
             outcome: s.outcome().cloned(),
+            inputs: s
+                .proposal()
+                .tx
+                .inputs
+                .iter()
+                .map(|i| i.prev_out)
+                .zip(s.proposal().spent_outputs.iter().cloned())
+                .collect(),
         })
     }
 

@@ -106,6 +106,10 @@ pub enum RuntimeError {
     Stopped,
     #[error("cannot start the session core's thread: {0}")]
     Thread(String),
+    #[error("this proposal cannot be approved: {0}")]
+    InputsRefused(String),
+    #[error("the proposal's coins could not be checked, so it was not approved; try again once a chain backend answers ({0})")]
+    InputsUnchecked(String),
 }
 
 type Reply<T> = oneshot::Sender<Result<T, RuntimeError>>;
@@ -174,6 +178,8 @@ pub struct SessionDetail {
     pub waiting_for: Vec<u16>,
     pub election: Option<protocol::election::Election>,
     pub outcome: Option<protocol::session::Outcome>,
+    /// What the proposal spends: outpoint and the output it claims is there.
+    pub inputs: Vec<(lotus::tx::OutPoint, TxOut)>,
 }
 
 /// The handle: cheap to clone, all methods async.
@@ -182,6 +188,7 @@ pub struct SessionEngine {
     requests: mpsc::Sender<Request>,
     events: broadcast::Sender<EngineEvent>,
     public_key: PublicKey,
+    chain: Arc<dyn ChainLink>,
 }
 
 /// Where the session core runs.
@@ -288,6 +295,7 @@ impl SessionEngine {
                 requests,
                 events,
                 public_key,
+                chain,
             },
             handle,
         ))
@@ -331,13 +339,36 @@ impl SessionEngine {
         .await
     }
 
+    /// Approves after this member's own chain backends confirm the inputs are the group's
+    /// unspent coins with the claimed amounts (without a chain, e.g. reviewing offline, the
+    /// approval goes ahead unchecked).
     pub async fn approve(&self, session: [u8; 32], digest: [u8; 32]) -> Result<(), RuntimeError> {
+        if let Some(check) = self.chain.check_inputs(self.inputs_of(session).await?) {
+            match check.await.map_err(|_| RuntimeError::Stopped)? {
+                chain::InputsCheck::Verified => {}
+                chain::InputsCheck::Refused(why) => return Err(RuntimeError::InputsRefused(why)),
+                chain::InputsCheck::Unreachable(why) => {
+                    return Err(RuntimeError::InputsUnchecked(why))
+                }
+            }
+        }
         self.ask(|reply| Request::Approve {
             session,
             digest,
             reply,
         })
         .await
+    }
+
+    async fn inputs_of(
+        &self,
+        session: [u8; 32],
+    ) -> Result<Vec<(lotus::tx::OutPoint, TxOut)>, RuntimeError> {
+        let detail = self
+            .session_detail(session)
+            .await?
+            .ok_or(RuntimeError::Node(NodeError::UnknownSession))?;
+        Ok(detail.inputs)
     }
 
     pub async fn reject(&self, session: [u8; 32], reason: String) -> Result<(), RuntimeError> {
