@@ -44,6 +44,18 @@ pub enum SessionCommand {
     },
     /// The profile's sessions, newest first.
     List,
+    /// Cancel a signed transaction that was never seen: propose paying one of its coins back
+    /// to the group (once that confirms, the old transaction can never be valid).
+    Cancel {
+        /// The session whose signed transaction to cancel.
+        session: String,
+        #[arg(long, value_name = "SATS_PER_KB")]
+        fee_rate: Option<i64>,
+        #[arg(long, value_name = "MINUTES", default_value_t = 24 * 60)]
+        expires: u64,
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
 }
 
 fn parse_pay(spec: &str) -> anyhow::Result<(String, Amount)> {
@@ -78,6 +90,51 @@ fn parse_input(spec: &str) -> anyhow::Result<(OutPoint, i64)> {
         .filter(|s| *s > 0)
         .ok_or_else(|| anyhow::anyhow!("'{sats}' is not a positive number of satoshis"))?;
     Ok((OutPoint::new(txid, vout), sats))
+}
+
+fn open_custody(key_file: &Option<PathBuf>) -> anyhow::Result<Custody> {
+    let source = match key_file {
+        Some(path) => KeySource::File(path.clone()),
+        None => KeySource::Keychain(engine::EngineConfig::from_env().keychain),
+    };
+    Ok(Custody::open(&source, || {
+        std::env::var("LOTUS_COSIGNER_PASSPHRASE")
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| {
+                engine::custody::CustodyError::Passphrase("set LOTUS_COSIGNER_PASSPHRASE".into())
+            })
+    })?)
+}
+
+fn print_proposal(out: &mut dyn Write, proposal: &proposals::ProposalView) -> std::io::Result<()> {
+    writeln!(out, "session      {}", proposal.session_id)?;
+    writeln!(out, "txid         {}", proposal.payment.txid)?;
+    for o in &proposal.payment.outputs {
+        let change = if o.is_change {
+            "  (change, back to the group)"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "pay          {}  {}{change}",
+            xpi(o.amount_sats),
+            o.address
+        )?;
+    }
+    writeln!(
+        out,
+        "fee          {}  ({} bytes at {} sat/kB)",
+        xpi(proposal.payment.fee_sats),
+        proposal.payment.size_bytes,
+        proposal.payment.fee_rate_per_kb
+    )?;
+    writeln!(out, "review       {}", proposal.review_digest)?;
+    writeln!(
+        out,
+        "expires      {} UTC",
+        engine::upgrades::utc(proposal.expires_ms / 1000)
+    )
 }
 
 pub fn run(command: &SessionCommand, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -141,35 +198,35 @@ pub fn run(command: &SessionCommand, ctx: &Context, out: &mut dyn Write) -> anyh
                 allow_unconfirmed: *allow_unconfirmed,
             };
             let proposal = runtime.block_on(proposals::propose(&mut profile, &custody, request))?;
+            answer(ctx, out, &proposal, |out| print_proposal(out, &proposal))
+        }
+        SessionCommand::Cancel {
+            session,
+            fee_rate,
+            expires,
+            key_file,
+        } => {
+            let id: [u8; 32] = hex::decode(session.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| {
+                    anyhow::anyhow!("'{session}' is not a session id (64 hex characters)")
+                })?;
+            let custody = open_custody(key_file)?;
+            let fee_rate = fee_rate.unwrap_or(settings.fee_rate_per_kb);
+            let proposal = runtime.block_on(proposals::propose_cancel(
+                &mut profile,
+                &custody,
+                &id,
+                fee_rate,
+                *expires,
+            ))?;
             answer(ctx, out, &proposal, |out| {
-                writeln!(out, "session      {}", proposal.session_id)?;
-                writeln!(out, "txid         {}", proposal.payment.txid)?;
-                for o in &proposal.payment.outputs {
-                    let change = if o.is_change {
-                        "  (change, back to the group)"
-                    } else {
-                        ""
-                    };
-                    writeln!(
-                        out,
-                        "pay          {}  {}{change}",
-                        xpi(o.amount_sats),
-                        o.address
-                    )?;
-                }
                 writeln!(
                     out,
-                    "fee          {}  ({} bytes at {} sat/kB)",
-                    xpi(proposal.payment.fee_sats),
-                    proposal.payment.size_bytes,
-                    proposal.payment.fee_rate_per_kb
+                    "proposed paying the first coin of that transaction back to the group:"
                 )?;
-                writeln!(out, "review       {}", proposal.review_digest)?;
-                writeln!(
-                    out,
-                    "expires      {} UTC",
-                    engine::upgrades::utc(proposal.expires_ms / 1000)
-                )
+                print_proposal(out, &proposal)
             })
         }
         SessionCommand::List => {

@@ -53,6 +53,66 @@ pub enum ProposeError {
     Store(#[from] store::Error),
     #[error("the session expires in {0} minutes; give 1 to 10080 (a week)")]
     Expiry(u64),
+    #[error("no session {0} in this profile")]
+    UnknownSession(String),
+    #[error("session {0} has no signed transaction to cancel")]
+    NotSigned(String),
+    #[error("the stored signed transaction of session {0} does not decode")]
+    BadSignedTransaction(String),
+}
+
+/// A signed transaction that was never seen can only be cancelled by spending one of its
+/// inputs elsewhere first (a locktime cannot make it expire): this proposes paying that one
+/// coin back to the group, less the fee. Once that confirms, the old transaction is invalid.
+pub async fn propose_cancel(
+    profile: &mut Profile,
+    custody: &Custody,
+    session_id: &[u8; 32],
+    fee_rate_per_kb: i64,
+    expires_minutes: u64,
+) -> Result<ProposalView, ProposeError> {
+    let hex_id = hex::encode(session_id);
+    let record = profile
+        .store()
+        .session(session_id)?
+        .ok_or_else(|| ProposeError::UnknownSession(hex_id.clone()))?;
+    let signed = record
+        .signed_tx
+        .as_deref()
+        .ok_or_else(|| ProposeError::NotSigned(hex_id.clone()))?;
+    let signed = lotus::tx::Transaction::decode(signed)
+        .map_err(|_| ProposeError::BadSignedTransaction(hex_id.clone()))?;
+    let group_id = hex::encode(record.group_id);
+    let (group, _) = profile.group(&group_id).map_err(GroupWalletError::from)?;
+    let first = signed
+        .inputs
+        .first()
+        .ok_or_else(|| ProposeError::NotSigned(hex_id.clone()))?;
+    // The amount comes from the proposal the group signed (its spent outputs).
+    let proposal = protocol::envelope::Envelope::decode(&record.proposal_envelope, usize::MAX)
+        .ok()
+        .and_then(|e| {
+            let (_, bytes) = protocol::node::split_proposal_payload(&e.payload).ok()?;
+            protocol::proposal::Proposal::decode(bytes, usize::MAX).ok()
+        })
+        .ok_or_else(|| ProposeError::BadSignedTransaction(hex_id.clone()))?;
+    let value = proposal
+        .spent_outputs
+        .first()
+        .map(|o| o.value)
+        .ok_or_else(|| ProposeError::BadSignedTransaction(hex_id))?;
+    let request = ProposeRequest {
+        group: group_id,
+        pay: vec![(
+            group.address().map_err(GroupWalletError::from)?,
+            Amount::Everything,
+        )],
+        inputs: vec![(first.prev_out, value)],
+        fee_rate_per_kb,
+        expires_minutes,
+        allow_unconfirmed: false,
+    };
+    propose(profile, custody, request).await
 }
 
 pub async fn propose(

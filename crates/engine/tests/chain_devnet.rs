@@ -328,3 +328,127 @@ async fn a_proposal_spending_coins_the_group_does_not_have_cannot_be_approved() 
         "{err}"
     );
 }
+
+/// A payment signed but never seen (no backend took it) can be cancelled: the wallet proposes
+/// spending its first coin back to the group.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_payment_never_seen_can_be_cancelled_by_spending_its_coin_back() {
+    use engine::custody::Custody;
+    use engine::profile::Profile;
+    use engine::runtime::offline::Offline;
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<PrivateKey> = (0..2)
+        .map(|i| PrivateKey::from_bytes(&sha256(&[i, 7, 7])).unwrap())
+        .collect();
+    let group = GroupDescriptor::new(
+        "pair",
+        Network::Regtest,
+        keys.iter().map(|k| k.public_key()).collect(),
+    )
+    .unwrap();
+    let script = group.script_pubkey().unwrap();
+    let coin = (
+        lotus::tx::OutPoint::new(lotus::tx::TxId([3; 32]), 1),
+        30 * XPI,
+    );
+    let tx = lotus::tx::Transaction {
+        version: 2,
+        inputs: vec![lotus::tx::TxIn {
+            prev_out: coin.0,
+            script_sig: Script::new(),
+            sequence: u32::MAX,
+        }],
+        outputs: vec![lotus::tx::TxOut::new(
+            30 * XPI - 1_000,
+            Script::p2pkh(&[2; 20]),
+        )],
+        lock_time: 0,
+    };
+    let spent = vec![lotus::tx::TxOut::new(coin.1, script.clone())];
+
+    let hub = InProcessHub::new();
+    let mut engines = Vec::new();
+    let mut cores = Vec::new();
+    let mut users = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        let mut profile = Profile::open(Some(dir.path().join(format!("p{i}")))).unwrap();
+        profile.save_group(&group, &[]).unwrap();
+        let store = store::Store::open(profile.data_dir().database_file()).unwrap();
+        let (transport, inbox) = hub.connect(&key.public_key());
+        let (engine, core) = SessionEngine::spawn(
+            PrivateKey::from_bytes(&key.to_bytes()).unwrap(),
+            store,
+            vec![group.clone()],
+            Arc::new(transport),
+            inbox,
+            Arc::new(Offline),
+            Box::new(SystemClock),
+        )
+        .unwrap();
+        let mut events = engine.events();
+        let user = engine.clone();
+        users.push(tokio::spawn(async move {
+            loop {
+                match events.recv().await {
+                    Ok(EngineEvent::Session {
+                        session_id,
+                        event: Event::ReviewReady { review },
+                    }) => {
+                        user.approve(session_id, review.digest).await.unwrap();
+                    }
+                    Ok(EngineEvent::Session {
+                        session_id,
+                        event: Event::Signed { .. },
+                    }) => return session_id,
+                    Ok(_) => {}
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }));
+        engines.push(engine);
+        cores.push(core);
+    }
+    engines[0]
+        .propose(group.id(), tx, spent, SystemClock.now_ms() + 3_600_000)
+        .await
+        .unwrap();
+    let mut session = [0; 32];
+    for user in users {
+        session = tokio::time::timeout(PATIENCE, user).await.unwrap().unwrap();
+    }
+    drop(engines);
+    for core in cores {
+        core.finish();
+    }
+
+    let key_file = dir.path().join("k0.key");
+    engine::key_file::write(
+        &key_file,
+        &keys[0],
+        "a long enough passphrase",
+        Default::default(),
+    )
+    .unwrap();
+    let custody = Custody::open_file(&key_file, "a long enough passphrase").unwrap();
+    let mut profile = Profile::open(Some(dir.path().join("p0"))).unwrap();
+    let cancel = engine::proposals::propose_cancel(&mut profile, &custody, &session, 1_000, 60)
+        .await
+        .unwrap();
+    let payment = &cancel.payment;
+    assert_eq!(payment.inputs.len(), 1);
+    assert_eq!(
+        payment.inputs[0].outpoint,
+        format!("{}:1", lotus::tx::TxId([3; 32]).to_display_hex())
+    );
+    assert_eq!(payment.outputs.len(), 1);
+    assert_eq!(
+        payment.outputs[0].address,
+        group.address().unwrap(),
+        "back to the group"
+    );
+    assert_eq!(payment.outputs[0].amount_sats, 30 * XPI - payment.fee_sats);
+    // A session that was never signed has nothing to cancel.
+    let unsigned =
+        engine::proposals::propose_cancel(&mut profile, &custody, &[7; 32], 1_000, 60).await;
+    assert!(unsigned.is_err());
+}
