@@ -44,6 +44,22 @@ pub enum SessionCommand {
     },
     /// The profile's sessions, newest first.
     List,
+    /// Write a session to a file: its signed proposal, and the signed transaction once there
+    /// is one (review on another machine, broadcast from anywhere).
+    Export {
+        session: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Read a session file: shows its review (validated in full, as if it came from a
+    /// co-signer) and, with --broadcast, sends its signed transaction to the chain backends.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        broadcast: bool,
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+    },
     /// Cancel a signed transaction that was never seen: propose paying one of its coins back
     /// to the group (once that confirms, the old transaction can never be valid).
     Cancel {
@@ -90,6 +106,13 @@ fn parse_input(spec: &str) -> anyhow::Result<(OutPoint, i64)> {
         .filter(|s| *s > 0)
         .ok_or_else(|| anyhow::anyhow!("'{sats}' is not a positive number of satoshis"))?;
     Ok((OutPoint::new(txid, vout), sats))
+}
+
+fn session_id(text: &str) -> anyhow::Result<[u8; 32]> {
+    hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| anyhow::anyhow!("'{text}' is not a session id (64 hex characters)"))
 }
 
 fn open_custody(key_file: &Option<PathBuf>) -> anyhow::Result<Custody> {
@@ -199,6 +222,98 @@ pub fn run(command: &SessionCommand, ctx: &Context, out: &mut dyn Write) -> anyh
             };
             let proposal = runtime.block_on(proposals::propose(&mut profile, &custody, request))?;
             answer(ctx, out, &proposal, |out| print_proposal(out, &proposal))
+        }
+        SessionCommand::Export { session, out: path } => {
+            let id = session_id(session)?;
+            let file = engine::session_files::export(&profile, &id)?;
+            std::fs::write(path, serde_json::to_string_pretty(&file)? + "\n")?;
+            let summary = serde_json::json!({
+                "session_id": file.session_id,
+                "path": path,
+                "signed": file.signed_tx.is_some(),
+            });
+            answer(ctx, out, &summary, |out| {
+                let signed = if file.signed_tx.is_some() {
+                    " (with its signed transaction)"
+                } else {
+                    ""
+                };
+                writeln!(
+                    out,
+                    "wrote session {} to {}{signed}",
+                    file.session_id,
+                    path.display()
+                )
+            })
+        }
+        SessionCommand::Import {
+            file,
+            broadcast,
+            key_file,
+        } => {
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            let parsed = engine::session_files::parse(&text)?;
+            let custody = open_custody(key_file)?;
+            let view =
+                runtime.block_on(engine::session_files::import(&profile, &custody, &parsed))?;
+            let mut sent = Vec::new();
+            if *broadcast {
+                let hex_tx = view.signed_tx.as_ref().ok_or_else(|| {
+                    anyhow::anyhow!("the file has no signed transaction to broadcast yet")
+                })?;
+                let tx = chain::rpc::decode_tx_hex(hex_tx).map_err(|e| {
+                    anyhow::anyhow!("the signed transaction in the file does not decode: {e}")
+                })?;
+                let chains = chain_args::chains(ctx, &settings)?.ok_or_else(|| {
+                    anyhow::anyhow!("no chain backend configured: add --chain rpc://HOST:PORT")
+                })?;
+                let report = runtime.block_on(chains.broadcast(&tx));
+                for r in &report.reports {
+                    sent.push(serde_json::json!({
+                        "backend": r.backend,
+                        "accepted": r.answer.is_ok(),
+                        "error": r.answer.as_ref().err().map(|e| e.to_string()),
+                    }));
+                }
+                if report.accepted_by() == 0 {
+                    let why: Vec<String> = report
+                        .reports
+                        .iter()
+                        .filter_map(|r| r.answer.as_ref().err().map(|e| e.to_string()))
+                        .collect();
+                    anyhow::bail!("no backend accepted the transaction: {}", why.join("; "));
+                }
+            }
+            let summary = serde_json::json!({"review": view, "broadcast": sent});
+            answer(ctx, out, &summary, |out| {
+                writeln!(out, "session      {}", view.session_id)?;
+                writeln!(out, "txid         {}", view.txid)?;
+                for o in &view.outputs {
+                    let change = if o.is_change {
+                        "  (change, back to the group)"
+                    } else {
+                        ""
+                    };
+                    let to = o.address.as_deref().unwrap_or("(data)");
+                    writeln!(out, "pay          {}  {to}{change}", xpi(o.amount_sats))?;
+                }
+                writeln!(out, "fee          {}", xpi(view.fee_sats))?;
+                writeln!(out, "review       {}", view.review_digest)?;
+                for s in &sent {
+                    let verdict = if s["accepted"] == true {
+                        "accepted"
+                    } else {
+                        "refused"
+                    };
+                    writeln!(
+                        out,
+                        "broadcast    {} {verdict}",
+                        s["backend"].as_str().unwrap_or("")
+                    )?;
+                }
+                Ok(())
+            })
         }
         SessionCommand::Cancel {
             session,

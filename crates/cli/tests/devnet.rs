@@ -399,3 +399,145 @@ fn a_payment_is_proposed_from_the_groups_coins_or_from_coins_named_by_hand() {
     ]);
     assert!(!ok && out.contains("not enough funds"), "{out}");
 }
+
+/// Offline use: a proposal exported on one machine is imported on a co-signer's, validated in
+/// full, and shows the same review (same digest).
+#[test]
+fn a_session_file_carries_a_proposal_to_a_co_signer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let (alice, bob) = (path("alice"), path("bob"));
+    let (alice_key, bob_key) = (path("alice.key"), path("bob.key"));
+    let mut keys = Vec::new();
+    for (profile, key) in [(&alice, &alice_key), (&bob, &bob_key)] {
+        let (ok, out) = cli_env(&[
+            "--data-dir",
+            profile,
+            "--json",
+            "key",
+            "create",
+            "--file",
+            key,
+        ]);
+        assert!(ok, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        keys.push(v["public_key"].as_str().unwrap().to_owned());
+    }
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        &alice,
+        "--json",
+        "group",
+        "create",
+        "--name",
+        "pair",
+        "--member",
+        &keys[0],
+        "--member",
+        &keys[1],
+        "--network",
+        "regtest",
+    ]);
+    assert!(ok, "{out}");
+    let group: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = group["id"].as_str().unwrap();
+    let shop = XAddress::for_script(&Script::p2pkh(&[0x44; 20]), Network::Regtest).encode();
+    let coin = format!("{}:0:5000000", "ab".repeat(32));
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        &alice,
+        "--json",
+        "session",
+        "propose",
+        "--group",
+        id,
+        "--pay",
+        &format!("{shop}:2000000"),
+        "--input",
+        &coin,
+        "--key-file",
+        &alice_key,
+    ]);
+    assert!(ok, "{out}");
+    let proposal: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let session = proposal["session_id"].as_str().unwrap();
+    let file = path("session.json");
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        &alice,
+        "session",
+        "export",
+        session,
+        "--out",
+        &file,
+    ]);
+    assert!(ok, "{out}");
+
+    // Bob without the group: a clear error. After accepting the invite: the same review.
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        &bob,
+        "session",
+        "import",
+        &file,
+        "--key-file",
+        &bob_key,
+    ]);
+    assert!(!ok && out.contains("accept its invite first"), "{out}");
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        &bob,
+        "group",
+        "accept",
+        group["invite"].as_str().unwrap(),
+        "--key-file",
+        &bob_key,
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        &bob,
+        "--json",
+        "session",
+        "import",
+        &file,
+        "--key-file",
+        &bob_key,
+    ]);
+    assert!(ok, "{out}");
+    let imported: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(imported["review"]["session_id"], session);
+    assert_eq!(
+        imported["review"]["review_digest"],
+        proposal["review_digest"]
+    );
+    assert_eq!(imported["review"]["outputs"][0]["address"], shop.as_str());
+    let (ok, out) = cli_env(&["--data-dir", &bob, "--json", "session", "list"]);
+    assert!(ok && out.contains(session), "{out}");
+    // Nothing signed yet: nothing to broadcast. A file that is not a session file: said so.
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        &bob,
+        "session",
+        "import",
+        &file,
+        "--broadcast",
+        "--key-file",
+        &bob_key,
+    ]);
+    assert!(!ok, "{out}");
+    std::fs::write(path("junk.json"), "{\"hello\": 1}").unwrap();
+    let (ok, out) = cli_env(&[
+        "--data-dir",
+        &bob,
+        "session",
+        "import",
+        &path("junk.json"),
+        "--key-file",
+        &bob_key,
+    ]);
+    assert!(
+        !ok && out.contains("not a Lotus Cosigner session file"),
+        "{out}"
+    );
+}

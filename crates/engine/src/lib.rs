@@ -15,6 +15,7 @@ pub mod key_store;
 pub mod profile;
 pub mod proposals;
 pub mod runtime;
+pub mod session_files;
 pub mod settings;
 pub mod upgrades;
 
@@ -251,6 +252,7 @@ pub mod bindings {
         super::group_wallet::HistoryEntryView::export_all(&cfg)?;
         super::group_wallet::PaymentPreviewView::export_all(&cfg)?;
         super::proposals::ProposalView::export_all(&cfg)?;
+        super::session_files::ImportedView::export_all(&cfg)?;
         Ok(())
     }
 }
