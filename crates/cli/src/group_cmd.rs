@@ -4,7 +4,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use engine::custody::{Custody, KeySource};
 use engine::group_wallet::{self, GroupView, HistoryKind};
 use engine::profile::Profile;
 use engine::settings::Settings;
@@ -110,33 +109,10 @@ fn me(profile: &Profile) -> Option<PublicKey> {
 /// Refreshes the group's coins from the chain backends, if any is configured.
 fn refresh(ctx: &Context, profile: &mut Profile, group: &GroupDescriptor) -> anyhow::Result<bool> {
     let settings = Settings::load_or_init(&profile.data_dir().settings_file())?;
-    let Some(chains) = chain_args::chains(ctx, &settings)? else {
-        return Ok(false);
-    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis() as u64;
-    runtime.block_on(group_wallet::refresh(profile, &chains, group, now))?;
-    Ok(true)
-}
-
-/// The signer key's custody: an encrypted key file (passphrase from
-/// LOTUS_COSIGNER_PASSPHRASE) or the keychain. The command never holds the key itself.
-fn custody(key_file: &Option<PathBuf>) -> anyhow::Result<Custody> {
-    let source = match key_file {
-        Some(path) => KeySource::File(path.clone()),
-        None => KeySource::Keychain(engine::EngineConfig::from_env().keychain),
-    };
-    Ok(Custody::open(&source, || {
-        std::env::var("LOTUS_COSIGNER_PASSPHRASE")
-            .map(zeroize::Zeroizing::new)
-            .map_err(|_| {
-                engine::custody::CustodyError::Passphrase("set LOTUS_COSIGNER_PASSPHRASE".into())
-            })
-    })?)
+    chain_args::refresh_group(ctx, &settings, profile, group, &runtime)
 }
 
 pub fn run(command: &GroupCommand, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -209,7 +185,7 @@ pub fn run(command: &GroupCommand, ctx: &Context, out: &mut dyn Write) -> anyhow
         }
         GroupCommand::Accept { invite, key_file } => {
             let group = GroupDescriptor::from_invite(invite)?;
-            let custody = custody(key_file)?;
+            let custody = chain_args::open_custody(key_file)?;
             let acceptance = custody
                 .accept(&group)
                 .map_err(|e| anyhow::anyhow!("{e}: this invite does not list your public key"))?;

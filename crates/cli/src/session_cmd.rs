@@ -5,8 +5,6 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use engine::custody::{Custody, KeySource};
-use engine::group_wallet;
 use engine::profile::Profile;
 use engine::proposals::{self, ProposeRequest};
 use engine::settings::Settings;
@@ -115,20 +113,6 @@ fn session_id(text: &str) -> anyhow::Result<[u8; 32]> {
         .ok_or_else(|| anyhow::anyhow!("'{text}' is not a session id (64 hex characters)"))
 }
 
-fn open_custody(key_file: &Option<PathBuf>) -> anyhow::Result<Custody> {
-    let source = match key_file {
-        Some(path) => KeySource::File(path.clone()),
-        None => KeySource::Keychain(engine::EngineConfig::from_env().keychain),
-    };
-    Ok(Custody::open(&source, || {
-        std::env::var("LOTUS_COSIGNER_PASSPHRASE")
-            .map(zeroize::Zeroizing::new)
-            .map_err(|_| {
-                engine::custody::CustodyError::Passphrase("set LOTUS_COSIGNER_PASSPHRASE".into())
-            })
-    })?)
-}
-
 fn print_proposal(out: &mut dyn Write, proposal: &proposals::ProposalView) -> std::io::Result<()> {
     writeln!(out, "session      {}", proposal.session_id)?;
     writeln!(out, "txid         {}", proposal.payment.txid)?;
@@ -187,31 +171,9 @@ pub fn run(command: &SessionCommand, ctx: &Context, out: &mut dyn Write) -> anyh
             if inputs.is_empty() {
                 // The wallet selects from the group's coins: bring them up to date first.
                 let (descriptor, _) = profile.group(group)?;
-                if let Some(chains) = chain_args::chains(ctx, &settings)? {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)?
-                        .as_millis() as u64;
-                    runtime.block_on(group_wallet::refresh(
-                        &mut profile,
-                        &chains,
-                        &descriptor,
-                        now,
-                    ))?;
-                }
+                chain_args::refresh_group(ctx, &settings, &mut profile, &descriptor, &runtime)?;
             }
-            let source = match key_file {
-                Some(path) => KeySource::File(path.clone()),
-                None => KeySource::Keychain(engine::EngineConfig::from_env().keychain),
-            };
-            let custody = Custody::open(&source, || {
-                std::env::var("LOTUS_COSIGNER_PASSPHRASE")
-                    .map(zeroize::Zeroizing::new)
-                    .map_err(|_| {
-                        engine::custody::CustodyError::Passphrase(
-                            "set LOTUS_COSIGNER_PASSPHRASE".into(),
-                        )
-                    })
-            })?;
+            let custody = chain_args::open_custody(key_file)?;
             let request = ProposeRequest {
                 group: group.clone(),
                 pay,
@@ -254,7 +216,7 @@ pub fn run(command: &SessionCommand, ctx: &Context, out: &mut dyn Write) -> anyh
             let text = std::fs::read_to_string(file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let parsed = engine::session_files::parse(&text)?;
-            let custody = open_custody(key_file)?;
+            let custody = chain_args::open_custody(key_file)?;
             let view =
                 runtime.block_on(engine::session_files::import(&profile, &custody, &parsed))?;
             let mut sent = Vec::new();
@@ -327,7 +289,7 @@ pub fn run(command: &SessionCommand, ctx: &Context, out: &mut dyn Write) -> anyh
                 .ok_or_else(|| {
                     anyhow::anyhow!("'{session}' is not a session id (64 hex characters)")
                 })?;
-            let custody = open_custody(key_file)?;
+            let custody = chain_args::open_custody(key_file)?;
             let fee_rate = fee_rate.unwrap_or(settings.fee_rate_per_kb);
             let proposal = runtime.block_on(proposals::propose_cancel(
                 &mut profile,

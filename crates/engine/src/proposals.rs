@@ -2,8 +2,6 @@
 //! coins named by hand), the upgrade calendar is checked, and the session runtime signs and
 //! stores the proposal. The key stays in custody; the caller gets public data back.
 
-use std::sync::Arc;
-
 use lotus::script::Script;
 use lotus::tx::{OutPoint, TxOut};
 use serde::Serialize;
@@ -13,8 +11,7 @@ use wallet::{Amount, Coin, SpendKind};
 use crate::custody::Custody;
 use crate::group_wallet::{self, GroupWalletError, PaymentPreviewView};
 use crate::profile::Profile;
-use crate::runtime::offline::Offline;
-use crate::runtime::{Clock, RuntimeError, SessionEngine, SystemClock};
+use crate::runtime::{Clock, RuntimeError, SystemClock};
 use crate::upgrades::{self, StraddlesUpgrade};
 
 pub struct ProposeRequest {
@@ -49,6 +46,8 @@ pub enum ProposeError {
     Upgrade(#[from] StraddlesUpgrade),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Offline(#[from] crate::runtime::offline::OfflineError),
     #[error(transparent)]
     Store(#[from] store::Error),
     #[error("the session expires in {0} minutes; give 1 to 10080 (a week)")]
@@ -160,23 +159,7 @@ pub async fn propose(
     };
 
     // The runtime signs the proposal with the custody's key and stores it before returning.
-    let store = store::Store::open(profile.data_dir().database_file())?;
-    let groups: Vec<_> = profile
-        .groups()
-        .map_err(GroupWalletError::from)?
-        .into_iter()
-        .map(|(g, _)| g)
-        .collect();
-    let (_no_sender, inbox) = tokio::sync::mpsc::channel(1);
-    let (engine, task) = SessionEngine::spawn(
-        custody.private_key(),
-        store,
-        groups,
-        Arc::new(Offline),
-        inbox,
-        Arc::new(Offline),
-        Box::new(SystemClock),
-    )?;
+    let (engine, task, _deliver) = crate::runtime::offline::spawn_for_profile(profile, custody)?;
     let session = engine
         .propose(group.id(), payment.tx, payment.spent_outputs, expires_ms)
         .await;

@@ -3,7 +3,6 @@
 //! proposal is validated in full, exactly as if it had arrived over the network) and can
 //! broadcast the signed transaction from anywhere.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -11,8 +10,7 @@ use ts_rs::TS;
 
 use crate::custody::Custody;
 use crate::profile::Profile;
-use crate::runtime::offline::Offline;
-use crate::runtime::{EngineEvent, RuntimeError, SessionEngine, SystemClock};
+use crate::runtime::{EngineEvent, RuntimeError};
 
 pub const FORMAT: &str = "lotus-cosigner-session/1";
 
@@ -57,6 +55,8 @@ pub enum SessionFileError {
     Store(#[from] store::Error),
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Offline(#[from] crate::runtime::offline::OfflineError),
     #[error("no session {0} in this profile")]
     UnknownSession(String),
     #[error("this file is not a Lotus Cosigner session file ({0})")]
@@ -115,17 +115,7 @@ pub async fn import(
     if !groups.iter().any(|g| g.id().to_string() == file.group_id) {
         return Err(SessionFileError::UnknownGroup(file.group_id.clone()));
     }
-    let store = store::Store::open(profile.data_dir().database_file())?;
-    let (deliver, inbox) = tokio::sync::mpsc::channel(1);
-    let (engine, core) = SessionEngine::spawn(
-        custody.private_key(),
-        store,
-        groups,
-        Arc::new(Offline),
-        inbox,
-        Arc::new(Offline),
-        Box::new(SystemClock),
-    )?;
+    let (engine, core, deliver) = crate::runtime::offline::spawn_for_profile(profile, custody)?;
     let mut events = engine.events();
     // Already here (imported before, or this profile's own): its review as the runtime has it.
     let known: Option<[u8; 32]> = hex::decode(&file.session_id)

@@ -27,3 +27,59 @@ impl ChainLink for Offline {
         broadcast::channel(1).1
     }
 }
+
+/// The session runtime over this profile's database with [`Offline`] links, signing with the
+/// custody's key: for one-shot commands. Returns the handle, the core (call
+/// [`super::CoreHandle::finish`] after dropping the handle) and a sender for local deliveries.
+pub fn spawn_for_profile(
+    profile: &crate::profile::Profile,
+    custody: &crate::custody::Custody,
+) -> Result<
+    (
+        super::SessionEngine,
+        super::CoreHandle,
+        tokio::sync::mpsc::Sender<super::transport::Delivery>,
+    ),
+    OfflineError,
+> {
+    let store = store::Store::open(profile.data_dir().database_file())?;
+    let groups = profile
+        .groups()
+        .map_err(|e| OfflineError::Profile(Box::new(e)))?
+        .into_iter()
+        .map(|(group, _)| group)
+        .collect();
+    let (deliver, inbox) = tokio::sync::mpsc::channel(1);
+    let (engine, core) = super::SessionEngine::spawn(
+        custody.private_key(),
+        store,
+        groups,
+        std::sync::Arc::new(Offline),
+        inbox,
+        std::sync::Arc::new(Offline),
+        Box::new(super::SystemClock),
+    )?;
+    Ok((engine, core, deliver))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error(transparent)]
+    Store(Box<store::Error>),
+    #[error(transparent)]
+    Runtime(Box<super::RuntimeError>),
+    #[error(transparent)]
+    Profile(Box<crate::profile::ProfileError>),
+}
+
+impl From<store::Error> for OfflineError {
+    fn from(e: store::Error) -> Self {
+        Self::Store(Box::new(e))
+    }
+}
+
+impl From<super::RuntimeError> for OfflineError {
+    fn from(e: super::RuntimeError) -> Self {
+        Self::Runtime(Box::new(e))
+    }
+}
