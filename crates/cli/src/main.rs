@@ -62,8 +62,68 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<ExitCode> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            report(&error, json);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The engine's explanation (what happened, what to do) of the first cause that has one.
+fn explain(error: &anyhow::Error) -> Option<engine::ErrorView> {
+    use engine::Explain;
+    error.chain().find_map(|cause| {
+        let any = cause;
+        any.downcast_ref::<engine::group_wallet::GroupWalletError>()
+            .map(Explain::view)
+            .or_else(|| {
+                any.downcast_ref::<engine::proposals::ProposeError>()
+                    .map(Explain::view)
+            })
+            .or_else(|| {
+                any.downcast_ref::<engine::session_files::SessionFileError>()
+                    .map(Explain::view)
+            })
+            .or_else(|| {
+                any.downcast_ref::<engine::custody::CustodyError>()
+                    .map(Explain::view)
+            })
+            .or_else(|| {
+                any.downcast_ref::<engine::profile::ProfileError>()
+                    .map(Explain::view)
+            })
+            .or_else(|| {
+                any.downcast_ref::<engine::key_store::KeyStoreError>()
+                    .map(Explain::view)
+            })
+    })
+}
+
+/// Errors go to standard error for people; with --json, `{"error": ErrorView}` on standard
+/// output (the same fields the app shows: kind, title, message, action).
+fn report(error: &anyhow::Error, json: bool) {
+    let view = explain(error).unwrap_or_else(|| engine::ErrorView {
+        kind: engine::ErrorKind::Internal,
+        title: "The command failed".into(),
+        message: format!("{error:#}"),
+        action: "Check the arguments and the message above; `--help` lists them.".into(),
+    });
+    if json {
+        println!("{}", serde_json::json!({ "error": view }));
+    } else {
+        eprintln!(
+            "error: {}: {}\n  what to do: {}",
+            view.title, view.message, view.action
+        );
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut stdout = std::io::stdout().lock();
     let data_dir = cli.data_dir;
     let ctx = cli::output::Context {

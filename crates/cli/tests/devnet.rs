@@ -541,3 +541,39 @@ fn a_session_file_carries_a_proposal_to_a_co_signer() {
         "{out}"
     );
 }
+
+/// Errors say what happened and what to do; with --json they are one object scripts can read.
+#[test]
+fn errors_explain_themselves_for_people_and_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().to_str().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_lotus-cosigner"))
+        .args([
+            "--data-dir",
+            profile,
+            "--json",
+            "group",
+            "balance",
+            "abcdef",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(answer["error"]["kind"], "unknown_group");
+    assert!(answer["error"]["action"]
+        .as_str()
+        .unwrap()
+        .contains("group list"));
+    let (ok, out) = cli(&[
+        "--data-dir",
+        profile,
+        "session",
+        "import",
+        "/nonexistent/file.json",
+    ]);
+    assert!(
+        !ok && out.contains("cannot read /nonexistent/file.json") && out.contains("what to do"),
+        "{out}"
+    );
+}

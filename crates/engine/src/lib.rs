@@ -95,6 +95,139 @@ pub enum ErrorKind {
     KeyMissing,
     KeyMismatch,
     DataFolder,
+    /// A key file: missing, wrong passphrase, or no passphrase given.
+    KeyFile,
+    UnknownGroup,
+    UnknownSession,
+    /// No chain backend answered, or none is configured.
+    ChainUnreachable,
+    /// A node refused a transaction (its reason is in the message).
+    ChainRefused,
+    NotEnoughFunds,
+    /// A recipient, an amount or a fee rate that cannot be used.
+    InvalidPayment,
+    /// The session would be signing across a network upgrade.
+    UpgradeWindow,
+    /// A proposal's coins are not the group's, or a proposal was refused.
+    ProposalRefused,
+    InvalidFile,
+    /// Something the person cannot fix (a bug, a damaged database): the message says what.
+    Internal,
+}
+
+/// Errors that can say what happened and what to do about it.
+pub trait Explain {
+    fn view(&self) -> ErrorView;
+}
+
+fn error_view(kind: ErrorKind, title: &str, message: String, action: &str) -> ErrorView {
+    ErrorView {
+        kind,
+        title: title.to_owned(),
+        message,
+        action: action.to_owned(),
+    }
+}
+
+impl Explain for KeyStoreError {
+    fn view(&self) -> ErrorView {
+        let (kind, title) = match self {
+            KeyStoreError::Locked { .. } => (ErrorKind::KeychainLocked, "Your keychain is locked"),
+            _ => (
+                ErrorKind::KeychainUnavailable,
+                "The OS keychain is not available",
+            ),
+        };
+        ErrorView {
+            kind,
+            title: title.to_owned(),
+            message: self.to_string(),
+            action: self.action(),
+        }
+    }
+}
+
+impl Explain for custody::CustodyError {
+    fn view(&self) -> ErrorView {
+        use custody::CustodyError as E;
+        match self {
+            E::Keychain(e) => e.view(),
+            E::NoKey => error_view(ErrorKind::KeyMissing, "There is no signer key yet", self.to_string(), "Create one with `lotus-cosigner key create` or by starting the app, or use --key-file."),
+            E::KeyFile(_) | E::Passphrase(_) => error_view(ErrorKind::KeyFile, "The key file cannot be opened", self.to_string(), "Check the path and the passphrase (LOTUS_COSIGNER_PASSPHRASE, or standard input)."),
+            E::Random(_) => error_view(ErrorKind::Internal, "No secure randomness", self.to_string(), "The operating system's random number generator failed; restart the computer and try again."),
+        }
+    }
+}
+
+impl Explain for profile::ProfileError {
+    fn view(&self) -> ErrorView {
+        use profile::ProfileError as E;
+        match self {
+            E::UnknownGroup(_) | E::AmbiguousGroup(_) => error_view(ErrorKind::UnknownGroup, "No such group", self.to_string(), "List the groups with `lotus-cosigner group list` and give more of the id."),
+            E::Legacy { .. } => error_view(ErrorKind::DataFolder, "An older profile could not be imported", self.to_string(), "Nothing was deleted. Check the named file, or point --data-dir at the right profile."),
+            _ => error_view(ErrorKind::DataFolder, "The profile cannot be used", self.to_string(), "Check that the data folder is yours, writable, and not used by another program."),
+        }
+    }
+}
+
+impl Explain for group_wallet::GroupWalletError {
+    fn view(&self) -> ErrorView {
+        use group_wallet::GroupWalletError as E;
+        use wallet::PaymentError as P;
+        match self {
+            E::Profile(e) => e.view(),
+            E::ChainUnreachable(_) | E::NoChain => error_view(ErrorKind::ChainUnreachable, "The chain cannot be reached", self.to_string(), "Check the chain backends (--chain or the settings) and that the node runs; balances shown are the last known."),
+            E::Payment(P::Insufficient { .. }) => error_view(ErrorKind::NotEnoughFunds, "Not enough funds", self.to_string(), "Send less, lower the fee rate, or wait for unconfirmed coins (or allow them)."),
+            E::Payment(_) | E::Recipient { .. } => error_view(ErrorKind::InvalidPayment, "This payment cannot be made", self.to_string(), "Correct the recipient, amount or fee rate named above."),
+            E::Store(_) | E::Group(_) => error_view(ErrorKind::Internal, "The group's data cannot be read", self.to_string(), "The database may be damaged; restore the profile from a backup."),
+        }
+    }
+}
+
+impl Explain for proposals::ProposeError {
+    fn view(&self) -> ErrorView {
+        use proposals::ProposeError as E;
+        match self {
+            E::Wallet(e) => e.view(),
+            E::Upgrade(_) => error_view(
+                ErrorKind::UpgradeWindow,
+                "Too close to a network upgrade",
+                self.to_string(),
+                "Give the proposal a shorter lifetime (--expires), or propose after the upgrade.",
+            ),
+            E::Expiry(_) => error_view(
+                ErrorKind::InvalidPayment,
+                "That lifetime cannot be used",
+                self.to_string(),
+                "Give --expires in minutes, from 1 to 10080.",
+            ),
+            E::UnknownSession(_) | E::NotSigned(_) => error_view(
+                ErrorKind::UnknownSession,
+                "No such signed session",
+                self.to_string(),
+                "List the sessions with `lotus-cosigner session list`.",
+            ),
+            _ => error_view(
+                ErrorKind::Internal,
+                "The proposal could not be made",
+                self.to_string(),
+                "Try again; if it persists, the profile's database may be damaged.",
+            ),
+        }
+    }
+}
+
+impl Explain for session_files::SessionFileError {
+    fn view(&self) -> ErrorView {
+        use session_files::SessionFileError as E;
+        match self {
+            E::NotASessionFile(_) => error_view(ErrorKind::InvalidFile, "Not a session file", self.to_string(), "Use a file written by `lotus-cosigner session export`."),
+            E::UnknownGroup(_) => error_view(ErrorKind::UnknownGroup, "Not a member of that group here", self.to_string(), "Accept the group's invite in this profile first (`lotus-cosigner group accept`)."),
+            E::UnknownSession(_) => error_view(ErrorKind::UnknownSession, "No such session", self.to_string(), "List the sessions with `lotus-cosigner session list`."),
+            E::Refused(_) | E::NoReview => error_view(ErrorKind::ProposalRefused, "The proposal in the file was not accepted", self.to_string(), "It may be expired, altered, or not for this group; ask the proposer for a fresh export."),
+            _ => error_view(ErrorKind::Internal, "The session file could not be imported", self.to_string(), "Try again; if it persists, the profile's database may be damaged."),
+        }
+    }
 }
 
 /// An error as the UI shows it: what happened and what to do next. Never a stack trace,
@@ -119,18 +252,7 @@ impl EngineError {
                  be fixed or deleted (it only holds preferences)."
                     .to_owned(),
             ),
-            Self::Identity(IdentityError::KeyStore(e)) => {
-                let (kind, title) = match e {
-                    KeyStoreError::Locked { .. } => {
-                        (ErrorKind::KeychainLocked, "Your keychain is locked")
-                    }
-                    _ => (
-                        ErrorKind::KeychainUnavailable,
-                        "The OS keychain is not available",
-                    ),
-                };
-                (kind, title, e.action())
-            }
+            Self::Identity(IdentityError::KeyStore(e)) => return e.view(),
             Self::Identity(IdentityError::Database(_)) => (
                 ErrorKind::DataFolder,
                 "The app's database cannot be used",
