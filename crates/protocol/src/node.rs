@@ -77,7 +77,7 @@ impl Default for NodeConfig {
     fn default() -> Self {
         Self {
             window: Window::default(),
-            seen_capacity: 200_000,
+            seen_capacity: crate::policy::DEFAULT_SEEN_CAPACITY,
             verifications_per_minute: DEFAULT_VERIFICATIONS_PER_WINDOW,
             early: EarlyLimits::default(),
             nonce_pools: true,

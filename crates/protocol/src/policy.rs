@@ -27,6 +27,9 @@ pub const DEFAULT_BUDGET_TRACKED_PEERS: usize = 10_000;
 /// Peers tracked at once by a rate limiter; beyond this the least recently seen is forgotten.
 pub const DEFAULT_MAX_TRACKED_PEERS: usize = 1024;
 pub const DEFAULT_MAX_BLACKLIST_ENTRIES: usize = 10_000;
+/// Message ids the replay cache remembers within its window (when full the oldest is dropped;
+/// a replay of it still meets the session's own duplicate checks).
+pub const DEFAULT_SEEN_CAPACITY: usize = 200_000;
 /// Proof-of-work difficulty cap: 2^32 hashes is hours of work for a proposer already, and a
 /// descriptor asking for more would make proposing (mining) effectively never finish.
 pub const MAX_POW_BITS: u8 = 32;
