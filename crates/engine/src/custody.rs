@@ -115,7 +115,8 @@ impl Custody {
     }
 }
 
-/// A fresh key from the OS generator.
+/// A fresh key from the OS CSPRNG. The buffer is erased on drop; a value outside the curve
+/// order (probability ~2^-128) is simply drawn again.
 pub(crate) fn generate() -> Result<PrivateKey, CustodyError> {
     loop {
         let mut bytes = zeroize::Zeroizing::new([0u8; 32]);

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use lotus::PrivateKey;
 use secp256k1::PublicKey;
 use serde::Serialize;
 use ts_rs::TS;
@@ -40,7 +39,7 @@ pub enum IdentityError {
     #[error(transparent)]
     Database(#[from] store::Error),
     #[error("the OS random number generator failed: {0}")]
-    Random(getrandom::Error),
+    Random(String),
     /// The profile has a key on record but the keychain no longer has it. Never answered by
     /// creating a new key: funds may be locked to the old one.
     #[error("this profile's signer key {public_key} is missing from the keychain")]
@@ -79,7 +78,10 @@ fn reconcile(
     let stored = store.load()?;
     match (record, stored) {
         (None, None) => {
-            let key = generate()?;
+            let key = crate::custody::generate().map_err(|e| match e {
+                crate::custody::CustodyError::Random(detail) => IdentityError::Random(detail),
+                other => IdentityError::Random(other.to_string()),
+            })?;
             store.store(&key)?;
             // Read back through the keychain so a store that dropped it fails now, not later.
             let reread = store.load()?.ok_or(KeyStoreError::NotPersistent {
@@ -148,17 +150,5 @@ fn signer(public_key: PublicKey, created_ms: u64) -> SignerRow {
         public_key: public_key.serialize(),
         created_ms,
         backup_confirmed_ms: None,
-    }
-}
-
-/// A fresh key from the OS CSPRNG. The buffer is erased on drop; a value outside the curve
-/// order (probability ~2^-128) is simply drawn again.
-fn generate() -> Result<PrivateKey, IdentityError> {
-    loop {
-        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-        getrandom::fill(bytes.as_mut()).map_err(IdentityError::Random)?;
-        if let Ok(key) = PrivateKey::from_bytes(&bytes) {
-            return Ok(key);
-        }
     }
 }

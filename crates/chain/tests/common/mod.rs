@@ -110,9 +110,19 @@ impl Wallet {
 }
 
 pub async fn start(dir: &Path, fund: Vec<(Script, i64)>) -> (RunningDevnet, RpcBackend) {
+    serve(dir, "127.0.0.1:0".parse().unwrap(), fund).await
+}
+
+/// A devnet on `listen` (port 0: any) over the chain in `dir`, funding `fund` at start, and
+/// the lotusd backend that reaches it.
+async fn serve(
+    dir: &Path,
+    listen: SocketAddr,
+    fund: Vec<(Script, i64)>,
+) -> (RunningDevnet, RpcBackend) {
     let devnet = server::start(DevnetConfig {
         data_dir: dir.to_owned(),
-        listen: "127.0.0.1:0".parse::<SocketAddr>().unwrap(),
+        listen,
         block_interval: None,
         fund,
         limits: Default::default(),
@@ -135,20 +145,7 @@ pub async fn mine(backend: &RpcBackend, count: u32, to: &str) {
 
 /// A devnet on `listen` (port 0: any) over the chain in `dir`.
 pub async fn start_on(dir: &Path, listen: SocketAddr) -> (RunningDevnet, RpcBackend) {
-    let devnet = server::start(DevnetConfig {
-        data_dir: dir.to_owned(),
-        listen,
-        block_interval: None,
-        fund: vec![],
-        limits: Default::default(),
-    })
-    .await
-    .unwrap();
-    let spec = ChainSpec::parse(&devnet.chain_spec()).unwrap();
-    (
-        devnet,
-        RpcBackend::new(RpcClient::from_spec(&spec).unwrap()),
-    )
+    serve(dir, listen, vec![]).await
 }
 
 /// Two devnet folders holding the same genesis block (so they agree until told otherwise).
