@@ -27,6 +27,19 @@ use wallet::{build_payment, Amount, Coin, PaymentRequest, Recipient, SpendKind};
 const XPI: i64 = 1_000_000;
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// A devnet in `dir/devnet` on any free loopback port, funding `fund` at start.
+async fn devnet(dir: &std::path::Path, fund: Vec<(Script, i64)>) -> server::RunningDevnet {
+    server::start(DevnetConfig {
+        data_dir: dir.join("devnet"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        block_interval: None,
+        fund,
+        limits: Default::default(),
+    })
+    .await
+    .unwrap()
+}
+
 fn backend(spec: &str) -> RpcBackend {
     RpcBackend::new(RpcClient::from_spec(&ChainSpec::parse(spec).unwrap()).unwrap())
 }
@@ -44,18 +57,14 @@ async fn three_engines_pay_from_a_funded_group_and_survive_a_reorg() {
     )
     .unwrap();
     let group_script = group.script_pubkey().unwrap();
-    let devnet = server::start(DevnetConfig {
-        data_dir: dir.path().join("devnet"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        block_interval: None,
-        fund: vec![
+    let devnet = devnet(
+        dir.path(),
+        vec![
             (group_script.clone(), 30 * XPI),
             (group_script.clone(), 20 * XPI),
         ],
-        limits: Default::default(),
-    })
-    .await
-    .unwrap();
+    )
+    .await;
     let spec = devnet.chain_spec();
     let observer = backend(&spec);
 
@@ -233,15 +242,7 @@ async fn a_proposal_spending_coins_the_group_does_not_have_cannot_be_approved() 
     )
     .unwrap();
     let group_script = group.script_pubkey().unwrap();
-    let devnet = server::start(DevnetConfig {
-        data_dir: dir.path().join("devnet"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        block_interval: None,
-        fund: vec![(group_script.clone(), 30 * XPI)],
-        limits: Default::default(),
-    })
-    .await
-    .unwrap();
+    let devnet = devnet(dir.path(), vec![(group_script.clone(), 30 * XPI)]).await;
     let spec = devnet.chain_spec();
     let real = backend(&spec).unspent(&group_script).await.unwrap()[0].clone();
 
