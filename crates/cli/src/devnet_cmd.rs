@@ -61,6 +61,12 @@ pub fn run(
             limits: Default::default(),
         })
         .await?;
+        // Signals are caught before the readiness lines go out: whoever reads them may send
+        // SIGTERM at once, and an uncaught one would kill the devnet mid-write.
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
         let rpc = format!("http://{}", devnet.address);
         if ctx.json {
             let ready = serde_json::json!({
@@ -76,10 +82,8 @@ pub fn run(
             writeln!(out, "chain {}", devnet.chain_spec())?;
         }
         out.flush()?;
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
             _ = devnet.stopped() => {}
         }
