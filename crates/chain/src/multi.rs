@@ -245,6 +245,48 @@ impl Watcher {
         &self.chains
     }
 
+    /// Nudges from every backend that pushes news, about the watched scripts and the scripts
+    /// watched transactions pay; `None` if no backend pushes (polling alone then).
+    pub fn notifications(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        let mut scripts: Vec<Script> = self.scripts.iter().map(|(s, _)| s.clone()).collect();
+        for (tx, _) in self.transactions.values() {
+            scripts.extend(tx.outputs.iter().map(|o| o.script_pubkey.clone()));
+        }
+        scripts.sort();
+        scripts.dedup();
+        if scripts.is_empty() {
+            return None;
+        }
+        let receivers: Vec<_> = self
+            .chains
+            .backends
+            .iter()
+            .filter_map(|b| b.notifications(scripts.clone()))
+            .collect();
+        if receivers.is_empty() {
+            return None;
+        }
+        let (nudge, merged) = tokio::sync::mpsc::channel(1);
+        for mut receiver in receivers {
+            let nudge = nudge.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        // Dropping the merged receiver ends this task and, with it, the
+                        // backend's subscription.
+                        _ = nudge.closed() => return,
+                        got = receiver.recv() => match got {
+                            None => return,
+                            // A nudge already waiting says the same.
+                            Some(()) => { let _ = nudge.try_send(()); }
+                        },
+                    }
+                }
+            });
+        }
+        Some(merged)
+    }
+
     pub fn watch_transaction(&mut self, tx: Transaction) {
         self.transactions.entry(tx.txid()).or_insert((tx, None));
     }

@@ -94,4 +94,10 @@ pub trait ChainBackend: Send + Sync {
     /// Dry-runs first where the backend can, then broadcasts. Broadcasting a transaction the
     /// backend already has is a success (re-broadcast is idempotent).
     async fn broadcast(&self, tx: &Transaction) -> Result<TxId, ChainError>;
+    /// A channel that receives `()` whenever something about `scripts` may have changed (and
+    /// once per (re)connection), if the backend can push news; `None` if it can only be asked.
+    /// A nudge carries no data: the caller re-asks, so a lost one only delays news.
+    fn notifications(&self, _scripts: Vec<Script>) -> Option<tokio::sync::mpsc::Receiver<()>> {
+        None
+    }
 }

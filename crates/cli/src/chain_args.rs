@@ -1,9 +1,8 @@
 //! The chain backends a command talks to: `--chain SPEC`... or the profile's settings.
 
+use chain::multi::Chains;
 use std::sync::Arc;
 
-use chain::multi::Chains;
-use chain::rpc::{RpcBackend, RpcClient};
 use chain::{ChainBackend, ChainSpec};
 use engine::settings::Settings;
 
@@ -21,13 +20,7 @@ pub fn chains(ctx: &Context, settings: &Settings) -> anyhow::Result<Option<Chain
     }
     let mut backends: Vec<Arc<dyn ChainBackend>> = Vec::new();
     for spec in specs {
-        let spec = ChainSpec::parse(spec)?;
-        match RpcClient::from_spec(&spec) {
-            Some(client) => backends.push(Arc::new(RpcBackend::new(client))),
-            None => anyhow::bail!(
-                "{spec}: the Chronik backend is not built yet; use an rpc:// backend (lotusd or the devnet)"
-            ),
-        }
+        backends.push(chain::backend(&ChainSpec::parse(spec)?)?);
     }
     Ok(Some(Chains::new(backends, settings.seen_quorum)))
 }

@@ -9,16 +9,17 @@ use chain::devnet::server::{self, DevnetConfig};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    about = "Run a local Lotus test chain (a test chain, not a node) serving lotusd's JSON-RPC",
+    about = "Run a local Lotus test chain (a test chain, not a node) serving lotusd's JSON-RPC and Chronik's API",
     long_about = "Runs a local Lotus test chain for demos and tests. It is NOT a Lotus node: it \
                   never connects to the Lotus network and its blocks have no proof of work. It \
                   keeps its chain in SQLite in the data folder, validates every transaction like \
                   lotusd (signatures and sighash of every input, amounts, dust, standardness, \
                   locktime, double spends), mines blocks on a timer and on request \
                   (generatetoaddress), reorgs on request (reorg DEPTH [KEEP_TXS], \
-                  invalidateblock) and serves lotusd's JSON-RPC with a .cookie login. Once it \
-                  serves it prints `rpc http://HOST:PORT` and `chain rpc://HOST:PORT?cookie=PATH` \
-                  (the --chain spec for profiles)."
+                  invalidateblock) and serves lotusd's JSON-RPC with a .cookie login, and \
+                  Chronik's endpoints and WebSocket under /chronik without one. Once it serves it \
+                  prints `rpc http://HOST:PORT`, `cookie PATH`, `chain rpc://HOST:PORT?cookie=PATH` \
+                  and `chronik chronik+http://HOST:PORT/chronik` (the --chain specs for profiles)."
 )]
 pub struct DevnetArgs {
     /// Where to serve JSON-RPC.
@@ -73,6 +74,7 @@ pub fn run(
                 "rpc": rpc,
                 "cookie": devnet.cookie_file,
                 "chain": devnet.chain_spec(),
+                "chronik": devnet.chronik_spec(),
                 "height": devnet.with_devnet(|d| d.chain().height()),
             });
             writeln!(out, "{ready}")?;
@@ -80,6 +82,7 @@ pub fn run(
             writeln!(out, "rpc {rpc}")?;
             writeln!(out, "cookie {}", devnet.cookie_file.display())?;
             writeln!(out, "chain {}", devnet.chain_spec())?;
+            writeln!(out, "chronik {}", devnet.chronik_spec())?;
         }
         out.flush()?;
         tokio::select! {

@@ -14,6 +14,7 @@ use serde_json::json;
 struct Devnet {
     child: Child,
     rpc_line: String,
+    chronik: String,
     backend: RpcBackend,
 }
 
@@ -31,10 +32,16 @@ fn start(dir: &std::path::Path, extra: &[&str]) -> Devnet {
     let _cookie = lines.next().unwrap().unwrap();
     let chain_line = lines.next().unwrap().unwrap();
     let spec = chain_line.strip_prefix("chain ").expect("chain SPEC");
+    let chronik_line = lines.next().unwrap().unwrap();
+    let chronik = chronik_line
+        .strip_prefix("chronik ")
+        .expect("chronik SPEC")
+        .to_owned();
     let backend = RpcBackend::new(RpcClient::from_spec(&ChainSpec::parse(spec).unwrap()).unwrap());
     Devnet {
         child,
         rpc_line,
+        chronik,
         backend,
     }
 }
@@ -200,6 +207,21 @@ fn group_balance_and_history_come_from_the_chain_backend() {
     assert_eq!(balance["confirmed_sats"], 12_000_000);
     assert_eq!(balance["unconfirmed_sats"], 0);
     assert_eq!(balance["coins"], 2);
+    // The same balance from the devnet's Chronik endpoints (the group's Taproot script is
+    // looked up as p2tr-commitment).
+    let (ok, out) = cli(&[
+        "--data-dir",
+        profile,
+        "--chain",
+        &devnet.chronik,
+        "--json",
+        "group",
+        "balance",
+        id,
+    ]);
+    assert!(ok, "{out}");
+    let by_chronik: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(by_chronik, balance);
 
     let (ok, out) = cli(&[
         "--data-dir",

@@ -453,3 +453,52 @@ async fn a_signed_payment_never_seen_can_be_cancelled_by_spending_its_coin_back(
         engine::proposals::propose_cancel(&mut profile, &custody, &[7; 32], 1_000, 60).await;
     assert!(unsigned.is_err());
 }
+
+/// With a Chronik backend, news comes over its WebSocket: the chain task polls when nudged,
+/// long before its timer (an hour here) would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chronik_backend_pushes_news_that_the_chain_task_follows_between_polls() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = PrivateKey::from_bytes(&sha256(b"chronik news")).unwrap();
+    let script = Script::p2pkh_for_key(&key.public_key());
+    let address = lotus::address::XAddress::for_script(&script, Network::Regtest).encode();
+    let devnet = devnet(dir.path(), vec![(script.clone(), 3 * XPI)]).await;
+    let spec = ChainSpec::parse(&devnet.chronik_spec()).unwrap();
+    let chains = Chains::new(vec![chain::backend(&spec).unwrap()], 1);
+    let (task, _join) = ChainTask::spawn(
+        chains,
+        ChainTaskConfig {
+            poll_every: Duration::from_secs(3600),
+            ..Default::default()
+        },
+    );
+    let mut news = task.news();
+    let coins_seen = |news: &mut tokio::sync::broadcast::Receiver<ChainNews>, count: usize| {
+        let mut news = news.resubscribe();
+        async move {
+            tokio::time::timeout(PATIENCE, async {
+                loop {
+                    if let Ok(ChainNews::Unspent { utxos, backend, .. }) = news.recv().await {
+                        if utxos.len() == count {
+                            return backend;
+                        }
+                    }
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{count} coins reported"))
+        }
+    };
+    let first = coins_seen(&mut news, 1);
+    task.watch_script(script.clone()).unwrap();
+    assert!(first.await.starts_with("chronik+http://127.0.0.1:"));
+
+    let second = coins_seen(&mut news, 2);
+    backend(&devnet.chain_spec())
+        .client()
+        .call("generatetoaddress", json!([1, address]))
+        .await
+        .unwrap()
+        .unwrap();
+    second.await;
+}

@@ -3,6 +3,7 @@
 //! `crates/lotus` and lotusd's relay policy, funds addresses like a regtest node, reorgs on
 //! request, and serves lotusd's JSON-RPC ([`server`]).
 
+pub mod chronik;
 pub mod server;
 pub mod state;
 
@@ -12,7 +13,7 @@ use lotus::script::Script;
 use lotus::tx::{Transaction, TxId, TxOut};
 use rusqlite::{params, Connection};
 
-pub use state::{Block, ChainState, Located, Reject};
+pub use state::{Block, ChainState, Located, Reject, UnspentCoin};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevnetError {

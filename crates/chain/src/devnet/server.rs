@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use super::chronik::{self, Snapshot};
 use super::{Devnet, DevnetError, Located};
 use crate::amount::to_xpi_json;
 use crate::rpc::codes;
@@ -89,6 +90,11 @@ impl RunningDevnet {
         )
     }
 
+    /// `chronik+http://127.0.0.1:PORT/chronik`, the `--chain` spec of its Chronik endpoints.
+    pub fn chronik_spec(&self) -> String {
+        format!("chronik+http://{}{}", self.address, chronik::PREFIX)
+    }
+
     /// Resolves once a client called `stop`.
     pub async fn stopped(&self) {
         self.shared.stop.notified().await
@@ -112,6 +118,8 @@ impl Drop for RunningDevnet {
 
 struct Shared {
     devnet: Mutex<Devnet>,
+    /// Changes for the Chronik WebSockets.
+    news: tokio::sync::broadcast::Sender<chronik::News>,
     /// `Basic base64(__cookie__:secret)`.
     authorization: String,
     stop: Notify,
@@ -146,6 +154,7 @@ pub async fn start(config: DevnetConfig) -> Result<RunningDevnet, StartError> {
         .map_err(|e| StartError::Bind(config.listen, e))?;
     let shared = Arc::new(Shared {
         devnet: Mutex::new(devnet),
+        news: tokio::sync::broadcast::channel(1024).0,
         authorization: format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(login)
@@ -219,11 +228,7 @@ async fn serve(
             loop {
                 timer.tick().await;
                 let burn = Script::new().push_opcode(opcodes::OP_RETURN);
-                let mined = shared
-                    .devnet
-                    .lock()
-                    .expect("devnet lock")
-                    .mine(1, &burn, now());
+                let mined = shared.change(|devnet| devnet.mine(1, &burn, now()));
                 if let Err(e) = mined {
                     tracing::error!("devnet: mining on the timer failed: {e}");
                 }
@@ -256,7 +261,8 @@ async fn serve(
             let connection = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(limits.header_timeout)
-                .serve_connection(TokioIo::new(stream), service);
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
             let _ = tokio::time::timeout(limits.connection_timeout, connection).await;
         });
     }
@@ -272,7 +278,30 @@ fn json_response(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     response
 }
 
+impl Shared {
+    /// Runs `f` on the chain and tells the Chronik WebSockets what it changed.
+    fn change<R>(&self, f: impl FnOnce(&mut Devnet) -> R) -> R {
+        let mut devnet = self.devnet.lock().expect("devnet lock");
+        let before = (self.news.receiver_count() > 0).then(|| Snapshot::of(devnet.chain()));
+        let result = f(&mut devnet);
+        if let Some(before) = before {
+            chronik::publish(&self.news, before.news(devnet.chain()));
+        }
+        result
+    }
+}
+
 async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    // Chronik's endpoints, like a real indexer's, need no login.
+    if let Some(rest) = request.uri().path().strip_prefix(chronik::PREFIX) {
+        if rest.is_empty() || rest.starts_with('/') {
+            let path = match request.uri().query() {
+                Some(query) => format!("{rest}?{query}"),
+                None => rest.to_owned(),
+            };
+            return chronik::answer(&shared.devnet, &shared.news, &path, request, now()).await;
+        }
+    }
     let authorized = request
         .headers()
         .get(AUTHORIZATION)
@@ -312,10 +341,7 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
         None | Some(Value::Null) => Vec::new(),
         Some(_) => return fault_response(id, RPC_TYPE_ERROR, "params must be a list"),
     };
-    let result = {
-        let mut devnet = shared.devnet.lock().expect("devnet lock");
-        dispatch(&mut devnet, method, &params)
-    };
+    let result = shared.change(|devnet| dispatch(devnet, method, &params));
     match result {
         Ok(result) => {
             if method == "stop" {

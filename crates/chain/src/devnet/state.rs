@@ -43,6 +43,15 @@ pub struct Coin {
     pub immature_coinbase: bool,
 }
 
+/// An unspent output as an indexer reports it.
+#[derive(Debug, Clone)]
+pub struct UnspentCoin {
+    pub output: TxOut,
+    /// `None` while only in the mempool.
+    pub height: Option<u32>,
+    pub coinbase: bool,
+}
+
 /// A refusal in lotusd's words and RPC error code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reject {
@@ -201,6 +210,64 @@ impl ChainState {
             .map(|(o, c)| (*o, c))
             .collect();
         found.sort_by_key(|(o, c)| (c.height, *o));
+        found
+    }
+
+    /// Median time past of the block at `height` (of the 11 blocks up to it).
+    pub fn median_time_at(&self, height: u32) -> u64 {
+        let end = (height as usize + 1).min(self.blocks.len());
+        let mut times: Vec<u64> = self.blocks[..end]
+            .iter()
+            .rev()
+            .take(11)
+            .map(|b| b.time)
+            .collect();
+        times.sort_unstable();
+        times.get(times.len() / 2).copied().unwrap_or(0)
+    }
+
+    /// Unspent outputs whose script satisfies `wanted`, confirmed and in the mempool, minus
+    /// those the mempool spends (an indexer's view). Sorted by height, mempool last.
+    pub fn unspent_matching(
+        &self,
+        wanted: impl Fn(&Script) -> bool,
+    ) -> Vec<(OutPoint, UnspentCoin)> {
+        let mut found: Vec<(OutPoint, UnspentCoin)> = self
+            .utxos
+            .iter()
+            .filter(|(o, c)| {
+                wanted(&c.output.script_pubkey) && !self.mempool_spends.contains_key(o)
+            })
+            .map(|(o, c)| {
+                let confirmed = &self.blocks[c.height as usize].txs;
+                let coinbase = confirmed.first().is_some_and(|cb| cb.txid() == o.txid);
+                (
+                    *o,
+                    UnspentCoin {
+                        output: c.output.clone(),
+                        height: Some(c.height),
+                        coinbase,
+                    },
+                )
+            })
+            .collect();
+        found.sort_by_key(|(o, c)| (c.height, *o));
+        for entry in self.mempool.values() {
+            let txid = entry.tx.txid();
+            for (vout, output) in entry.tx.outputs.iter().enumerate() {
+                let outpoint = OutPoint::new(txid, vout as u32);
+                if wanted(&output.script_pubkey) && !self.mempool_spends.contains_key(&outpoint) {
+                    found.push((
+                        outpoint,
+                        UnspentCoin {
+                            output: output.clone(),
+                            height: None,
+                            coinbase: false,
+                        },
+                    ));
+                }
+            }
+        }
         found
     }
 

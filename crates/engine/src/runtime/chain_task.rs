@@ -163,12 +163,18 @@ async fn run(
     let mut ticker = tokio::time::interval(config.poll_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut announced: BTreeSet<TxId> = BTreeSet::new();
+    // Backends that push news (Chronik's WebSocket) nudge a poll between ticks.
+    let mut nudges = watcher.notifications();
     loop {
         tokio::select! {
+            Some(()) = next_nudge(&mut nudges) => {
+                poll(&mut watcher, &task, &mut announced, &config).await;
+            }
             command = commands.recv() => match command {
                 None => break,
                 Some(Command::Submit(tx)) => {
                     watcher.watch_transaction(tx.clone());
+                    nudges = watcher.notifications();
                     let report = watcher.chains().broadcast(&tx).await;
                     for r in report.reports.iter().filter(|r| r.answer.is_err()) {
                         tracing::warn!(backend = %r.backend, txid = %tx.txid(), error = ?r.answer, "broadcast failed on a backend");
@@ -178,10 +184,12 @@ async fn run(
                 }
                 Some(Command::Watch(tx)) => {
                     watcher.watch_transaction(tx);
+                    nudges = watcher.notifications();
                     poll(&mut watcher, &task, &mut announced, &config).await;
                 }
                 Some(Command::WatchScript(script)) => {
                     watcher.watch_script(script);
+                    nudges = watcher.notifications();
                     poll(&mut watcher, &task, &mut announced, &config).await;
                 }
                 Some(Command::PollNow) => poll(&mut watcher, &task, &mut announced, &config).await,
@@ -191,6 +199,14 @@ async fn run(
             },
             _ = ticker.tick() => poll(&mut watcher, &task, &mut announced, &config).await,
         }
+    }
+}
+
+/// The next nudge, or never when no backend pushes news.
+async fn next_nudge(nudges: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match nudges {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
     }
 }
 
