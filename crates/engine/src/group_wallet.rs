@@ -247,6 +247,19 @@ pub async fn refresh(
                 .join("; "),
         )
     })?;
+    store_unspent(profile, group, &backend, &utxos, now_ms)
+}
+
+/// Stores what `backend` reported as the group's unspent outputs (the chain task's news, or a
+/// refresh): new coins appear, vanished ones are marked spent.
+pub fn store_unspent(
+    profile: &mut Profile,
+    group: &GroupDescriptor,
+    backend: &str,
+    utxos: &[chain::Utxo],
+    now_ms: u64,
+) -> Result<store::CoinChanges, GroupWalletError> {
+    let script = group.script_pubkey()?;
     let unspent: Vec<store::Unspent> = utxos
         .iter()
         .map(|u| store::Unspent {
@@ -260,7 +273,7 @@ pub async fn refresh(
         &group.id().0,
         script.as_bytes(),
         &unspent,
-        &backend,
+        backend,
         now_ms,
     )?)
 }

@@ -5,6 +5,7 @@
 //! first run) and answers with public data only. [`runtime`] drives signing sessions. Nothing
 //! here ever hands a secret to a caller.
 
+pub mod app;
 pub mod app_db;
 pub mod custody;
 pub mod data_dir;
@@ -18,17 +19,19 @@ pub mod runtime;
 pub mod session_files;
 pub mod settings;
 pub mod upgrades;
+pub mod views;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use ts_rs::TS;
 
+pub use app::Engine;
 pub use identity::IdentityView;
 pub use key_store::{KeyStore, KeychainConfig};
 pub use settings::Network;
+pub use views::{ChainStatusView, Change, SessionView};
 
 use data_dir::{DataDir, DataDirError};
 use identity::{IdentityError, Origin};
@@ -120,7 +123,7 @@ pub trait Explain {
     fn view(&self) -> ErrorView;
 }
 
-fn error_view(kind: ErrorKind, title: &str, message: String, action: &str) -> ErrorView {
+pub(crate) fn error_view(kind: ErrorKind, title: &str, message: String, action: &str) -> ErrorView {
     ErrorView {
         kind,
         title: title.to_owned(),
@@ -230,6 +233,64 @@ impl Explain for session_files::SessionFileError {
     }
 }
 
+impl Explain for runtime::RuntimeError {
+    fn view(&self) -> ErrorView {
+        use runtime::RuntimeError as E;
+        match self {
+            E::InputsRefused(_) => error_view(
+                ErrorKind::ProposalRefused,
+                "This proposal spends coins the group does not have",
+                self.to_string(),
+                "Reject it and ask the proposer to propose again from the group's current coins.",
+            ),
+            E::InputsUnchecked(_) => error_view(
+                ErrorKind::ChainUnreachable,
+                "The proposal's coins could not be checked",
+                self.to_string(),
+                "Check the chain backends, then approve again.",
+            ),
+            E::NotInvited(_) => error_view(
+                ErrorKind::UnknownGroup,
+                "This invite is not for you",
+                self.to_string(),
+                "Ask for an invite that lists your public key.",
+            ),
+            E::Node(protocol::node::NodeError::Session(
+                protocol::session::SessionError::DigestMismatch,
+            )) => error_view(
+                ErrorKind::ProposalRefused,
+                "The proposal changed since you reviewed it",
+                self.to_string(),
+                "Open the session again and review what it shows now.",
+            ),
+            E::Node(protocol::node::NodeError::UnknownSession) => error_view(
+                ErrorKind::UnknownSession,
+                "No such session",
+                self.to_string(),
+                "Pick a session from the list.",
+            ),
+            E::Node(_) => error_view(
+                ErrorKind::ProposalRefused,
+                "The session refused that",
+                self.to_string(),
+                "Open the session again; it says what it waits for.",
+            ),
+            E::Stopped | E::Thread(_) => error_view(
+                ErrorKind::Internal,
+                "The session engine has stopped",
+                self.to_string(),
+                "Restart the app; sessions resume from the database.",
+            ),
+            E::Store(_) | E::Group(_) => error_view(
+                ErrorKind::Internal,
+                "The session database refused a step",
+                self.to_string(),
+                "Nothing unsafe was sent. Check the disk and restart the app.",
+            ),
+        }
+    }
+}
+
 /// An error as the UI shows it: what happened and what to do next. Never a stack trace,
 /// never secret material.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
@@ -287,50 +348,7 @@ impl EngineError {
     }
 }
 
-/// The running engine. Startup failures are kept, not fatal: the UI shows them and can ask
-/// again once the person fixed the cause (e.g. started the keyring).
-pub struct Engine {
-    config: EngineConfig,
-    identity: Mutex<Option<IdentityView>>,
-}
-
-impl Engine {
-    /// Opens the data folder, self-tests the keychain and loads (or on the first run creates)
-    /// the signer key. Failures are logged loudly and answered by [`Engine::identity`].
-    pub fn start(config: EngineConfig) -> Self {
-        let engine = Self {
-            config,
-            identity: Mutex::new(None),
-        };
-        // The error is logged inside and served to the UI on request.
-        let _ = engine.identity();
-        engine
-    }
-
-    pub fn config(&self) -> &EngineConfig {
-        &self.config
-    }
-
-    /// The public identity, opening (again) if the last attempt failed.
-    pub fn identity(&self) -> Result<IdentityView, ErrorView> {
-        let mut cached = self.identity.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(view) = cached.as_ref() {
-            return Ok(view.clone());
-        }
-        match open(&self.config) {
-            Ok(view) => {
-                *cached = Some(view.clone());
-                Ok(view)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot load the signer identity");
-                Err(e.view())
-            }
-        }
-    }
-}
-
-fn open(config: &EngineConfig) -> Result<IdentityView, EngineError> {
+pub(crate) fn open_identity(config: &EngineConfig) -> Result<IdentityView, EngineError> {
     let dir = DataDir::open(config.data_dir.clone())?;
     let settings = Settings::load_or_init(&dir.settings_file())?;
     let mut profile = profile::Profile::open(Some(dir.path().to_owned()))?;
@@ -352,7 +370,7 @@ fn open(config: &EngineConfig) -> Result<IdentityView, EngineError> {
     Ok(view)
 }
 
-fn unix_now_ms() -> u64 {
+pub(crate) fn unix_now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -375,6 +393,9 @@ pub mod bindings {
         super::group_wallet::PaymentPreviewView::export_all(&cfg)?;
         super::proposals::ProposalView::export_all(&cfg)?;
         super::session_files::ImportedView::export_all(&cfg)?;
+        super::views::SessionView::export_all(&cfg)?;
+        super::views::Change::export_all(&cfg)?;
+        super::views::ChainStatusView::export_all(&cfg)?;
         Ok(())
     }
 }

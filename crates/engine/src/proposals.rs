@@ -4,6 +4,7 @@
 
 use lotus::script::Script;
 use lotus::tx::{OutPoint, TxOut};
+use protocol::group::GroupDescriptor;
 use serde::Serialize;
 use ts_rs::TS;
 use wallet::{Amount, Coin, SpendKind};
@@ -11,7 +12,7 @@ use wallet::{Amount, Coin, SpendKind};
 use crate::custody::Custody;
 use crate::group_wallet::{self, GroupWalletError, PaymentPreviewView};
 use crate::profile::Profile;
-use crate::runtime::{Clock, RuntimeError, SystemClock};
+use crate::runtime::{Clock, RuntimeError, SessionEngine, SystemClock};
 use crate::upgrades::{self, StraddlesUpgrade};
 
 pub struct ProposeRequest {
@@ -114,11 +115,17 @@ pub async fn propose_cancel(
     propose(profile, custody, request).await
 }
 
-pub async fn propose(
-    profile: &mut Profile,
-    custody: &Custody,
-    request: ProposeRequest,
-) -> Result<ProposalView, ProposeError> {
+/// A payment built and checked, ready for the session runtime to sign and store.
+pub struct Prepared {
+    group: GroupDescriptor,
+    preview: PaymentPreviewView,
+    payment: wallet::Payment,
+    expires_ms: u64,
+}
+
+/// Builds the payment from the group's coins (or the coins named by hand) and checks the
+/// lifetime and the upgrade calendar. Nothing is stored yet.
+pub fn prepare(profile: &Profile, request: &ProposeRequest) -> Result<Prepared, ProposeError> {
     if !(1..=7 * 24 * 60).contains(&request.expires_minutes) {
         return Err(ProposeError::Expiry(request.expires_minutes));
     }
@@ -157,19 +164,30 @@ pub async fn propose(
             &coins,
         )?
     };
+    Ok(Prepared {
+        group,
+        preview,
+        payment,
+        expires_ms,
+    })
+}
 
-    // The runtime signs the proposal with the custody's key and stores it before returning.
-    let (engine, task, _deliver) = crate::runtime::offline::spawn_for_profile(profile, custody)?;
+/// Has `engine` sign and store the prepared proposal (it goes out to the co-signers from
+/// there); returns what they will review.
+pub async fn submit(
+    engine: &SessionEngine,
+    prepared: Prepared,
+) -> Result<ProposalView, ProposeError> {
+    let Prepared {
+        group,
+        preview,
+        payment,
+        expires_ms,
+    } = prepared;
     let session = engine
         .propose(group.id(), payment.tx, payment.spent_outputs, expires_ms)
-        .await;
-    let detail = match &session {
-        Ok(id) => engine.session_detail(*id).await?,
-        Err(_) => None,
-    };
-    drop(engine);
-    task.finish();
-    let session = session?;
+        .await?;
+    let detail = engine.session_detail(session).await?;
     Ok(ProposalView {
         session_id: hex::encode(session),
         group_id: group.id().to_string(),
@@ -179,4 +197,19 @@ pub async fn propose(
         expires_ms,
         payment: preview,
     })
+}
+
+/// [`prepare`] and [`submit`] through a runtime of its own, for a one-shot command (no node of
+/// this profile may be running: the app or `node` use their engine's runtime instead).
+pub async fn propose(
+    profile: &mut Profile,
+    custody: &Custody,
+    request: ProposeRequest,
+) -> Result<ProposalView, ProposeError> {
+    let prepared = prepare(profile, &request)?;
+    let (engine, task, _deliver) = crate::runtime::offline::spawn_for_profile(profile, custody)?;
+    let view = submit(&engine, prepared).await;
+    drop(engine);
+    task.finish();
+    view
 }

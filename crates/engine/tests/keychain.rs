@@ -205,3 +205,131 @@ fn a_profile_of_the_old_layout_still_starts_with_its_key() {
     assert!(data.join("cosigner.sqlite3.migrated").is_file());
     assert!(data.join("groups.migrated").is_dir());
 }
+
+/// The app's engine end to end: a group funded on the devnet shows its balance from the chain
+/// task's news, a payment is proposed through the engine's own session core, the session view
+/// says whom it waits for, a stale digest is refused with an explanation, and the chain status
+/// names the backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_runs_groups_sessions_and_the_chain_for_the_app() {
+    use engine::proposals::ProposeRequest;
+    use engine::Change;
+    use protocol::group::GroupDescriptor;
+
+    let entry = TestEntry::new("facade");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let me = lotus::PrivateKey::from_bytes(&[0x51; 32]).unwrap();
+    let other = lotus::PrivateKey::from_bytes(&[0x52; 32]).unwrap();
+    entry.0.store(&me).unwrap();
+    let group = GroupDescriptor::new(
+        "till",
+        lotus::address::Network::Regtest,
+        vec![me.public_key(), other.public_key()],
+    )
+    .unwrap();
+    let devnet = chain::devnet::server::start(chain::devnet::server::DevnetConfig {
+        data_dir: tmp.path().join("devnet"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        block_interval: None,
+        fund: vec![(group.script_pubkey().unwrap(), 40_000_000)],
+        limits: Default::default(),
+    })
+    .await
+    .unwrap();
+    {
+        let mut profile = engine::profile::Profile::open(Some(data.clone())).unwrap();
+        profile.save_group(&group, &[]).unwrap();
+        let path = profile.data_dir().settings_file();
+        let mut settings = engine::settings::Settings::load_or_init(&path).unwrap();
+        settings.chain = vec![devnet.chronik_spec()];
+        settings.save(&path).unwrap();
+    }
+
+    let engine = Engine::start(EngineConfig {
+        data_dir: Some(data),
+        keychain: entry.0.config().clone(),
+    });
+    let mut changes = engine.changes();
+    let id = group.id().to_string();
+    let funded = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let view = engine.group(&id).unwrap();
+            if view.balance.confirmed_sats == 40_000_000 {
+                return view;
+            }
+            match changes.recv().await.unwrap() {
+                Change::Group { .. } | Change::Everything | Change::Chain => {}
+                Change::Session { .. } => {}
+            }
+        }
+    })
+    .await
+    .expect("the chain task stores the group's coins");
+    assert_eq!(funded.members.iter().filter(|m| m.is_me).count(), 1);
+    assert_eq!(engine.groups().unwrap(), vec![funded]);
+
+    let status = engine.chain_status().await.unwrap();
+    assert_eq!(status.backends.len(), 1);
+    assert_eq!(status.backends[0].height, Some(0));
+    assert!(status.backends[0].label.starts_with("chronik+http://"));
+
+    let shop = lotus::address::XAddress::for_script(
+        &lotus::script::Script::p2pkh(&[0x5a; 20]),
+        lotus::address::Network::Regtest,
+    )
+    .encode();
+    let proposal = engine
+        .propose(ProposeRequest {
+            group: id[..10].to_owned(),
+            pay: vec![(shop.clone(), wallet::Amount::Sats(10_000_000))],
+            inputs: vec![],
+            fee_rate_per_kb: 1_000,
+            expires_minutes: 60,
+            allow_unconfirmed: false,
+        })
+        .await
+        .unwrap();
+    let session = engine.session(&proposal.session_id).await.unwrap();
+    assert_eq!(session.review_digest, proposal.review_digest);
+    assert_eq!(session.group_name, "till");
+    assert_eq!(session.proposer, 1);
+    assert!(session
+        .outputs
+        .iter()
+        .any(|o| o.address.as_deref() == Some(shop.as_str()) && o.amount_sats == 10_000_000));
+    assert_eq!(session.outcome, None);
+    let waiting: Vec<_> = session
+        .members
+        .iter()
+        .filter(|m| !m.waiting_for.is_empty())
+        .map(|m| m.number)
+        .collect();
+    // The proposer reviews and approves like everyone else.
+    assert_eq!(waiting, [1, 2], "{session:?}");
+    assert_eq!(session.members[0].waiting_for, ["approval"]);
+    assert_eq!(
+        engine.sessions().await.unwrap(),
+        vec![session.clone()],
+        "the list shows the same view"
+    );
+
+    // Approving something else than what was reviewed is refused, with what to do.
+    let wrong = engine
+        .approve(&proposal.session_id, &"00".repeat(32))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.kind, ErrorKind::ProposalRefused, "{wrong:?}");
+    let approved = engine
+        .approve(&proposal.session_id, &session.review_digest)
+        .await
+        .unwrap();
+    assert!(approved.approved_by_me && approved.members[0].approved);
+    assert!(approved.members[0].waiting_for.is_empty(), "{approved:?}");
+    assert_eq!(approved.members[1].waiting_for, ["commitment", "approval"]);
+    let unknown = engine.session(&"ab".repeat(32)).await.unwrap_err();
+    assert_eq!(unknown.kind, ErrorKind::UnknownSession);
+    // Nothing secret reaches the UI.
+    let json = serde_json::to_string(&session).unwrap();
+    assert!(!json.contains(&hex::encode(*me.to_bytes())));
+}

@@ -19,6 +19,16 @@ pub enum FailoverEvent {
     BroadcastConfirmed { txid: [u8; 32] },
 }
 
+/// One broadcast slot of the schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub member: u16,
+    pub starts_ms: Millis,
+    pub fails_ms: Millis,
+    /// Its deadline passed without a broadcast being observed.
+    pub failed: bool,
+}
+
 /// One participant's view of the schedule.
 #[derive(Debug, Clone)]
 pub struct Failover {
@@ -73,6 +83,18 @@ impl Failover {
             .rev()
             .find(|&k| self.slot_start(k) <= now)
             .unwrap_or(0)
+    }
+
+    /// Every slot: its member, when it is due to broadcast, and when it counts as failed.
+    pub fn schedule(&self) -> Vec<Slot> {
+        (0..self.priority.len())
+            .map(|k| Slot {
+                member: self.priority[k],
+                starts_ms: self.slot_start(k),
+                fails_ms: self.deadline_of(k),
+                failed: k < self.slots_done,
+            })
+            .collect()
     }
 
     pub fn is_finished(&self) -> bool {

@@ -314,7 +314,10 @@ impl Core {
             review: s.review().clone(),
             phase: s.phase(),
             waiting_for: s.waiting_for(),
+            waiting: self.node.waiting(id).unwrap_or_default(),
+            approvals: s.approvals().iter().copied().collect(),
             election: s.election().cloned(),
+            failover: s.failover_schedule(),
             outcome: s.outcome().cloned(),
             inputs: s
                 .proposal()

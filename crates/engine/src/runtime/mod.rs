@@ -176,7 +176,12 @@ pub struct SessionDetail {
     pub review: protocol::proposal::Review,
     pub phase: protocol::session::Phase,
     pub waiting_for: Vec<u16>,
+    /// Whom we wait for, for what, and when each was last heard from.
+    pub waiting: Vec<protocol::session::Waiting>,
+    pub approvals: Vec<u16>,
     pub election: Option<protocol::election::Election>,
+    /// The broadcast slots once signed.
+    pub failover: Option<Vec<protocol::failover::Slot>>,
     pub outcome: Option<protocol::session::Outcome>,
     /// What the proposal spends: outpoint and the output it claims is there.
     pub inputs: Vec<(lotus::tx::OutPoint, TxOut)>,

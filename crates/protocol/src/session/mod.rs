@@ -699,6 +699,15 @@ impl Session {
             .collect()
     }
 
+    /// The broadcast failover schedule once the transaction is signed (`None` before, and
+    /// after the session closed).
+    pub fn failover_schedule(&self) -> Option<Vec<crate::failover::Slot>> {
+        match &self.state {
+            State::Completed { failover, .. } => Some(failover.schedule()),
+            _ => None,
+        }
+    }
+
     /// The next time `tick` has work: resend, a phase's silence record, failover slot, expiry.
     pub fn next_deadline(&self) -> Option<Millis> {
         match &self.state {

@@ -1,0 +1,283 @@
+//! What the UI receives about sessions and the chain (generated to TypeScript with ts-rs).
+//! Public data only: ids and keys as hex, amounts in satoshis, times in Unix milliseconds.
+
+use lotus::secp256k1::PublicKey;
+use protocol::session::{AbortReason, Outcome, WaitingFor};
+use serde::Serialize;
+use ts_rs::TS;
+
+use crate::runtime::SessionDetail;
+
+/// A signing session as its screen shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct SessionView {
+    pub session_id: String,
+    pub group_id: String,
+    pub group_name: String,
+    /// 1-based member number of the proposer.
+    pub proposer: u32,
+    pub attempt: u32,
+    /// `commitments`, `nonces`, `signatures`, `signed` or `closed`.
+    pub phase: String,
+    /// The digest an approval is bound to.
+    pub review_digest: String,
+    pub txid: String,
+    pub outputs: Vec<SessionOutputView>,
+    pub inputs: Vec<SessionInputView>,
+    #[ts(type = "number")]
+    pub sent_sats: i64,
+    #[ts(type = "number")]
+    pub change_sats: i64,
+    #[ts(type = "number")]
+    pub fee_sats: i64,
+    #[ts(type = "number")]
+    pub fee_rate_sat_per_kb: u64,
+    pub signed_size_bytes: u32,
+    /// Plain-language warnings to read before approving.
+    pub warnings: Vec<String>,
+    #[ts(type = "number")]
+    pub created_ms: u64,
+    #[ts(type = "number")]
+    pub expires_ms: u64,
+    pub approved_by_me: bool,
+    pub members: Vec<SessionMemberView>,
+    pub election: Option<ElectionView>,
+    /// The broadcast slots once the transaction is signed.
+    pub failover: Vec<FailoverSlotView>,
+    /// `confirmed` or `aborted` once the session ended.
+    pub outcome: Option<String>,
+    /// Why it ended without a signature, in plain words.
+    pub abort_reason: Option<String>,
+    /// The member a verified blame names (1-based), if any.
+    pub blamed_member: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct SessionOutputView {
+    pub address: Option<String>,
+    #[ts(type = "number")]
+    pub amount_sats: i64,
+    pub is_change: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct SessionInputView {
+    pub outpoint: String,
+    #[ts(type = "number")]
+    pub amount_sats: i64,
+}
+
+/// One member's part in the session.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct SessionMemberView {
+    pub number: u32,
+    pub public_key: String,
+    pub is_me: bool,
+    pub approved: bool,
+    /// What we still wait for from them: `approval`, `commitment`, `nonces`, `partials`.
+    pub waiting_for: Vec<String>,
+    #[ts(type = "number | null")]
+    pub last_heard_ms: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct ElectionView {
+    pub method: String,
+    /// 1-based member numbers: the coordinator first, then the backups in failover order.
+    pub priority: Vec<u32>,
+    /// What every round-2 message carries, so all members can check they elected the same.
+    pub proof: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct FailoverSlotView {
+    pub member: u32,
+    #[ts(type = "number")]
+    pub starts_ms: u64,
+    #[ts(type = "number")]
+    pub fails_ms: u64,
+    pub failed: bool,
+}
+
+/// What changed; the UI fetches a fresh snapshot of it (a slow listener loses nothing).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Change {
+    Session {
+        id: String,
+    },
+    Group {
+        id: String,
+    },
+    Chain,
+    /// Notices were missed: refetch everything shown.
+    Everything,
+}
+
+/// The chain backends and what each last said.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct ChainStatusView {
+    pub seen_quorum: u32,
+    pub backends: Vec<BackendView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct BackendView {
+    pub label: String,
+    pub height: Option<u32>,
+    pub tip: Option<String>,
+    /// Why it did not answer.
+    pub error: Option<String>,
+}
+
+/// Builds the view; `members` are the group's keys in member order.
+pub fn session_view(
+    detail: &SessionDetail,
+    group_name: &str,
+    members: &[PublicKey],
+    me: &PublicKey,
+) -> SessionView {
+    let review = &detail.review;
+    let closed = detail.summary.closed;
+    let signed = detail.summary.signed_txid.is_some();
+    let phase = if closed {
+        "closed"
+    } else if signed {
+        "signed"
+    } else {
+        detail.phase.name()
+    };
+    let (outcome, abort_reason, blamed_member) = match &detail.outcome {
+        None => (None, None, None),
+        Some(Outcome::Confirmed { .. }) => (Some("confirmed".to_owned()), None, None),
+        Some(Outcome::Aborted(reason)) => (
+            Some("aborted".to_owned()),
+            Some(describe_abort(reason)),
+            reason.culprit().map(|m| u32::from(m) + 1),
+        ),
+    };
+    SessionView {
+        session_id: hex::encode(detail.summary.session_id),
+        group_id: detail.summary.group_id.to_string(),
+        group_name: group_name.to_owned(),
+        proposer: u32::from(review.proposer) + 1,
+        attempt: detail.summary.attempt,
+        phase: phase.to_owned(),
+        review_digest: hex::encode(review.digest),
+        txid: review.txid.to_display_hex(),
+        outputs: review
+            .outputs
+            .iter()
+            .map(|o| SessionOutputView {
+                address: o.address.clone(),
+                amount_sats: o.amount_sat,
+                is_change: o.is_change,
+            })
+            .collect(),
+        inputs: detail
+            .inputs
+            .iter()
+            .map(|(outpoint, output)| SessionInputView {
+                outpoint: format!("{}:{}", outpoint.txid.to_display_hex(), outpoint.vout),
+                amount_sats: output.value,
+            })
+            .collect(),
+        sent_sats: review.sent_sat,
+        change_sats: review.change_sat,
+        fee_sats: review.fee_sat,
+        fee_rate_sat_per_kb: review.fee_rate_sat_per_kb,
+        signed_size_bytes: review.signed_size_bytes as u32,
+        warnings: review.warnings.iter().map(|w| format!("{w:?}")).collect(),
+        created_ms: review.created_ms,
+        expires_ms: review.expires_ms,
+        approved_by_me: detail.summary.approved,
+        members: members
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let index = i as u16;
+                let waiting = detail.waiting.iter().find(|w| w.member == index);
+                SessionMemberView {
+                    number: i as u32 + 1,
+                    public_key: hex::encode(key.serialize()),
+                    is_me: key == me,
+                    approved: detail.approvals.contains(&index),
+                    waiting_for: waiting
+                        .map(|w| w.waiting_for.iter().map(|f| waiting_name(*f)).collect())
+                        .unwrap_or_default(),
+                    last_heard_ms: waiting.and_then(|w| w.last_heard_ms),
+                }
+            })
+            .collect(),
+        election: detail.election.as_ref().map(|e| ElectionView {
+            method: e.method.name().to_owned(),
+            priority: e.priority.iter().map(|&m| u32::from(m) + 1).collect(),
+            proof: hex::encode(e.proof),
+        }),
+        failover: detail
+            .failover
+            .iter()
+            .flatten()
+            .map(|slot| FailoverSlotView {
+                member: u32::from(slot.member) + 1,
+                starts_ms: slot.starts_ms,
+                fails_ms: slot.fails_ms,
+                failed: slot.failed,
+            })
+            .collect(),
+        outcome,
+        abort_reason,
+        blamed_member,
+    }
+}
+
+fn waiting_name(what: WaitingFor) -> String {
+    match what {
+        WaitingFor::Approval => "approval",
+        WaitingFor::Commitment => "commitment",
+        WaitingFor::Nonces => "nonces",
+        WaitingFor::Partials => "partials",
+    }
+    .to_owned()
+}
+
+/// An abort reason in plain words, members numbered from 1 as the screens show them.
+pub fn describe_abort(reason: &AbortReason) -> String {
+    let n = |m: &u16| u32::from(*m) + 1;
+    match reason {
+        AbortReason::RejectedBy { member, reason } => {
+            format!("member {} rejected the proposal: {reason}", n(member))
+        }
+        AbortReason::InvalidPartial { member } => format!(
+            "member {} sent a partial signature that does not verify (blamed, with proof)",
+            n(member)
+        ),
+        AbortReason::Equivocation { member } => format!(
+            "member {} sent two different messages for the same step (blamed, with proof)",
+            n(member)
+        ),
+        AbortReason::ConflictingProposals { proposer } => format!(
+            "member {} signed two different proposals for this session; nothing was signed",
+            n(proposer)
+        ),
+        AbortReason::MalformedContribution { member } => {
+            format!("member {} sent a malformed contribution", n(member))
+        }
+        AbortReason::Expired => "the proposal expired before everyone signed".to_owned(),
+        AbortReason::NonceRegistryConflict => {
+            "a nonce was already marked used; the session stopped to stay safe".to_owned()
+        }
+        AbortReason::Restart { member } => {
+            format!("member {} restarted during the attempt", n(member))
+        }
+        AbortReason::TooManyRestarts { member } => {
+            format!("member {} restarted more attempts than allowed", n(member))
+        }
+        AbortReason::DegenerateNonces => "the nonces summed to an unusable point".to_owned(),
+        AbortReason::PoolUnusable => "the prepared nonces could not be used".to_owned(),
+        AbortReason::AttemptsExhausted => "every attempt failed".to_owned(),
+        AbortReason::Evicted => {
+            "dropped to make room: too many proposals were waiting for approval".to_owned()
+        }
+    }
+}
