@@ -8,7 +8,19 @@ use std::time::SystemTime;
 
 /// Every app command. Each gets an `allow-<command>` permission; capabilities/main.json grants
 /// them to the main window.
-const COMMANDS: &[&str] = &["get_identity"];
+const COMMANDS: &[&str] = &[
+    "get_identity",
+    "list_groups",
+    "get_group",
+    "group_history",
+    "refresh_group",
+    "list_sessions",
+    "get_session",
+    "approve_session",
+    "reject_session",
+    "chain_status",
+    "watch_changes",
+];
 
 fn main() {
     build_ui();

@@ -1,12 +1,14 @@
-//! Lotus Cosigner desktop shell. Commands are one-line calls into `engine`; this crate holds
-//! no logic of its own.
+//! Lotus Cosigner desktop shell. Commands are one-line calls into `engine::Engine`; this crate
+//! holds no logic of its own.
 
 #![cfg_attr(
     all(not(debug_assertions), target_os = "windows"),
     windows_subsystem = "windows"
 )]
 
-use engine::{Engine, EngineConfig, ErrorView, IdentityView};
+use engine::group_wallet::{GroupView, HistoryEntryView};
+use engine::{ChainStatusView, Change, Engine, EngineConfig, ErrorView, IdentityView, SessionView};
+use tauri::ipc::Channel;
 use tauri::State;
 
 /// The signer identity (public data only). `async`: runs off the main thread, because a retry
@@ -14,6 +16,77 @@ use tauri::State;
 #[tauri::command(async)]
 fn get_identity(engine: State<'_, Engine>) -> Result<IdentityView, ErrorView> {
     engine.identity()
+}
+
+#[tauri::command(async)]
+fn list_groups(engine: State<'_, Engine>) -> Result<Vec<GroupView>, ErrorView> {
+    engine.groups()
+}
+
+#[tauri::command(async)]
+fn get_group(engine: State<'_, Engine>, id: String) -> Result<GroupView, ErrorView> {
+    engine.group(&id)
+}
+
+#[tauri::command(async)]
+fn group_history(
+    engine: State<'_, Engine>,
+    id: String,
+) -> Result<Vec<HistoryEntryView>, ErrorView> {
+    engine.history(&id)
+}
+
+#[tauri::command]
+async fn refresh_group(engine: State<'_, Engine>, id: String) -> Result<GroupView, ErrorView> {
+    engine.refresh_group(&id).await
+}
+
+#[tauri::command]
+async fn list_sessions(engine: State<'_, Engine>) -> Result<Vec<SessionView>, ErrorView> {
+    engine.sessions().await
+}
+
+#[tauri::command]
+async fn get_session(engine: State<'_, Engine>, id: String) -> Result<SessionView, ErrorView> {
+    engine.session(&id).await
+}
+
+/// Approves exactly the review the person saw: `digest` comes from the session view shown.
+#[tauri::command]
+async fn approve_session(
+    engine: State<'_, Engine>,
+    id: String,
+    digest: String,
+) -> Result<SessionView, ErrorView> {
+    engine.approve(&id, &digest).await
+}
+
+#[tauri::command]
+async fn reject_session(
+    engine: State<'_, Engine>,
+    id: String,
+    reason: String,
+) -> Result<SessionView, ErrorView> {
+    engine.reject(&id, &reason).await
+}
+
+#[tauri::command]
+async fn chain_status(engine: State<'_, Engine>) -> Result<ChainStatusView, ErrorView> {
+    engine.chain_status().await
+}
+
+/// Streams "X changed" notices to the window until it goes away; the window then fetches the
+/// fresh view (a notice carries no state, so a slow window loses nothing).
+#[tauri::command]
+fn watch_changes(engine: State<'_, Engine>, on_change: Channel<Change>) {
+    let mut changes = engine.changes();
+    tauri::async_runtime::spawn(async move {
+        while let Some(change) = changes.next().await {
+            if on_change.send(change).is_err() {
+                return; // the window closed or reloaded
+            }
+        }
+    });
 }
 
 fn main() {
@@ -27,7 +100,19 @@ fn main() {
 
     tauri::Builder::default()
         .manage(Engine::start(EngineConfig::from_env()))
-        .invoke_handler(tauri::generate_handler![get_identity])
+        .invoke_handler(tauri::generate_handler![
+            get_identity,
+            list_groups,
+            get_group,
+            group_history,
+            refresh_group,
+            list_sessions,
+            get_session,
+            approve_session,
+            reject_session,
+            chain_status,
+            watch_changes
+        ])
         .run(tauri::generate_context!())
         .expect("Lotus Cosigner failed to start its window");
 }

@@ -261,6 +261,21 @@ async fn identity_screen_shows_the_key_held_in_the_keychain() {
         .await
         .unwrap();
     assert_eq!(own.as_str(), Some("allowed"));
+    // The engine's other commands answer too (an empty profile: no groups, no sessions).
+    let listed = |command: &str| {
+        format!(
+            "const done = arguments[arguments.length - 1];
+             window.__TAURI_INTERNALS__.invoke({command:?}).then(
+               (v) => done(JSON.stringify(v)), (e) => done('failed: ' + JSON.stringify(e)));"
+        )
+    };
+    for command in ["list_groups", "list_sessions"] {
+        let answer = client
+            .execute_async(&listed(command), vec![])
+            .await
+            .unwrap();
+        assert_eq!(answer.as_str(), Some("[]"), "{command}");
+    }
 
     client.close().await.unwrap();
 }

@@ -34,8 +34,24 @@ pub struct Engine {
     changes: broadcast::Sender<Change>,
 }
 
+/// A listener's stream of [`Change`] notices.
+pub struct Changes(broadcast::Receiver<Change>);
+
+impl Changes {
+    /// The next notice; [`Change::Everything`] after notices were missed (a slow listener);
+    /// `None` once the engine is gone.
+    pub async fn next(&mut self) -> Option<Change> {
+        match self.0.recv().await {
+            Ok(change) => Some(change),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(Change::Everything),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
 /// What runs once the identity is loaded.
 struct Running {
+    _lock: crate::data_dir::ProfileLock,
     /// `Option` so that `Drop` can shut it down without blocking an async caller.
     runtime: Option<tokio::runtime::Runtime>,
     profile: Arc<Mutex<Profile>>,
@@ -115,8 +131,8 @@ impl Engine {
     }
 
     /// "Session X / group Y / the chain changed": fetch a fresh view of it.
-    pub fn changes(&self) -> broadcast::Receiver<Change> {
-        self.changes.subscribe()
+    pub fn changes(&self) -> Changes {
+        Changes(self.changes.subscribe())
     }
 
     fn running(&self) -> Result<Arc<Running>, ErrorView> {
@@ -132,6 +148,14 @@ impl Engine {
 
     fn start_running(&self) -> Result<Running, ErrorView> {
         let profile = Profile::open(self.config.data_dir.clone()).map_err(|e| e.view())?;
+        let lock = profile.data_dir().lock_engine().map_err(|e| {
+            error_view(
+                ErrorKind::DataFolder,
+                "This profile is already open",
+                e.to_string(),
+                "Close the other Lotus Cosigner window or node using this data folder, then try again.",
+            )
+        })?;
         let settings = Settings::load_or_init(&profile.data_dir().settings_file())
             .map_err(|e| internal("The settings cannot be read", e))?;
         let custody = Custody::open_keychain(&self.config.keychain).map_err(|e| e.view())?;
@@ -187,6 +211,7 @@ impl Engine {
         }
         drop(_inside);
         Ok(Running {
+            _lock: lock,
             runtime: Some(runtime),
             profile,
             sessions,

@@ -104,3 +104,45 @@ mod tests {
         DataDir::open(Some(dir.path().to_owned())).unwrap();
     }
 }
+
+/// Held while a session core runs on this profile (the app, or a node): two cores on one
+/// database would each think they are the only signer. Released when dropped (or when the
+/// process dies: it is an OS file lock, never a stale file).
+#[derive(Debug)]
+pub struct ProfileLock {
+    _file: std::fs::File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("this profile ({0}) is already open in another Lotus Cosigner (the app or a node)")]
+    Busy(PathBuf),
+    #[error("cannot lock {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl DataDir {
+    pub const LOCK_FILE: &'static str = "engine.lock";
+
+    /// Takes the profile's engine lock, or says who has it.
+    pub fn lock_engine(&self) -> Result<ProfileLock, LockError> {
+        let path = self.path().join(Self::LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|source| LockError::Io {
+                path: path.clone(),
+                source,
+            })?;
+        match file.try_lock() {
+            Ok(()) => Ok(ProfileLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Busy(self.path().to_owned())),
+            Err(std::fs::TryLockError::Error(source)) => Err(LockError::Io { path, source }),
+        }
+    }
+}

@@ -258,7 +258,7 @@ async fn the_engine_runs_groups_sessions_and_the_chain_for_the_app() {
             if view.balance.confirmed_sats == 40_000_000 {
                 return view;
             }
-            match changes.recv().await.unwrap() {
+            match changes.next().await.unwrap() {
                 Change::Group { .. } | Change::Everything | Change::Chain => {}
                 Change::Session { .. } => {}
             }
@@ -329,6 +329,16 @@ async fn the_engine_runs_groups_sessions_and_the_chain_for_the_app() {
     assert_eq!(approved.members[1].waiting_for, ["commitment", "approval"]);
     let unknown = engine.session(&"ab".repeat(32)).await.unwrap_err();
     assert_eq!(unknown.kind, ErrorKind::UnknownSession);
+    // A second engine on the same profile (another window) may show the identity, but not
+    // run a second session core on the same database.
+    let second = Engine::start(EngineConfig {
+        data_dir: engine.config().data_dir.clone(),
+        keychain: entry.0.config().clone(),
+    });
+    assert!(second.identity().is_ok());
+    let busy = second.groups().unwrap_err();
+    assert_eq!(busy.kind, ErrorKind::DataFolder, "{busy:?}");
+    assert!(busy.message.contains("already open"), "{busy:?}");
     // Nothing secret reaches the UI.
     let json = serde_json::to_string(&session).unwrap();
     assert!(!json.contains(&hex::encode(*me.to_bytes())));

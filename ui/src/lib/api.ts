@@ -1,8 +1,13 @@
 // The only way the UI talks to Rust: typed wrappers over the app's Tauri commands.
 // Types come from ./bindings, generated from the Rust types (see crates/engine/tests/bindings.rs).
-import { invoke } from "@tauri-apps/api/core";
+import { Channel, invoke } from "@tauri-apps/api/core";
+import type { Change } from "../bindings/Change";
+import type { ChainStatusView } from "../bindings/ChainStatusView";
 import type { ErrorView } from "../bindings/ErrorView";
+import type { GroupView } from "../bindings/GroupView";
+import type { HistoryEntryView } from "../bindings/HistoryEntryView";
 import type { IdentityView } from "../bindings/IdentityView";
+import type { SessionView } from "../bindings/SessionView";
 
 /** A failure as the UI shows it: the engine's own errors, or the app failing to answer at all. */
 export type Problem = Omit<ErrorView, "kind"> & { kind: ErrorView["kind"] | "ipc" };
@@ -38,3 +43,24 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 
 /** The signer identity; on a failed start the engine retries opening the keychain. */
 export const getIdentity = () => call<IdentityView>("get_identity");
+
+export const listGroups = () => call<GroupView[]>("list_groups");
+export const getGroup = (id: string) => call<GroupView>("get_group", { id });
+export const groupHistory = (id: string) => call<HistoryEntryView[]>("group_history", { id });
+/** Asks the chain backends now (otherwise the engine's chain task keeps coins current). */
+export const refreshGroup = (id: string) => call<GroupView>("refresh_group", { id });
+export const listSessions = () => call<SessionView[]>("list_sessions");
+export const getSession = (id: string) => call<SessionView>("get_session", { id });
+/** Approves exactly the review shown: `digest` is the `review_digest` of the view on screen. */
+export const approveSession = (id: string, digest: string) =>
+  call<SessionView>("approve_session", { id, digest });
+export const rejectSession = (id: string, reason: string) =>
+  call<SessionView>("reject_session", { id, reason });
+export const chainStatus = () => call<ChainStatusView>("chain_status");
+
+/** Calls `onChange` with every "X changed" notice; fetch the fresh view of X in response. */
+export async function watchChanges(onChange: (change: Change) => void): Promise<Outcome<null>> {
+  const channel = new Channel<Change>();
+  channel.onmessage = onChange;
+  return call<null>("watch_changes", { onChange: channel });
+}
