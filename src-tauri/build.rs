@@ -14,6 +14,7 @@ const COMMANDS: &[&str] = &[
     "get_group",
     "group_history",
     "refresh_group",
+    "accept_invite",
     "list_sessions",
     "get_session",
     "approve_session",

@@ -41,6 +41,12 @@ async fn refresh_group(engine: State<'_, Engine>, id: String) -> Result<GroupVie
     engine.refresh_group(&id).await
 }
 
+/// Joins a group from the invite text the person pasted.
+#[tauri::command]
+async fn accept_invite(engine: State<'_, Engine>, invite: String) -> Result<GroupView, ErrorView> {
+    engine.accept_invite(&invite).await
+}
+
 #[tauri::command]
 async fn list_sessions(engine: State<'_, Engine>) -> Result<Vec<SessionView>, ErrorView> {
     engine.sessions().await
@@ -106,6 +112,7 @@ fn main() {
             get_group,
             group_history,
             refresh_group,
+            accept_invite,
             list_sessions,
             get_session,
             approve_session,

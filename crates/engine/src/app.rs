@@ -308,6 +308,36 @@ impl Engine {
         self.group(id)
     }
 
+    /// Joins a group from its invite: checks this key is a member, signs the acceptance (the
+    /// key stays in the core), saves the group and starts watching its address.
+    pub async fn accept_invite(&self, invite: &str) -> Result<GroupView, ErrorView> {
+        let running = self.running()?;
+        let group = protocol::group::GroupDescriptor::from_invite(invite.trim()).map_err(|e| {
+            error_view(
+                ErrorKind::InvalidFile,
+                "This is not a group invite",
+                e.to_string(),
+                "Paste the whole invite text the group's creator sent you.",
+            )
+        })?;
+        let (id, acceptance) = running
+            .sessions
+            .accept_invite(invite.trim().to_owned())
+            .await
+            .map_err(|e| e.view())?;
+        self.with_profile(|profile| {
+            profile
+                .save_group(&group, std::slice::from_ref(&acceptance))
+                .map(drop)
+                .map_err(|e| e.view())
+        })?;
+        if let (Some(task), Ok(script)) = (&running.chain_task, group.script_pubkey()) {
+            let _ = task.watch_script(script);
+        }
+        let _ = self.changes.send(Change::Group { id: id.to_string() });
+        self.group(&id.to_string())
+    }
+
     /// Builds, signs and stores a payment proposal; the co-signers review exactly what it says.
     pub async fn propose(&self, request: ProposeRequest) -> Result<ProposalView, ErrorView> {
         let running = self.running()?;

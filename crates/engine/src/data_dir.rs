@@ -103,6 +103,19 @@ mod tests {
         // Opening again is fine.
         DataDir::open(Some(dir.path().to_owned())).unwrap();
     }
+
+    #[test]
+    fn one_session_core_per_profile_and_the_lock_goes_with_its_holder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = DataDir::open(Some(tmp.path().to_owned())).unwrap();
+        let held = dir.lock_engine().unwrap();
+        let busy = dir.lock_engine().unwrap_err();
+        assert!(matches!(busy, LockError::Busy(_)), "{busy}");
+        assert!(busy.to_string().contains("already open"), "{busy}");
+        drop(held);
+        dir.lock_engine()
+            .expect("free again once the holder is gone");
+    }
 }
 
 /// Held while a session core runs on this profile (the app, or a node): two cores on one

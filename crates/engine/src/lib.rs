@@ -198,6 +198,12 @@ impl Explain for proposals::ProposeError {
                 self.to_string(),
                 "Give the proposal a shorter lifetime (--expires), or propose after the upgrade.",
             ),
+            E::Offline(runtime::offline::OfflineError::Busy(_)) => error_view(
+                ErrorKind::DataFolder,
+                "This profile is open in the app or a node",
+                self.to_string(),
+                "Propose from the app (or stop it first): two session engines must not share one profile.",
+            ),
             E::Expiry(_) => error_view(
                 ErrorKind::InvalidPayment,
                 "That lifetime cannot be used",
@@ -227,6 +233,7 @@ impl Explain for session_files::SessionFileError {
             E::NotASessionFile(_) => error_view(ErrorKind::InvalidFile, "Not a session file", self.to_string(), "Use a file written by `lotus-cosigner session export`."),
             E::UnknownGroup(_) => error_view(ErrorKind::UnknownGroup, "Not a member of that group here", self.to_string(), "Accept the group's invite in this profile first (`lotus-cosigner group accept`)."),
             E::UnknownSession(_) => error_view(ErrorKind::UnknownSession, "No such session", self.to_string(), "List the sessions with `lotus-cosigner session list`."),
+            E::Offline(runtime::offline::OfflineError::Busy(_)) => error_view(ErrorKind::DataFolder, "This profile is open in the app or a node", self.to_string(), "Import it in the app (or stop it first): two session engines must not share one profile."),
             E::Refused(_) | E::NoReview => error_view(ErrorKind::ProposalRefused, "The proposal in the file was not accepted", self.to_string(), "It may be expired, altered, or not for this group; ask the proposer for a fresh export."),
             _ => error_view(ErrorKind::Internal, "The session file could not be imported", self.to_string(), "Try again; if it persists, the profile's database may be damaged."),
         }

@@ -207,7 +207,8 @@ pub async fn propose(
     request: ProposeRequest,
 ) -> Result<ProposalView, ProposeError> {
     let prepared = prepare(profile, &request)?;
-    let (engine, task, _deliver) = crate::runtime::offline::spawn_for_profile(profile, custody)?;
+    let (engine, task, _deliver, _lock) =
+        crate::runtime::offline::spawn_for_profile(profile, custody)?;
     let view = submit(&engine, prepared).await;
     drop(engine);
     task.finish();

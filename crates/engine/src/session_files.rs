@@ -115,7 +115,8 @@ pub async fn import(
     if !groups.iter().any(|g| g.id().to_string() == file.group_id) {
         return Err(SessionFileError::UnknownGroup(file.group_id.clone()));
     }
-    let (engine, core, deliver) = crate::runtime::offline::spawn_for_profile(profile, custody)?;
+    let (engine, core, deliver, _lock) =
+        crate::runtime::offline::spawn_for_profile(profile, custody)?;
     let mut events = engine.events();
     // Already here (imported before, or this profile's own): its review as the runtime has it.
     let known: Option<[u8; 32]> = hex::decode(&file.session_id)

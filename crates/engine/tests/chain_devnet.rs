@@ -159,12 +159,25 @@ async fn three_engines_pay_from_a_funded_group_and_survive_a_reorg() {
         )
         .await
         .unwrap();
-    for user in users {
-        let outcome = tokio::time::timeout(PATIENCE, user)
-            .await
-            .expect("the session ends")
-            .unwrap();
-        assert_eq!(outcome, Outcome::Confirmed { txid: txid.0 });
+    for (i, user) in users.into_iter().enumerate() {
+        let Ok(outcome) = tokio::time::timeout(PATIENCE, user).await else {
+            // Say where each member stands before failing.
+            let mut states = Vec::new();
+            for (j, engine) in engines.iter().enumerate() {
+                for summary in engine.sessions().await.unwrap() {
+                    let detail = engine.session_detail(summary.session_id).await.unwrap();
+                    states.push(format!(
+                        "member {j}: {summary:?} phase {:?} waiting {:?} outcome {:?} chain {:?}",
+                        detail.as_ref().map(|d| d.phase),
+                        detail.as_ref().map(|d| d.waiting.clone()),
+                        detail.as_ref().map(|d| d.outcome.clone()),
+                        tasks[j].status(&txid),
+                    ));
+                }
+            }
+            panic!("member {i}'s session did not end:\n{}", states.join("\n"));
+        };
+        assert_eq!(outcome.unwrap(), Outcome::Confirmed { txid: txid.0 });
     }
     let signed = match observer.status(&payment.tx).await.unwrap() {
         TxStatus::Mempool => tasks[0].status(&txid).expect("watched by every member"),

@@ -269,6 +269,30 @@ async fn the_engine_runs_groups_sessions_and_the_chain_for_the_app() {
     assert_eq!(funded.members.iter().filter(|m| m.is_me).count(), 1);
     assert_eq!(engine.groups().unwrap(), vec![funded]);
 
+    // A second group joins by invite while the engine runs: saved, accepted, watched.
+    let third = lotus::PrivateKey::from_bytes(&[0x53; 32]).unwrap();
+    let club = GroupDescriptor::new(
+        "club",
+        lotus::address::Network::Regtest,
+        vec![third.public_key(), me.public_key()],
+    )
+    .unwrap();
+    let joined = engine.accept_invite(&club.invite()).await.unwrap();
+    assert_eq!(joined.name, "club");
+    assert_eq!(joined.accepted, 1);
+    assert!(joined.members[1].is_me && joined.members[1].accepted);
+    assert_eq!(engine.groups().unwrap().len(), 2);
+    let not_ours = GroupDescriptor::new(
+        "elsewhere",
+        lotus::address::Network::Regtest,
+        vec![third.public_key(), other.public_key()],
+    )
+    .unwrap();
+    let refused = engine.accept_invite(&not_ours.invite()).await.unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::UnknownGroup, "{refused:?}");
+    let garbage = engine.accept_invite("hello").await.unwrap_err();
+    assert_eq!(garbage.kind, ErrorKind::InvalidFile, "{garbage:?}");
+
     let status = engine.chain_status().await.unwrap();
     assert_eq!(status.backends.len(), 1);
     assert_eq!(status.backends[0].height, Some(0));

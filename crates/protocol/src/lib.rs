@@ -10,6 +10,7 @@ pub mod evidence;
 pub mod failover;
 pub mod gate;
 pub mod group;
+pub mod input;
 pub mod messages;
 pub mod node;
 pub mod policy;

@@ -91,6 +91,34 @@ impl fmt::Display for SessionId {
     }
 }
 
+impl SessionId {
+    /// From 64 hex characters (how ids are shown).
+    pub fn from_hex(text: &str) -> Option<Self> {
+        Some(Self(hex_32(text)?))
+    }
+}
+
+/// The digest of a [`Review`]: an approval names it, so a changed proposal cannot inherit one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReviewDigest(pub [u8; 32]);
+
+impl ReviewDigest {
+    /// From 64 hex characters (how digests are shown).
+    pub fn from_hex(text: &str) -> Option<Self> {
+        Some(Self(hex_32(text)?))
+    }
+}
+
+impl fmt::Display for ReviewDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+fn hex_32(text: &str) -> Option<[u8; 32]> {
+    hex::decode(text.trim()).ok()?.try_into().ok()
+}
+
 /// Everything the proposer signs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnsignedProposal {

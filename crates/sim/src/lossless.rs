@@ -6,6 +6,7 @@ use lotus::hash::sha256;
 use lotus::tx::{Transaction, TxOut};
 use lotus::PrivateKey;
 use protocol::group::GroupDescriptor;
+use protocol::input::{Context, Handled, Input};
 use protocol::node::{Node, NodeConfig, NodeError, Output, Peer};
 use protocol::proposal::Review;
 use protocol::session::{Action, Event, Recipient};
@@ -82,26 +83,40 @@ impl Lossless {
         let (tx, spent) = self.spend();
         let mut out = Vec::new();
         let group_id = self.group.id();
-        let session = self.nodes[proposer].propose(
-            &group_id,
+        let input = Input::Propose {
+            group: group_id,
             tx,
-            spent,
-            NOW + 600_000,
-            Vec::new(),
-            NOW,
-            &self.keys[proposer],
-            &mut self.rng,
-            &mut out,
-        )?;
+            spent_outputs: spent,
+            expires_ms: NOW + 600_000,
+            evidence: Vec::new(),
+        };
+        let Handled::Proposed(session) = self.handle(proposer, input, &mut out)? else {
+            unreachable!("a proposal is answered with its session");
+        };
         self.run(proposer, out, decide);
         Ok(session)
+    }
+
+    /// Node `i` handles `input` at the fixed time (the only way this harness drives a node).
+    fn handle(
+        &mut self,
+        i: usize,
+        input: Input<'_>,
+        out: &mut Vec<Output>,
+    ) -> Result<Handled, NodeError> {
+        let ctx = Context {
+            now: NOW,
+            key: &self.keys[i],
+            entropy: &mut self.rng,
+        };
+        self.nodes[i].handle(input, ctx, out)
     }
 
     /// Every member publishes its nonce pool and the others receive it (a group just made).
     pub fn publish_pools(&mut self) {
         for i in 0..self.nodes.len() {
             let mut out = Vec::new();
-            self.nodes[i].refresh_pools(NOW, &self.keys[i], &mut self.rng, &mut out);
+            let _always_done = self.handle(i, Input::RefreshPools, &mut out);
             self.run(i, out, &mut |_, _| Decision::Ignore);
         }
     }
@@ -131,38 +146,29 @@ impl Lossless {
                         Recipient::Member(m) => vec![m as usize],
                     };
                     for to in targets.into_iter().filter(|&t| t != from) {
-                        let _ = self.nodes[to].receive(
-                            &bytes,
-                            Peer(from as u64),
-                            NOW,
-                            &self.keys[to],
-                            &mut self.rng,
-                            &mut out,
-                        );
+                        let input = Input::Receive {
+                            bytes: &bytes,
+                            from: Peer(from as u64),
+                        };
+                        let _ = self.handle(to, input, &mut out);
                         queue.extend(out.drain(..).map(|o| (to, o)));
                     }
                 }
                 Action::Event(Event::ReviewReady { review }) => match decide(from, &review) {
                     Decision::Approve => {
-                        let _ = self.nodes[from].approve(
-                            &session_id,
-                            &review.digest,
-                            NOW,
-                            &self.keys[from],
-                            &mut self.rng,
-                            &mut out,
-                        );
+                        let input = Input::Approve {
+                            session: session_id,
+                            digest: review.digest,
+                        };
+                        let _ = self.handle(from, input, &mut out);
                         queue.extend(out.drain(..).map(|o| (from, o)));
                     }
                     Decision::Reject(reason) => {
-                        let _ = self.nodes[from].reject(
-                            &session_id,
-                            &reason,
-                            NOW,
-                            &self.keys[from],
-                            &mut self.rng,
-                            &mut out,
-                        );
+                        let input = Input::Reject {
+                            session: session_id,
+                            reason: &reason,
+                        };
+                        let _ = self.handle(from, input, &mut out);
                         queue.extend(out.drain(..).map(|o| (from, o)));
                     }
                     Decision::Ignore => {}

@@ -13,8 +13,9 @@ use protocol::envelope::{Envelope, Header, MessageKind};
 use protocol::evidence::Offence;
 use protocol::failover::FailoverEvent;
 use protocol::group::GroupDescriptor;
+use protocol::input::{Context, Handled, Input};
 use protocol::messages::{Nonces, Partials};
-use protocol::node::{Node, NodeConfig, Output, Peer, Restore};
+use protocol::node::{Node, NodeConfig, NodeError, Output, Peer, Restore};
 use protocol::session::{AbortReason, Action, Durable, Event, Outcome, Recipient};
 
 use crate::durable::{DurableModel, Refused};
@@ -67,6 +68,23 @@ enum Happening {
         node: usize,
         round: u32,
     },
+}
+
+/// The simulator drives a node the way the engine does: only through `Node::handle`. `None`
+/// while the node is down.
+fn handle(
+    n: &mut SimNode,
+    now: u64,
+    input: Input<'_>,
+    out: &mut Vec<Output>,
+) -> Option<Result<Handled, NodeError>> {
+    let protocol = n.protocol.as_mut()?;
+    let ctx = Context {
+        now,
+        key: &n.key,
+        entropy: &mut n.entropy,
+    };
+    Some(protocol.handle(input, ctx, out))
 }
 
 struct SimNode {
@@ -334,10 +352,8 @@ impl World {
         // published its first nonce pool then (delivered to each member when it is back).
         for n in 0..self.nodes.len() {
             let now = self.local_time(n);
-            let node = &mut self.nodes[n];
-            if let Some(protocol) = node.protocol.as_mut() {
-                let mut out = Vec::new();
-                protocol.refresh_pools(now, &node.key, &mut node.entropy, &mut out);
+            let mut out = Vec::new();
+            if handle(&mut self.nodes[n], now, Input::RefreshPools, &mut out).is_some() {
                 self.execute(n, out);
             }
         }
@@ -417,12 +433,11 @@ impl World {
         }
         let now = self.local_time(node);
         let n = &mut self.nodes[node];
-        let Some(protocol) = n.protocol.as_mut() else {
-            return;
-        };
         let mut out = Vec::new();
-        protocol.tick(now, &n.key, &mut n.entropy, &mut out);
-        protocol.reconnected(now, &n.key, &mut n.entropy, &mut out);
+        if handle(n, now, Input::Tick, &mut out).is_none() {
+            return;
+        }
+        handle(n, now, Input::Reconnected, &mut out);
         self.execute(node, out);
         for held in std::mem::take(&mut self.nodes[node].mailbox) {
             let (lo, hi) = self.scenario.latency_ms;
@@ -555,18 +570,15 @@ impl World {
             Happening::Deliver { from, to, bytes } => {
                 let now = self.local_time(to);
                 let n = &mut self.nodes[to];
-                let Some(protocol) = n.protocol.as_mut() else {
+                let mut out = Vec::new();
+                let input = Input::Receive {
+                    bytes: &bytes,
+                    from: Peer(from as u64),
+                };
+                let Some(handled) = handle(n, now, input, &mut out) else {
                     return;
                 };
-                let mut out = Vec::new();
-                if let Err(rejection) = protocol.receive(
-                    &bytes,
-                    Peer(from as u64),
-                    now,
-                    &n.key,
-                    &mut n.entropy,
-                    &mut out,
-                ) {
+                if let Ok(Handled::Refused(rejection)) = handled {
                     *self
                         .report
                         .rejections
@@ -585,13 +597,10 @@ impl World {
             Happening::Wake { node } => {
                 self.nodes[node].wake_at = None;
                 let now = self.local_time(node);
-                let n = &mut self.nodes[node];
-                let Some(protocol) = n.protocol.as_mut() else {
-                    return;
-                };
                 let mut out = Vec::new();
-                protocol.tick(now, &n.key, &mut n.entropy, &mut out);
-                self.execute(node, out);
+                if handle(&mut self.nodes[node], now, Input::Tick, &mut out).is_some() {
+                    self.execute(node, out);
+                }
             }
             Happening::Approve {
                 node,
@@ -611,8 +620,7 @@ impl World {
                     if let Some(record) = self.sessions.get_mut(&session) {
                         record.approvals.insert(node);
                     }
-                    let _ =
-                        protocol.approve(&session, &digest, now, &n.key, &mut n.entropy, &mut out);
+                    let _ = handle(n, now, Input::Approve { session, digest }, &mut out);
                 }
                 self.execute(node, out);
             }
@@ -620,13 +628,11 @@ impl World {
             Happening::Restart { node } => self.restart(node),
             Happening::ChainSeen { node, txid } => {
                 let now = self.local_time(node);
-                let n = &mut self.nodes[node];
-                let Some(protocol) = n.protocol.as_mut() else {
-                    return;
-                };
                 let mut out = Vec::new();
-                protocol.broadcast_observed(&txid, now, &n.key, &mut n.entropy, &mut out);
-                self.execute(node, out);
+                let input = Input::BroadcastObserved { txid };
+                if handle(&mut self.nodes[node], now, input, &mut out).is_some() {
+                    self.execute(node, out);
+                }
             }
             Happening::Replay { node } => {
                 if !self.replay_log.is_empty() {
@@ -688,21 +694,16 @@ impl World {
         let expires = now + self.scenario.proposal_ttl_ms - 1_000;
         let group_id = self.groups[group].descriptor.id();
         let txid = tx.txid().0;
-        let n = &mut self.nodes[node];
-        let protocol = n.protocol.as_mut().expect("checked up");
         let mut out = Vec::new();
-        match protocol.propose(
-            &group_id,
+        let input = Input::Propose {
+            group: group_id,
             tx,
-            spent.clone(),
-            expires,
-            Vec::new(),
-            now,
-            &n.key,
-            &mut n.entropy,
-            &mut out,
-        ) {
-            Ok(session) => {
+            spent_outputs: spent.clone(),
+            expires_ms: expires,
+            evidence: Vec::new(),
+        };
+        match handle(&mut self.nodes[node], now, input, &mut out).expect("checked up") {
+            Ok(Handled::Proposed(session)) => {
                 self.spent_outputs.insert(txid, spent);
                 self.sessions.insert(
                     session,
@@ -720,6 +721,7 @@ impl World {
                 );
                 self.report.sessions += 1;
             }
+            Ok(other) => unreachable!("a proposal is answered with its session, not {other:?}"),
             Err(_) => self.report.proposals_refused += 1,
         }
         let session = out.first().map(|o| o.session_id);

@@ -49,6 +49,8 @@ export const getGroup = (id: string) => call<GroupView>("get_group", { id });
 export const groupHistory = (id: string) => call<HistoryEntryView[]>("group_history", { id });
 /** Asks the chain backends now (otherwise the engine's chain task keeps coins current). */
 export const refreshGroup = (id: string) => call<GroupView>("refresh_group", { id });
+/** Joins a group from the invite text; the key signs the acceptance inside the engine. */
+export const acceptInvite = (invite: string) => call<GroupView>("accept_invite", { invite });
 export const listSessions = () => call<SessionView[]>("list_sessions");
 export const getSession = (id: string) => call<SessionView>("get_session", { id });
 /** Approves exactly the review shown: `digest` is the `review_digest` of the view on screen. */

@@ -95,7 +95,7 @@ impl RunningDevnet {
         format!("chronik+http://{}{}", self.address, chronik::PREFIX)
     }
 
-    /// Resolves once a client called `stop`.
+    /// Resolves once a client called `stop` (also if it was called before this was awaited).
     pub async fn stopped(&self) {
         self.shared.stop.notified().await
     }
@@ -345,7 +345,9 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Full<By
     match result {
         Ok(result) => {
             if method == "stop" {
-                shared.stop.notify_waiters();
+                // `notify_one` keeps the request if nobody waits yet (a `stop` that arrives
+                // before the command started waiting must not be lost).
+                shared.stop.notify_one();
             }
             json_response(
                 StatusCode::OK,

@@ -10,7 +10,8 @@ use lotus::tx::Transaction;
 use lotus::PrivateKey;
 use protocol::audit_head::SignedHead;
 use protocol::group::{Acceptance, GroupDescriptor, GroupId};
-use protocol::node::{Node, NodeConfig, Output, Peer, Restore};
+use protocol::input::{Context, Handled, Input};
+use protocol::node::{Node, NodeConfig, NodeError, Output, Peer, Restore};
 use protocol::session::{Action, Durable, Event, Recipient};
 use protocol::Entropy;
 use store::Store;
@@ -209,36 +210,34 @@ impl Core {
         Ok(restored)
     }
 
-    /// Bytes delivered by transport connection `from` (budgets are charged to it).
-    pub fn receive(&mut self, bytes: &[u8], from: Peer) {
+    /// Hands one input to the node at the clock's time and carries out what it produced.
+    fn handle(&mut self, input: Input<'_>) -> Result<Handled, NodeError> {
         let now = self.now();
         let mut out = Vec::new();
-        let entropy: &mut dyn Entropy = &mut *self.entropy;
-        if let Err(rejection) = self
-            .node
-            .receive(bytes, from, now, &self.key, entropy, &mut out)
-        {
-            tracing::debug!(reason = rejection.label(), "dropped a message");
-        }
+        let ctx = Context {
+            now,
+            key: &self.key,
+            entropy: &mut *self.entropy,
+        };
+        let handled = self.node.handle(input, ctx, &mut out);
         self.learn_sessions(&out);
         self.execute(out);
+        handled
+    }
+
+    /// Bytes delivered by transport connection `from` (budgets are charged to it).
+    pub fn receive(&mut self, bytes: &[u8], from: Peer) {
+        if let Ok(Handled::Refused(rejection)) = self.handle(Input::Receive { bytes, from }) {
+            tracing::debug!(reason = rejection.label(), "dropped a message");
+        }
     }
 
     pub fn tick(&mut self) {
-        let now = self.now();
-        let mut out = Vec::new();
-        let entropy: &mut dyn Entropy = &mut *self.entropy;
-        self.node.tick(now, &self.key, entropy, &mut out);
-        self.execute(out);
+        let _always_done = self.handle(Input::Tick);
     }
 
     pub fn broadcast_observed(&mut self, txid: &[u8; 32]) {
-        let now = self.now();
-        let mut out = Vec::new();
-        let entropy: &mut dyn Entropy = &mut *self.entropy;
-        self.node
-            .broadcast_observed(txid, now, &self.key, entropy, &mut out);
-        self.execute(out);
+        let _always_done = self.handle(Input::BroadcastObserved { txid: *txid });
     }
 
     pub fn propose(
@@ -248,18 +247,20 @@ impl Core {
         spent: Vec<lotus::tx::TxOut>,
         expires_ms: u64,
     ) -> Result<[u8; 32], RuntimeError> {
-        let now = self.now();
         let evidence = self.evidence_for(&group);
-        let mut out = Vec::new();
-        let entropy: &mut dyn Entropy = &mut *self.entropy;
-        let result = self.node.propose(
-            &group, tx, spent, expires_ms, evidence, now, &self.key, entropy, &mut out,
-        );
-        if let Ok(id) = &result {
-            self.session_group.insert(*id, group);
+        match self.handle(Input::Propose {
+            group,
+            tx,
+            spent_outputs: spent,
+            expires_ms,
+            evidence,
+        })? {
+            Handled::Proposed(id) => {
+                self.session_group.insert(id, group);
+                Ok(id)
+            }
+            other => unreachable!("a proposal is answered with its session, not {other:?}"),
         }
-        self.execute(out);
-        Ok(result?)
     }
 
     /// The user's decision is made durable before the node even hears of it, so nothing it
@@ -268,21 +269,18 @@ impl Core {
         let now = self.now();
         self.node.check_approval(session, digest)?;
         self.store.record_approval(*session, *digest, now)?;
-        let mut out = Vec::new();
-        let entropy: &mut dyn Entropy = &mut *self.entropy;
-        self.node
-            .approve(session, digest, now, &self.key, entropy, &mut out)?;
-        self.execute(out);
+        self.handle(Input::Approve {
+            session: *session,
+            digest: *digest,
+        })?;
         Ok(())
     }
 
     pub fn reject(&mut self, session: &[u8; 32], reason: &str) -> Result<(), RuntimeError> {
-        let now = self.now();
-        let mut out = Vec::new();
-        let entropy: &mut dyn Entropy = &mut *self.entropy;
-        self.node
-            .reject(session, reason, now, &self.key, entropy, &mut out)?;
-        self.execute(out);
+        self.handle(Input::Reject {
+            session: *session,
+            reason,
+        })?;
         Ok(())
     }
 

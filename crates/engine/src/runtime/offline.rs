@@ -30,7 +30,9 @@ impl ChainLink for Offline {
 
 /// The session runtime over this profile's database with [`Offline`] links, signing with the
 /// custody's key: for one-shot commands. Returns the handle, the core (call
-/// [`super::CoreHandle::finish`] after dropping the handle) and a sender for local deliveries.
+/// [`super::CoreHandle::finish`] after dropping the handle), a sender for local deliveries, and
+/// the profile's engine lock (hold it until the core finished: the app or a node must not run
+/// a second core on the same database meanwhile).
 pub fn spawn_for_profile(
     profile: &crate::profile::Profile,
     custody: &crate::custody::Custody,
@@ -39,9 +41,11 @@ pub fn spawn_for_profile(
         super::SessionEngine,
         super::CoreHandle,
         tokio::sync::mpsc::Sender<super::transport::Delivery>,
+        crate::data_dir::ProfileLock,
     ),
     OfflineError,
 > {
+    let lock = profile.data_dir().lock_engine()?;
     let store = store::Store::open(profile.data_dir().database_file())?;
     let groups = profile
         .groups()
@@ -59,7 +63,7 @@ pub fn spawn_for_profile(
         std::sync::Arc::new(Offline),
         Box::new(super::SystemClock),
     )?;
-    Ok((engine, core, deliver))
+    Ok((engine, core, deliver, lock))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +74,8 @@ pub enum OfflineError {
     Runtime(Box<super::RuntimeError>),
     #[error(transparent)]
     Profile(Box<crate::profile::ProfileError>),
+    #[error(transparent)]
+    Busy(#[from] crate::data_dir::LockError),
 }
 
 impl From<store::Error> for OfflineError {
