@@ -20,6 +20,8 @@ const COMMANDS: &[&str] = &[
     "approve_session",
     "reject_session",
     "chain_status",
+    "audit",
+    "reputation",
     "watch_changes",
 ];
 

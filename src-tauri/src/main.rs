@@ -7,7 +7,10 @@
 )]
 
 use engine::group_wallet::{GroupView, HistoryEntryView};
-use engine::{ChainStatusView, Change, Engine, EngineConfig, ErrorView, IdentityView, SessionView};
+use engine::{
+    AuditView, ChainStatusView, Change, Engine, EngineConfig, ErrorView, IdentityView,
+    ReputationView, SessionView,
+};
 use tauri::ipc::Channel;
 use tauri::State;
 
@@ -81,6 +84,17 @@ async fn chain_status(engine: State<'_, Engine>) -> Result<ChainStatusView, Erro
     engine.chain_status().await
 }
 
+/// Checks the audit log now.
+#[tauri::command]
+async fn audit(engine: State<'_, Engine>) -> Result<AuditView, ErrorView> {
+    engine.audit().await
+}
+
+#[tauri::command]
+async fn reputation(engine: State<'_, Engine>) -> Result<Vec<ReputationView>, ErrorView> {
+    engine.reputation().await
+}
+
 /// Streams "X changed" notices to the window until it goes away; the window then fetches the
 /// fresh view (a notice carries no state, so a slow window loses nothing).
 #[tauri::command]
@@ -118,6 +132,8 @@ fn main() {
             approve_session,
             reject_session,
             chain_status,
+            audit,
+            reputation,
             watch_changes
         ])
         .run(tauri::generate_context!())

@@ -245,15 +245,11 @@ impl Watcher {
         &self.chains
     }
 
-    /// Nudges from every backend that pushes news, about the watched scripts and the scripts
-    /// watched transactions pay; `None` if no backend pushes (polling alone then).
+    /// Nudges from every backend that pushes news about the watched scripts (the groups' own:
+    /// every transaction of a group touches its script, so its confirmations nudge too; a
+    /// payee's busy address is never subscribed); `None` if no backend pushes.
     pub fn notifications(&self) -> Option<tokio::sync::mpsc::Receiver<()>> {
-        let mut scripts: Vec<Script> = self.scripts.iter().map(|(s, _)| s.clone()).collect();
-        for (tx, _) in self.transactions.values() {
-            scripts.extend(tx.outputs.iter().map(|o| o.script_pubkey.clone()));
-        }
-        scripts.sort();
-        scripts.dedup();
+        let scripts: Vec<Script> = self.scripts.iter().map(|(s, _)| s.clone()).collect();
         if scripts.is_empty() {
             return None;
         }
@@ -291,10 +287,13 @@ impl Watcher {
         self.transactions.entry(tx.txid()).or_insert((tx, None));
     }
 
-    pub fn watch_script(&mut self, script: Script) {
-        if !self.scripts.iter().any(|(s, _)| s == &script) {
-            self.scripts.push((script, None));
+    /// Watches `script`; `false` if it already was.
+    pub fn watch_script(&mut self, script: Script) -> bool {
+        if self.scripts.iter().any(|(s, _)| s == &script) {
+            return false;
         }
+        self.scripts.push((script, None));
+        true
     }
 
     pub fn forget_transaction(&mut self, txid: &TxId) {

@@ -246,3 +246,151 @@ fn decode<M: prost::Message + Default>((status, body): (u16, Vec<u8>), expected:
     assert_eq!(status, expected, "{}", String::from_utf8_lossy(&body));
     M::decode(body.as_slice()).unwrap()
 }
+
+/// A hostile indexer: answers each path with the canned (status, protobuf body) given.
+async fn hostile_indexer(
+    answers: Vec<(&'static str, u16, Vec<u8>)>,
+) -> (ChronikBackend, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let mut request = vec![0u8; 8192];
+            let n = stream.read(&mut request).await.unwrap_or(0);
+            let head = String::from_utf8_lossy(&request[..n]).to_string();
+            let path = head.split(' ').nth(1).unwrap_or("").to_owned();
+            let (status, body) = answers
+                .iter()
+                .find(|(prefix, ..)| path.starts_with(prefix))
+                .map(|(_, status, body)| (*status, body.clone()))
+                .unwrap_or((404, proto::Error::default().encode_to_vec()));
+            let reply = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(reply.as_bytes()).await;
+            let _ = stream.write_all(&body).await;
+        }
+    });
+    (ChronikBackend::new(&url).unwrap(), server)
+}
+
+use prost::Message as _;
+
+fn utxo_answer(script: &lotus::script::Script, value: i64, token: bool) -> Vec<u8> {
+    proto::Utxos {
+        script_utxos: vec![proto::ScriptUtxos {
+            output_script: script.as_bytes().to_vec(),
+            utxos: vec![proto::Utxo {
+                outpoint: Some(proto::OutPoint {
+                    txid: vec![7; 32],
+                    out_idx: 0,
+                }),
+                block_height: 5,
+                value,
+                slp_token: token.then(proto::SlpToken::default),
+                ..Default::default()
+            }],
+        }],
+    }
+    .encode_to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_indexer_cannot_inflate_coins_or_memory() {
+    let alice = Wallet::new(1);
+    let script = alice.script();
+    // A value above all XPI that can exist.
+    let (indexer, _server) = hostile_indexer(vec![(
+        "/script/",
+        200,
+        utxo_answer(&script, i64::MAX, false),
+    )])
+    .await;
+    let err = indexer.unspent(&script).await.unwrap_err();
+    assert!(err.to_string().contains("outside"), "{err}");
+    // Token coins are not XPI coins: left out.
+    let (indexer, _server) =
+        hostile_indexer(vec![("/script/", 200, utxo_answer(&script, 5_000, true))]).await;
+    assert_eq!(indexer.unspent(&script).await.unwrap(), vec![]);
+    // An answer larger than any real one is refused before it is decoded.
+    let (indexer, _server) = hostile_indexer(vec![("/script/", 200, vec![0x0a; 5 << 20])]).await;
+    let err = indexer.unspent(&script).await.unwrap_err();
+    assert!(
+        matches!(err, chain::ChainError::Unreachable { .. }),
+        "{err}"
+    );
+    // Junk is a protocol error naming the endpoint.
+    let (indexer, _server) = hostile_indexer(vec![("/blockchain-info", 200, vec![0xff; 9])]).await;
+    let err = indexer.tip().await.unwrap_err();
+    assert!(err.to_string().contains("blockchain-info"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_that_arrives_between_two_lookups_is_not_called_conflicted() {
+    let alice = Wallet::new(1);
+    let bob = Wallet::new(2);
+    let parent = lotus::tx::OutPoint::new(lotus::tx::TxId([4; 32]), 0);
+    let pay = alice.spend(
+        &[(parent, 5 * XPI)],
+        vec![TxOut::new(4 * XPI, bob.script())],
+        0,
+        u32::MAX,
+    );
+    let spent_by = |txid: [u8; 32]| {
+        proto::Tx {
+            txid: vec![4; 32],
+            outputs: vec![proto::TxOutput {
+                value: 5 * XPI,
+                spent_by: Some(proto::OutPoint {
+                    txid: txid.to_vec(),
+                    out_idx: 0,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
+    let spent = proto::ValidateUtxoResponse {
+        utxo_states: vec![proto::UtxoState {
+            state: proto::UtxoStateVariant::Spent as i32,
+            ..Default::default()
+        }],
+    }
+    .encode_to_vec();
+    let parent_path: &'static str =
+        Box::leak(format!("/tx/{}", parent.txid.to_display_hex()).into_boxed_str());
+    // "Not found", then its input is spent ... by itself: it arrived meanwhile.
+    let (indexer, _server) = hostile_indexer(vec![
+        (parent_path, 200, spent_by(pay.txid().0)),
+        ("/validate-utxos", 200, spent.clone()),
+    ])
+    .await;
+    assert_eq!(indexer.status(&pay).await.unwrap(), TxStatus::Mempool);
+    // Spent by another transaction: conflicted.
+    let (indexer, _server) = hostile_indexer(vec![
+        (parent_path, 200, spent_by([9; 32])),
+        ("/validate-utxos", 200, spent),
+    ])
+    .await;
+    assert_eq!(indexer.status(&pay).await.unwrap(), TxStatus::Conflicted);
+}
+
+#[test]
+fn a_chronik_url_with_a_login_or_query_is_refused_without_echoing_it() {
+    for url in [
+        "https://user:hunter2@chronik.example",
+        "https://chronik.example/xpi?key=hunter2",
+        "https://chronik.example/#hunter2",
+    ] {
+        let err = ChronikBackend::new(url).err().expect("refused");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+    let ok = ChronikBackend::new("https://chronik.lotusia.org/xpi/").unwrap();
+    assert_eq!(ok.label(), "chronik+https://chronik.lotusia.org/xpi");
+}

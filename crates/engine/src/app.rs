@@ -21,9 +21,13 @@ use crate::proposals::{self, ProposalView, ProposeRequest};
 use crate::runtime::chain::ChainLink;
 use crate::runtime::chain_task::{ChainNews, ChainTask, ChainTaskConfig};
 use crate::runtime::offline::Offline;
-use crate::runtime::{CoreHandle, EngineEvent, SessionEngine, SystemClock};
+use crate::runtime::{
+    CoreHandle, EngineEvent, ReviewDigest, SessionEngine, SessionId, SystemClock,
+};
 use crate::settings::Settings;
-use crate::views::{self, BackendView, ChainStatusView, Change, SessionView};
+use crate::views::{
+    self, AuditView, BackendView, ChainStatusView, Change, ReputationView, SessionView,
+};
 use crate::{error_view, open_identity, EngineConfig, ErrorKind, ErrorView, Explain, IdentityView};
 
 /// The running engine. Cheap to share (`&Engine` from any thread).
@@ -147,8 +151,11 @@ impl Engine {
     }
 
     fn start_running(&self) -> Result<Running, ErrorView> {
-        let profile = Profile::open(self.config.data_dir.clone()).map_err(|e| e.view())?;
-        let lock = profile.data_dir().lock_engine().map_err(|e| {
+        // Lock before opening: the open may import an old layout, which must not race another
+        // instance (the opening lock inside `Profile::open` covers programs that only read).
+        let dir = crate::data_dir::DataDir::open(self.config.data_dir.clone())
+            .map_err(|e| internal("The data folder cannot be opened", e))?;
+        let lock = dir.lock_engine().map_err(|e| {
             error_view(
                 ErrorKind::DataFolder,
                 "This profile is already open",
@@ -156,26 +163,12 @@ impl Engine {
                 "Close the other Lotus Cosigner window or node using this data folder, then try again.",
             )
         })?;
+        let profile = Profile::open(Some(dir.path().to_owned())).map_err(|e| e.view())?;
         let settings = Settings::load_or_init(&profile.data_dir().settings_file())
             .map_err(|e| internal("The settings cannot be read", e))?;
         let custody = Custody::open_keychain(&self.config.keychain).map_err(|e| e.view())?;
         let me = custody.public_key();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("engine")
-            .enable_all()
-            .build()
-            .map_err(|e| internal("The engine cannot start its threads", e))?;
-        let _inside = runtime.enter();
-
         let chains = self.chains(&settings)?;
-        let chain_task = chains
-            .clone()
-            .map(|chains| ChainTask::spawn(chains, ChainTaskConfig::default()).0);
-        let link: Arc<dyn ChainLink> = match &chain_task {
-            Some(task) => Arc::new(task.clone()),
-            None => Arc::new(Offline),
-        };
         let groups: Vec<_> = profile
             .groups()
             .map_err(|e| e.view())?
@@ -184,10 +177,27 @@ impl Engine {
             .collect();
         let store = store::Store::open(profile.data_dir().database_file())
             .map_err(|e| internal("The session database cannot be opened", e))?;
+
+        // Everything that can fail before the runtime exists has been done: a runtime dropped
+        // inside the caller's async task would panic.
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("engine")
+            .enable_all()
+            .build()
+            .map_err(|e| internal("The engine cannot start its threads", e))?;
+        let inside = runtime.enter();
+        let chain_task = chains
+            .clone()
+            .map(|chains| ChainTask::spawn(chains, ChainTaskConfig::default()).0);
+        let link: Arc<dyn ChainLink> = match &chain_task {
+            Some(task) => Arc::new(task.clone()),
+            None => Arc::new(Offline),
+        };
         // The network task (not built yet) will deliver here; until then the co-signers pull
         // what this profile stored when a node of it is online.
         let (_deliver, inbox) = tokio::sync::mpsc::channel(1024);
-        let (sessions, core) = SessionEngine::spawn(
+        let spawned = SessionEngine::spawn(
             custody.private_key(),
             store,
             groups.clone(),
@@ -195,10 +205,16 @@ impl Engine {
             inbox,
             link,
             Box::new(SystemClock),
-        )
-        .map_err(|e| internal("The session engine cannot start", e))?;
+        );
+        let (sessions, core) = match spawned {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                drop(inside);
+                runtime.shutdown_background();
+                return Err(internal("The session engine cannot start", e));
+            }
+        };
         let profile = Arc::new(Mutex::new(profile));
-
         forward_session_events(sessions.events(), self.changes.clone());
         if let Some(task) = &chain_task {
             // Listen before asking, so the first answer is not missed.
@@ -209,7 +225,7 @@ impl Engine {
                 }
             }
         }
-        drop(_inside);
+        drop(inside);
         Ok(Running {
             _lock: lock,
             runtime: Some(runtime),
@@ -377,7 +393,7 @@ impl Engine {
     async fn session_view(
         &self,
         running: &Running,
-        session: [u8; 32],
+        session: SessionId,
     ) -> Result<Option<SessionView>, ErrorView> {
         let Some(detail) = running
             .sessions
@@ -404,7 +420,7 @@ impl Engine {
     pub async fn approve(&self, id: &str, digest: &str) -> Result<SessionView, ErrorView> {
         let running = self.running()?;
         let session = parse_session_id(id)?;
-        let digest = parse_hex32(digest).ok_or_else(|| {
+        let digest = ReviewDigest::from_hex(digest).ok_or_else(|| {
             error_view(
                 ErrorKind::ProposalRefused,
                 "That approval is not for this review",
@@ -429,6 +445,37 @@ impl Engine {
             .await
             .map_err(|e| e.view())?;
         self.session(id).await
+    }
+
+    /// Checks the audit log now: intact or the first broken entry, and the co-signers' heads.
+    pub async fn audit(&self) -> Result<AuditView, ErrorView> {
+        let running = self.running()?;
+        Ok(views::audit_view(
+            match running.sessions.audit_verify().await {
+                Ok(summary) => Ok(summary),
+                // Only a broken chain means the log was altered; other failures are errors.
+                Err(crate::runtime::RuntimeError::Store(e @ store::Error::AuditBroken(_))) => {
+                    Err(e.to_string())
+                }
+                Err(e) => return Err(e.view()),
+            },
+        ))
+    }
+
+    /// Every co-signer this profile has a record of, best score first.
+    pub async fn reputation(&self) -> Result<Vec<ReputationView>, ErrorView> {
+        let running = self.running()?;
+        let now = crate::unix_now_ms();
+        let mut views: Vec<ReputationView> = running
+            .sessions
+            .reputation()
+            .await
+            .map_err(|e| e.view())?
+            .iter()
+            .map(|stats| views::reputation_view(stats, now))
+            .collect();
+        views.sort_by(|a, b| b.score.total_cmp(&a.score));
+        Ok(views)
     }
 
     /// Every backend's tip (or why it did not answer).
@@ -496,12 +543,8 @@ fn store_unspent(
     Ok(())
 }
 
-fn parse_hex32(text: &str) -> Option<[u8; 32]> {
-    hex::decode(text.trim()).ok()?.try_into().ok()
-}
-
-fn parse_session_id(id: &str) -> Result<[u8; 32], ErrorView> {
-    parse_hex32(id).ok_or_else(|| unknown_session(id))
+fn parse_session_id(id: &str) -> Result<SessionId, ErrorView> {
+    SessionId::from_hex(id).ok_or_else(|| unknown_session(id))
 }
 
 fn unknown_session(id: &str) -> ErrorView {
@@ -524,7 +567,7 @@ fn forward_session_events(
                 Ok(EngineEvent::Session { session_id, .. })
                 | Ok(EngineEvent::StorageFailure { session_id, .. })
                 | Ok(EngineEvent::BroadcastFailed { session_id, .. }) => Change::Session {
-                    id: hex::encode(session_id),
+                    id: session_id.to_string(),
                 },
                 Err(broadcast::error::RecvError::Lagged(_)) => Change::Everything,
                 Err(broadcast::error::RecvError::Closed) => return,

@@ -140,9 +140,29 @@ pub enum LockError {
 impl DataDir {
     pub const LOCK_FILE: &'static str = "engine.lock";
 
+    pub const OPENING_LOCK_FILE: &'static str = "opening.lock";
+
     /// Takes the profile's engine lock, or says who has it.
     pub fn lock_engine(&self) -> Result<ProfileLock, LockError> {
-        let path = self.path().join(Self::LOCK_FILE);
+        let (file, path) = self.lock_file(Self::LOCK_FILE)?;
+        match file.try_lock() {
+            Ok(()) => Ok(ProfileLock { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Busy(self.path().to_owned())),
+            Err(std::fs::TryLockError::Error(source)) => Err(LockError::Io { path, source }),
+        }
+    }
+
+    /// Waits for, then holds, the lock under which a profile is opened: two programs starting
+    /// at once on an old layout must not both import it (the second would see half a move).
+    pub fn lock_opening(&self) -> Result<ProfileLock, LockError> {
+        let (file, path) = self.lock_file(Self::OPENING_LOCK_FILE)?;
+        file.lock()
+            .map_err(|source| LockError::Io { path, source })?;
+        Ok(ProfileLock { _file: file })
+    }
+
+    fn lock_file(&self, name: &str) -> Result<(std::fs::File, PathBuf), LockError> {
+        let path = self.path().join(name);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -152,10 +172,6 @@ impl DataDir {
                 path: path.clone(),
                 source,
             })?;
-        match file.try_lock() {
-            Ok(()) => Ok(ProfileLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Busy(self.path().to_owned())),
-            Err(std::fs::TryLockError::Error(source)) => Err(LockError::Io { path, source }),
-        }
+        Ok((file, path))
     }
 }

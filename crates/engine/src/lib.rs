@@ -31,7 +31,7 @@ pub use app::Engine;
 pub use identity::IdentityView;
 pub use key_store::{KeyStore, KeychainConfig};
 pub use settings::Network;
-pub use views::{ChainStatusView, Change, SessionView};
+pub use views::{AuditView, ChainStatusView, Change, ReputationView, SessionView};
 
 use data_dir::{DataDir, DataDirError};
 use identity::{IdentityError, Origin};
@@ -403,6 +403,8 @@ pub mod bindings {
         super::views::SessionView::export_all(&cfg)?;
         super::views::Change::export_all(&cfg)?;
         super::views::ChainStatusView::export_all(&cfg)?;
+        super::views::AuditView::export_all(&cfg)?;
+        super::views::ReputationView::export_all(&cfg)?;
         Ok(())
     }
 }

@@ -24,6 +24,8 @@ pub enum ProfileError {
     Group(#[from] GroupError),
     #[error("cannot import the old profile file {path}: {detail}")]
     Legacy { path: PathBuf, detail: String },
+    #[error(transparent)]
+    Lock(#[from] crate::data_dir::LockError),
     #[error("no group {0} in this profile")]
     UnknownGroup(String),
     #[error("'{0}' matches more than one group; give more of its id")]
@@ -60,6 +62,8 @@ impl Profile {
     /// [`Profile::open`], also saying what it imported.
     pub fn open_reporting(data_dir: Option<PathBuf>) -> Result<(Self, Imported), ProfileError> {
         let dir = DataDir::open(data_dir)?;
+        // Held until the import (if any) is done; another program opening meanwhile waits.
+        let _opening = dir.lock_opening().map_err(ProfileError::Lock)?;
         let mut imported = Imported::default();
         let database = dir.database_file();
         let old_store = dir.path().join(legacy::SESSION_STORE);

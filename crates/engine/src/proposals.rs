@@ -189,7 +189,7 @@ pub async fn submit(
         .await?;
     let detail = engine.session_detail(session).await?;
     Ok(ProposalView {
-        session_id: hex::encode(session),
+        session_id: session.to_string(),
         group_id: group.id().to_string(),
         review_digest: detail
             .map(|d| hex::encode(d.review.digest))

@@ -119,10 +119,7 @@ pub async fn import(
         crate::runtime::offline::spawn_for_profile(profile, custody)?;
     let mut events = engine.events();
     // Already here (imported before, or this profile's own): its review as the runtime has it.
-    let known: Option<[u8; 32]> = hex::decode(&file.session_id)
-        .ok()
-        .and_then(|b| b.try_into().ok());
-    if let Some(id) = known {
+    if let Some(id) = crate::runtime::SessionId::from_hex(&file.session_id) {
         if let Some(detail) = engine.session_detail(id).await? {
             drop(engine);
             drop(deliver);
@@ -165,11 +162,11 @@ pub async fn import(
 
 fn view_of(
     file: &SessionFile,
-    session_id: [u8; 32],
+    session_id: crate::runtime::SessionId,
     review: &protocol::proposal::Review,
 ) -> ImportedView {
     ImportedView {
-        session_id: hex::encode(session_id),
+        session_id: session_id.to_string(),
         group_id: file.group_id.clone(),
         txid: review.txid.to_display_hex(),
         review_digest: hex::encode(review.digest),

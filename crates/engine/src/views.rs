@@ -157,7 +157,7 @@ pub fn session_view(
         ),
     };
     SessionView {
-        session_id: hex::encode(detail.summary.session_id),
+        session_id: detail.summary.session_id.to_string(),
         group_id: detail.summary.group_id.to_string(),
         group_name: group_name.to_owned(),
         proposer: u32::from(review.proposer) + 1,
@@ -279,5 +279,101 @@ pub fn describe_abort(reason: &AbortReason) -> String {
         AbortReason::Evicted => {
             "dropped to make room: too many proposals were waiting for approval".to_owned()
         }
+    }
+}
+
+/// The tamper-evident audit log, as checked just now.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct AuditView {
+    /// `false` when an entry was altered, removed or reordered (see `problem`).
+    pub intact: bool,
+    #[ts(type = "number")]
+    pub entries: u64,
+    #[ts(type = "number | null")]
+    pub head_seq: Option<u64>,
+    pub head_hash: Option<String>,
+    /// Signed heads checked against the log.
+    #[ts(type = "number")]
+    pub anchors: u64,
+    /// What co-signers' signed heads say about their own logs.
+    pub peers: Vec<PeerAuditView>,
+    /// The first broken entry and what is wrong with it.
+    pub problem: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct PeerAuditView {
+    pub signer: String,
+    #[ts(type = "number")]
+    pub heads: u64,
+    #[ts(type = "number")]
+    pub latest_seq: u64,
+    /// Sequence numbers at which it signed two different histories (it rewrote its log).
+    pub rewritten_at: Vec<String>,
+}
+
+/// A co-signer's record, from the evidence this profile holds.
+#[derive(Clone, Debug, PartialEq, Serialize, TS)]
+pub struct ReputationView {
+    pub signer: String,
+    #[ts(type = "number")]
+    pub sessions_succeeded: u64,
+    #[ts(type = "number")]
+    pub sessions_failed: u64,
+    /// Verified blames (each with proof).
+    #[ts(type = "number")]
+    pub blame_count: u64,
+    /// The analysis's §8.1 score (0 to 1).
+    pub score: f64,
+    #[ts(type = "number | null")]
+    pub last_seen_ms: Option<u64>,
+    /// Why and since when it is refused, if blacklisted.
+    pub blacklisted: Option<String>,
+}
+
+pub fn audit_view(result: Result<store::AuditSummary, String>) -> AuditView {
+    match result {
+        Ok(summary) => AuditView {
+            intact: true,
+            entries: summary.entries,
+            head_seq: summary.head.as_ref().map(|h| h.seq),
+            head_hash: summary.head.as_ref().map(|h| hex::encode(h.hash)),
+            anchors: summary.anchors,
+            peers: summary
+                .peers
+                .iter()
+                .map(|p| PeerAuditView {
+                    signer: hex::encode(p.signer),
+                    heads: p.heads,
+                    latest_seq: p.latest_seq,
+                    rewritten_at: p.rewritten_at.iter().map(u64::to_string).collect(),
+                })
+                .collect(),
+            problem: None,
+        },
+        Err(problem) => AuditView {
+            intact: false,
+            entries: 0,
+            head_seq: None,
+            head_hash: None,
+            anchors: 0,
+            peers: Vec::new(),
+            problem: Some(problem),
+        },
+    }
+}
+
+pub fn reputation_view(stats: &store::SignerStats, now_ms: u64) -> ReputationView {
+    ReputationView {
+        signer: hex::encode(stats.signer),
+        sessions_succeeded: stats.sessions_succeeded,
+        sessions_failed: stats.sessions_failed,
+        blame_count: stats.blame_count,
+        score: stats.score(now_ms).value,
+        last_seen_ms: stats.last_seen_ms,
+        blacklisted: stats
+            .blacklisted
+            .as_ref()
+            .map(|b| format!("{} (since {} ms)", b.reason, b.since_ms)),
     }
 }

@@ -14,7 +14,7 @@ use chain::{ChainBackend, ChainSpec, TxStatus};
 use engine::runtime::chain::ChainLink;
 use engine::runtime::chain_task::{ChainNews, ChainTask, ChainTaskConfig};
 use engine::runtime::transport::InProcessHub;
-use engine::runtime::{Clock, EngineEvent, SessionEngine, SystemClock};
+use engine::runtime::{Clock, EngineEvent, ReviewDigest, SessionEngine, SystemClock};
 use lotus::address::Network;
 use lotus::hash::sha256;
 use lotus::script::Script;
@@ -131,7 +131,7 @@ async fn three_engines_pay_from_a_funded_group_and_survive_a_reorg() {
                         event: Event::ReviewReady { review },
                     }) => {
                         user_engine
-                            .approve(session_id, review.digest)
+                            .approve(session_id, ReviewDigest(review.digest))
                             .await
                             .unwrap();
                     }
@@ -289,7 +289,7 @@ async fn a_proposal_spending_coins_the_group_does_not_have_cannot_be_approved() 
                     event: Event::ReviewReady { review },
                 }) = events.recv().await
                 {
-                    return (session_id, review.digest);
+                    return (session_id, ReviewDigest(review.digest));
                 }
             }
         }
@@ -408,7 +408,9 @@ async fn a_signed_payment_never_seen_can_be_cancelled_by_spending_its_coin_back(
                         session_id,
                         event: Event::ReviewReady { review },
                     }) => {
-                        user.approve(session_id, review.digest).await.unwrap();
+                        user.approve(session_id, ReviewDigest(review.digest))
+                            .await
+                            .unwrap();
                     }
                     Ok(EngineEvent::Session {
                         session_id,
@@ -426,7 +428,7 @@ async fn a_signed_payment_never_seen_can_be_cancelled_by_spending_its_coin_back(
         .propose(group.id(), tx, spent, SystemClock.now_ms() + 3_600_000)
         .await
         .unwrap();
-    let mut session = [0; 32];
+    let mut session = engine::runtime::SessionId([0; 32]);
     for user in users {
         session = tokio::time::timeout(PATIENCE, user).await.unwrap().unwrap();
     }
@@ -445,7 +447,7 @@ async fn a_signed_payment_never_seen_can_be_cancelled_by_spending_its_coin_back(
     .unwrap();
     let custody = Custody::open_file(&key_file, "a long enough passphrase").unwrap();
     let mut profile = Profile::open(Some(dir.path().join("p0"))).unwrap();
-    let cancel = engine::proposals::propose_cancel(&mut profile, &custody, &session, 1_000, 60)
+    let cancel = engine::proposals::propose_cancel(&mut profile, &custody, &session.0, 1_000, 60)
         .await
         .unwrap();
     let payment = &cancel.payment;

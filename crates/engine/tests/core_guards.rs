@@ -272,7 +272,7 @@ fn a_signer_blacklisted_in_the_store_is_refused_at_the_gate() {
 fn a_reputation_aware_proposal_carries_the_stores_evidence_of_this_group() {
     let mut s = setup_with(4, ElectionMethod::ReputationAware);
     s.core.receive(&proposal(&s), Peer(0));
-    let session_id = s.core.sessions()[0].session_id;
+    let session_id = s.core.sessions()[0].session_id.0;
     let blamed = |session_id: [u8; 32], tag: u8| {
         let evidence = Evidence {
             offence: Offence::InvalidPartial,

@@ -363,7 +363,43 @@ async fn the_engine_runs_groups_sessions_and_the_chain_for_the_app() {
     let busy = second.groups().unwrap_err();
     assert_eq!(busy.kind, ErrorKind::DataFolder, "{busy:?}");
     assert!(busy.message.contains("already open"), "{busy:?}");
+    // The audit log holds the proposal and the approval, intact; the co-signers have records.
+    let audit = engine.audit().await.unwrap();
+    assert!(audit.intact && audit.entries >= 2, "{audit:?}");
+    assert!(audit.problem.is_none());
+    let reputation = engine.reputation().await.unwrap();
+    assert!(reputation
+        .iter()
+        .all(|r| r.blame_count == 0 && r.blacklisted.is_none()));
     // Nothing secret reaches the UI.
     let json = serde_json::to_string(&session).unwrap();
     assert!(!json.contains(&hex::encode(*me.to_bytes())));
+}
+
+/// A broken chain backend in the settings is an explanation in the window, asked from inside
+/// an async command, never a panic (the engine's runtime must not be dropped there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_chain_setting_is_an_error_view_not_a_panic() {
+    let entry = TestEntry::new("badchain");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    {
+        let profile = engine::profile::Profile::open(Some(data.clone())).unwrap();
+        let path = profile.data_dir().settings_file();
+        let mut settings = engine::settings::Settings::load_or_init(&path).unwrap();
+        settings.chain = vec!["ftp://nowhere".into()];
+        settings.save(&path).unwrap();
+    }
+    let engine = Engine::start(EngineConfig {
+        data_dir: Some(data),
+        keychain: entry.0.config().clone(),
+    });
+    assert!(engine.identity().is_ok());
+    for _ in 0..2 {
+        let err = engine.groups().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ChainUnreachable, "{err:?}");
+        assert!(err.action.contains("settings.json"), "{err:?}");
+        let err = engine.sessions().await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::ChainUnreachable, "{err:?}");
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use engine::runtime::chain::{ChainLink, InProcessChain};
 use engine::runtime::transport::InProcessHub;
-use engine::runtime::{CoreThread, EngineEvent, SessionEngine, TokioClock};
+use engine::runtime::{CoreThread, EngineEvent, ReviewDigest, SessionEngine, TokioClock};
 use lotus::address::Network;
 use lotus::hash::sha256;
 use lotus::PrivateKey;
@@ -60,7 +60,7 @@ async fn three_engines_sign_a_two_input_transaction() {
                         event: Event::ReviewReady { review },
                     }) => {
                         user_engine
-                            .approve(session_id, review.digest)
+                            .approve(session_id, ReviewDigest(review.digest))
                             .await
                             .unwrap();
                     }

@@ -1,12 +1,14 @@
 // The only way the UI talks to Rust: typed wrappers over the app's Tauri commands.
 // Types come from ./bindings, generated from the Rust types (see crates/engine/tests/bindings.rs).
 import { Channel, invoke } from "@tauri-apps/api/core";
+import type { AuditView } from "../bindings/AuditView";
 import type { Change } from "../bindings/Change";
 import type { ChainStatusView } from "../bindings/ChainStatusView";
 import type { ErrorView } from "../bindings/ErrorView";
 import type { GroupView } from "../bindings/GroupView";
 import type { HistoryEntryView } from "../bindings/HistoryEntryView";
 import type { IdentityView } from "../bindings/IdentityView";
+import type { ReputationView } from "../bindings/ReputationView";
 import type { SessionView } from "../bindings/SessionView";
 
 /** A failure as the UI shows it: the engine's own errors, or the app failing to answer at all. */
@@ -59,6 +61,9 @@ export const approveSession = (id: string, digest: string) =>
 export const rejectSession = (id: string, reason: string) =>
   call<SessionView>("reject_session", { id, reason });
 export const chainStatus = () => call<ChainStatusView>("chain_status");
+/** Verifies the audit log now: intact, or the first broken entry. */
+export const audit = () => call<AuditView>("audit");
+export const reputation = () => call<ReputationView[]>("reputation");
 
 /** Calls `onChange` with every "X changed" notice; fetch the fresh view of X in response. */
 export async function watchChanges(onChange: (change: Change) => void): Promise<Outcome<null>> {

@@ -20,9 +20,9 @@ use tokio_tungstenite::tungstenite::Message;
 use super::proto;
 use crate::ChainError;
 
-/// The largest answer read (a long history page of big transactions).
-const MAX_RESPONSE_BYTES: usize = 32 << 20;
 const TIMEOUT: Duration = Duration::from_secs(30);
+/// The largest notification accepted (Chronik's are a few dozen bytes).
+const MAX_WS_MESSAGE_BYTES: usize = 64 << 10;
 /// How long a dropped notification socket waits before reconnecting (doubling up to the max).
 const RECONNECT_FIRST: Duration = Duration::from_millis(500);
 const RECONNECT_MAX: Duration = Duration::from_secs(30);
@@ -42,8 +42,9 @@ pub struct Endpoint {
 
 impl Endpoint {
     pub fn parse(url: &str) -> Result<Self, ChainError> {
+        // The URL itself stays out of the error: it may hold a password.
         let bad = |detail: &str| ChainError::Protocol {
-            backend: format!("chronik+{url}"),
+            backend: "chronik".to_owned(),
             detail: detail.to_owned(),
         };
         let (tls, rest) = if let Some(rest) = url.strip_prefix("https://") {
@@ -53,6 +54,12 @@ impl Endpoint {
         } else {
             return Err(bad("the URL must start with https:// or http://"));
         };
+        // A login or query in the URL would end up in labels and logs: refuse it.
+        if rest.contains(['@', '?', '#']) {
+            return Err(bad(
+                "the URL may not hold a login, query or fragment (https://HOST[:PORT][/PATH])",
+            ));
+        }
         let (authority, base) = match rest.find('/') {
             Some(slash) => (&rest[..slash], rest[slash..].trim_end_matches('/')),
             None => (rest, ""),
@@ -127,14 +134,16 @@ impl Endpoint {
         Ok(Box::new(tls))
     }
 
-    /// One request; answers the HTTP status and body (Chronik errors come with non-200).
+    /// One request; answers the HTTP status and body (Chronik errors come with non-200). A
+    /// body over `max_bytes` is an error, so a hostile indexer cannot make us allocate much.
     pub(super) async fn request(
         &self,
         method: &str,
         path: &str,
         body: Option<Vec<u8>>,
+        max_bytes: usize,
     ) -> Result<(u16, Bytes), ChainError> {
-        tokio::time::timeout(TIMEOUT, self.request_inner(method, path, body))
+        tokio::time::timeout(TIMEOUT, self.request_inner(method, path, body, max_bytes))
             .await
             .map_err(|_| self.unreachable(format!("no answer to {path} within {TIMEOUT:?}")))?
     }
@@ -144,6 +153,7 @@ impl Endpoint {
         method: &str,
         path: &str,
         body: Option<Vec<u8>>,
+        max_bytes: usize,
     ) -> Result<(u16, Bytes), ChainError> {
         let io = self.connect().await?;
         let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
@@ -164,7 +174,7 @@ impl Endpoint {
             .await
             .map_err(|e| self.unreachable(e))?;
         let status = response.status().as_u16();
-        let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+        let bytes = Limited::new(response.into_body(), max_bytes)
             .collect()
             .await
             .map_err(|e| self.unreachable(format!("reading the answer: {e}")))?
@@ -228,10 +238,21 @@ async fn listen(
     scripts: &[Script],
     nudge: &tokio::sync::mpsc::Sender<()>,
 ) -> Result<(), ChainError> {
-    let io = endpoint.connect().await?;
-    let (mut socket, _) = tokio_tungstenite::client_async(endpoint.websocket_url(), io)
-        .await
-        .map_err(|e| endpoint.unreachable(format!("WebSocket: {e}")))?;
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_WS_MESSAGE_BYTES))
+        .max_frame_size(Some(MAX_WS_MESSAGE_BYTES));
+    let handshake = async {
+        let io = endpoint.connect().await?;
+        tokio_tungstenite::client_async_with_config(endpoint.websocket_url(), io, Some(config))
+            .await
+            .map_err(|e| endpoint.unreachable(format!("WebSocket: {e}")))
+    };
+    // A tarpit never finishes the handshake; nobody listening any more ends it too.
+    let (mut socket, _) = tokio::select! {
+        _ = nudge.closed() => return Ok(()),
+        done = tokio::time::timeout(TIMEOUT, handshake) => done
+            .map_err(|_| endpoint.unreachable("the WebSocket handshake timed out"))??,
+    };
     for script in scripts {
         let (kind, payload) = super::script_type::of(script);
         let subscription = proto::Subscription {

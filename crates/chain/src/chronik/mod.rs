@@ -72,18 +72,22 @@ impl ChronikBackend {
         }
     }
 
-    async fn get<M: Message + Default>(&self, path: &str) -> Result<M, Failure> {
-        self.decode(path, self.endpoint.request("GET", path, None).await?)
+    async fn get<M: Message + Default>(&self, path: &str, max_bytes: usize) -> Result<M, Failure> {
+        self.decode(
+            path,
+            self.endpoint.request("GET", path, None, max_bytes).await?,
+        )
     }
 
     async fn post<M: Message + Default>(
         &self,
         path: &str,
         body: impl Message,
+        max_bytes: usize,
     ) -> Result<M, Failure> {
         let answer = self
             .endpoint
-            .request("POST", path, Some(body.encode_to_vec()))
+            .request("POST", path, Some(body.encode_to_vec()), max_bytes)
             .await?;
         self.decode(path, answer)
     }
@@ -106,7 +110,7 @@ impl ChronikBackend {
     }
 
     async fn blockchain_info(&self) -> Result<proto::BlockchainInfo, ChainError> {
-        self.get("/blockchain-info")
+        self.get("/blockchain-info", limits::SMALL)
             .await
             .map_err(|f| self.failure("blockchain-info", f))
     }
@@ -114,7 +118,7 @@ impl ChronikBackend {
     /// The transaction as the indexer knows it; `None` if it does not.
     async fn transaction(&self, txid: &TxId) -> Result<Option<proto::Tx>, ChainError> {
         match self
-            .get::<proto::Tx>(&format!("/tx/{}", txid.to_display_hex()))
+            .get::<proto::Tx>(&format!("/tx/{}", txid.to_display_hex()), limits::TX)
             .await
         {
             Ok(tx) => Ok(Some(tx)),
@@ -131,7 +135,11 @@ impl ChronikBackend {
             outpoints: outpoints.iter().map(to_proto_outpoint).collect(),
         };
         let answer: proto::ValidateUtxoResponse = self
-            .post("/validate-utxos", request)
+            .post(
+                "/validate-utxos",
+                request,
+                limits::SMALL + 16 * outpoints.len(),
+            )
             .await
             .map_err(|f| self.failure("validate-utxos", f))?;
         if answer.utxo_states.len() != outpoints.len() {
@@ -139,6 +147,18 @@ impl ChronikBackend {
         }
         Ok(answer.utxo_states)
     }
+}
+
+/// What one answer may weigh. The protobuf decoder allocates a struct per entry, so these are
+/// also what bounds memory when an indexer lies.
+mod limits {
+    /// blockchain-info, broadcast answers, errors.
+    pub const SMALL: usize = 4 << 10;
+    /// One transaction with its inputs' spent outputs (a standard one is at most 100 kB).
+    pub const TX: usize = 1 << 20;
+    pub const UTXOS: usize = 4 << 20;
+    /// Coins per script this backend takes (more: use a node).
+    pub const MAX_COINS: usize = 20_000;
 }
 
 fn to_proto_outpoint(outpoint: &OutPoint) -> proto::OutPoint {
@@ -171,18 +191,22 @@ impl ChainBackend for ChronikBackend {
         let info = self.blockchain_info().await?;
         let height = u32::try_from(info.tip_height)
             .map_err(|_| self.protocol("blockchain-info: a negative tip height"))?;
-        // The median time is in the tip block's details.
-        let block: proto::Block = self
-            .get(&format!("/block/{height}"))
+        // Median time past: the median of the last 11 block times (headers only, no
+        // transactions are downloaded).
+        let blocks: proto::Blocks = self
+            .get(
+                &format!("/blocks/{}/{height}", height.saturating_sub(10)),
+                limits::SMALL * 16,
+            )
             .await
-            .map_err(|f| self.failure("block", f))?;
-        let (Some(block_info), Some(details)) = (block.block_info, block.block_details) else {
-            return Err(self.protocol("block: no block info or details"));
-        };
-        if block_info.hash != info.tip_hash {
+            .map_err(|f| self.failure("blocks", f))?;
+        if blocks.blocks.last().map(|b| &b.hash) != Some(&info.tip_hash) {
             // A block arrived between the two questions: the caller asks again next time.
             return Err(self.protocol("the tip moved while it was being read; ask again"));
         }
+        let mut times: Vec<i64> = blocks.blocks.iter().map(|b| b.timestamp).collect();
+        times.sort_unstable();
+        let median = times[times.len() / 2];
         let hash: [u8; 32] = info
             .tip_hash
             .as_slice()
@@ -191,15 +215,18 @@ impl ChainBackend for ChronikBackend {
         Ok(Tip {
             height,
             hash: lotus::tx::display_hex(&hash),
-            median_time: u64::try_from(details.median_timestamp)
-                .map_err(|_| self.protocol("block: a negative median time"))?,
+            median_time: u64::try_from(median)
+                .map_err(|_| self.protocol("blocks: a negative block time"))?,
         })
     }
 
     async fn unspent(&self, script: &Script) -> Result<Vec<Utxo>, ChainError> {
         let (kind, payload) = script_type::of(script);
         let utxos: proto::Utxos = self
-            .get(&format!("/script/{kind}/{}/utxos", hex::encode(payload)))
+            .get(
+                &format!("/script/{kind}/{}/utxos", hex::encode(payload)),
+                limits::UTXOS,
+            )
             .await
             .map_err(|f| self.failure("utxos", f))?;
         let mut found = Vec::new();
@@ -209,14 +236,25 @@ impl ChainBackend for ChronikBackend {
             .into_iter()
             .filter(|g| g.output_script == script.as_bytes())
         {
+            if found.len() + group.utxos.len() > limits::MAX_COINS {
+                return Err(self.protocol(format!(
+                    "utxos: more than {} coins for one script; use a lotusd backend",
+                    limits::MAX_COINS
+                )));
+            }
             for utxo in group.utxos {
+                // Token coins (SLP) are not spendable as plain XPI: spending one burns the
+                // token, so the wallet never sees them.
+                if utxo.slp_token.is_some() || utxo.slp_meta.is_some() {
+                    continue;
+                }
                 let outpoint = utxo
                     .outpoint
                     .as_ref()
                     .and_then(|o| Some(OutPoint::new(txid_from(&o.txid)?, o.out_idx)))
                     .ok_or_else(|| self.protocol("utxos: an output without a valid outpoint"))?;
-                if utxo.value < 0 {
-                    return Err(self.protocol("utxos: a negative value"));
+                if !(0..=lotus::policy::MAX_AMOUNT).contains(&utxo.value) {
+                    return Err(self.protocol("utxos: a value outside 0 to 21 billion XPI"));
                 }
                 found.push(Utxo {
                     outpoint,
@@ -253,12 +291,28 @@ impl ChainBackend for ChronikBackend {
                 depth: tip_height - height + 1,
             });
         }
-        // Unknown to the indexer: an input that is spent means someone else spent it.
+        // Unknown to the indexer: an input spent by ANOTHER transaction makes it conflicted.
+        // (It may have arrived since we asked: the spender is checked, not assumed.)
         let inputs: Vec<OutPoint> = tx.inputs.iter().map(|i| i.prev_out).collect();
         let states = self.utxo_states(&inputs).await?;
         let spent = proto::UtxoStateVariant::Spent as i32;
-        if states.iter().any(|s| s.state == spent) {
-            return Ok(TxStatus::Conflicted);
+        for (input, state) in inputs.iter().zip(&states) {
+            if state.state != spent {
+                continue;
+            }
+            let Some(parent) = self.transaction(&input.txid).await? else {
+                continue; // gone meanwhile: ask again next poll
+            };
+            let spender = parent
+                .outputs
+                .get(input.vout as usize)
+                .and_then(|o| o.spent_by.as_ref())
+                .and_then(|o| txid_from(&o.txid));
+            match spender {
+                Some(by) if by == txid => return Ok(TxStatus::Mempool),
+                Some(_) => return Ok(TxStatus::Conflicted),
+                None => {} // spent in the mempool, spender not indexed yet: ask again
+            }
         }
         Ok(TxStatus::Unknown)
     }
@@ -277,10 +331,11 @@ impl ChainBackend for ChronikBackend {
         let txid = tx.txid();
         let request = proto::BroadcastTxRequest {
             raw_tx: tx.encode(),
-            skip_slp_check: true,
+            // Let the indexer refuse a transaction that would burn a token by accident.
+            skip_slp_check: false,
         };
         match self
-            .post::<proto::BroadcastTxResponse>("/broadcast-tx", request)
+            .post::<proto::BroadcastTxResponse>("/broadcast-tx", request, limits::SMALL)
             .await
         {
             Ok(answer) if txid_from(&answer.txid) == Some(txid) => Ok(txid),

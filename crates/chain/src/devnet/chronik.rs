@@ -36,6 +36,8 @@ const MAX_PAGE_SIZE: u32 = 200;
 const DEFAULT_PAGE_SIZE: u32 = 25;
 /// WebSockets served at once.
 const MAX_SOCKETS: usize = 64;
+/// The largest WebSocket message taken (a subscription is a few dozen bytes).
+const MAX_WS_MESSAGE_BYTES: usize = 16 << 10;
 /// Scripts one WebSocket may watch.
 const MAX_SUBSCRIPTIONS: usize = 1000;
 
@@ -190,6 +192,7 @@ pub async fn answer(
             )
         }
         (Method::GET, ["block", which]) => block(devnet.chain(), which),
+        (Method::GET, ["blocks", start, end]) => blocks(devnet.chain(), start, end),
         (Method::GET, ["tx", txid]) => match TxId::from_display_hex(txid) {
             Err(_) => error(StatusCode::BAD_REQUEST, "invalid-txid", "not a txid"),
             Ok(txid) => match devnet.chain().locate(&txid) {
@@ -344,8 +347,41 @@ fn block(chain: &ChainState, which: &str) -> Response<Full<Bytes>> {
     )
 }
 
+/// Headers of the blocks from `start` to `end` (Chronik caps a range at 500).
+fn blocks(chain: &ChainState, start: &str, end: &str) -> Response<Full<Bytes>> {
+    let (Ok(start), Ok(end)) = (start.parse::<u32>(), end.parse::<u32>()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid-height",
+            "heights must be numbers",
+        );
+    };
+    if start > end || end - start >= 500 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid-range",
+            "give START <= END, at most 500 blocks",
+        );
+    }
+    let infos = chain
+        .blocks()
+        .iter()
+        .filter(|b| (start..=end).contains(&b.height))
+        .map(|b| proto::BlockInfo {
+            hash: b.hash.to_vec(),
+            prev_hash: b.prev.to_vec(),
+            height: b.height as i32,
+            timestamp: b.time as i64,
+            num_txs: b.txs.len() as u64,
+            ..Default::default()
+        })
+        .collect();
+    protobuf(StatusCode::OK, proto::Blocks { blocks: infos })
+}
+
 fn to_proto_tx(chain: &ChainState, tx: &Transaction, height: Option<u32>) -> proto::Tx {
     let coinbase = is_coinbase(tx);
+    let txid = tx.txid();
     proto::Tx {
         txid: tx.txid().0.to_vec(),
         version: tx.version,
@@ -375,9 +411,16 @@ fn to_proto_tx(chain: &ChainState, tx: &Transaction, height: Option<u32>) -> pro
         outputs: tx
             .outputs
             .iter()
-            .map(|output| proto::TxOutput {
+            .enumerate()
+            .map(|(vout, output)| proto::TxOutput {
                 value: output.value,
                 output_script: output.script_pubkey.as_bytes().to_vec(),
+                spent_by: chain.spender(&OutPoint::new(txid, vout as u32)).map(|by| {
+                    proto::OutPoint {
+                        txid: by.txid.0.to_vec(),
+                        out_idx: by.vout,
+                    }
+                }),
                 ..Default::default()
             })
             .collect(),
@@ -538,10 +581,13 @@ fn upgrade(request: Request<Incoming>, news: broadcast::Receiver<News>) -> Respo
     tokio::spawn(async move {
         match hyper::upgrade::on(request).await {
             Ok(upgraded) => {
+                let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+                    .max_message_size(Some(MAX_WS_MESSAGE_BYTES))
+                    .max_frame_size(Some(MAX_WS_MESSAGE_BYTES));
                 let socket = tokio_tungstenite::WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     Role::Server,
-                    None,
+                    Some(config),
                 )
                 .await;
                 serve_socket(socket, news).await;

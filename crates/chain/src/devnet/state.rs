@@ -213,6 +213,29 @@ impl ChainState {
         found
     }
 
+    /// The input that spends `outpoint` (its transaction and input index), in the mempool or
+    /// in a block: an indexer's `spent_by`. A linear scan: the devnet is small.
+    pub fn spender(&self, outpoint: &OutPoint) -> Option<OutPoint> {
+        let input_of = |tx: &Transaction| {
+            tx.inputs
+                .iter()
+                .position(|i| &i.prev_out == outpoint)
+                .map(|index| OutPoint::new(tx.txid(), index as u32))
+        };
+        if let Some(seq) = self
+            .mempool_spends
+            .get(outpoint)
+            .and_then(|txid| self.mempool_ids.get(txid))
+        {
+            return input_of(&self.mempool[seq].tx);
+        }
+        self.blocks
+            .iter()
+            .rev()
+            .flat_map(|b| b.txs.iter())
+            .find_map(input_of)
+    }
+
     /// Median time past of the block at `height` (of the 11 blocks up to it).
     pub fn median_time_at(&self, height: u32) -> u64 {
         let end = (height as usize + 1).min(self.blocks.len());

@@ -123,7 +123,7 @@ fn main() -> anyhow::Result<()> {
                     session_id,
                     event: Event::ReviewReady { review },
                 } => {
-                    let mut payload = session_id.to_vec();
+                    let mut payload = session_id.0.to_vec();
                     payload.extend_from_slice(&review.digest);
                     let _ = write_to_harness(&mut *out, to_harness::REVIEW, &payload);
                 }
@@ -131,7 +131,7 @@ fn main() -> anyhow::Result<()> {
                     session_id,
                     event: Event::Signed { .. },
                 } => {
-                    let _ = write_to_harness(&mut *out, to_harness::SIGNED, &session_id);
+                    let _ = write_to_harness(&mut *out, to_harness::SIGNED, &session_id.0);
                 }
                 _ => {}
             }

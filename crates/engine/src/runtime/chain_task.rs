@@ -163,18 +163,31 @@ async fn run(
     let mut ticker = tokio::time::interval(config.poll_every);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut announced: BTreeSet<TxId> = BTreeSet::new();
-    // Backends that push news (Chronik's WebSocket) nudge a poll between ticks.
+    // Backends that push news (Chronik's WebSocket) nudge a poll between ticks, at most one
+    // per NUDGE_SPACING: a backend streaming frames cannot make us hammer the others.
     let mut nudges = watcher.notifications();
+    let mut last_nudged = tokio::time::Instant::now() - NUDGE_SPACING;
+    let mut deferred: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             Some(()) = next_nudge(&mut nudges) => {
-                poll(&mut watcher, &task, &mut announced, &config).await;
+                let due = last_nudged + NUDGE_SPACING;
+                if tokio::time::Instant::now() >= due {
+                    last_nudged = tokio::time::Instant::now();
+                    poll_status(&mut watcher, &task, &mut announced, &config).await;
+                } else {
+                    deferred = Some(due);
+                }
+            }
+            _ = sleep_until(deferred) => {
+                deferred = None;
+                last_nudged = tokio::time::Instant::now();
+                poll_status(&mut watcher, &task, &mut announced, &config).await;
             }
             command = commands.recv() => match command {
                 None => break,
                 Some(Command::Submit(tx)) => {
                     watcher.watch_transaction(tx.clone());
-                    nudges = watcher.notifications();
                     let report = watcher.chains().broadcast(&tx).await;
                     for r in report.reports.iter().filter(|r| r.answer.is_err()) {
                         tracing::warn!(backend = %r.backend, txid = %tx.txid(), error = ?r.answer, "broadcast failed on a backend");
@@ -184,12 +197,14 @@ async fn run(
                 }
                 Some(Command::Watch(tx)) => {
                     watcher.watch_transaction(tx);
-                    nudges = watcher.notifications();
                     poll(&mut watcher, &task, &mut announced, &config).await;
                 }
                 Some(Command::WatchScript(script)) => {
-                    watcher.watch_script(script);
-                    nudges = watcher.notifications();
+                    if watcher.watch_script(script) {
+                        // One subscription per backend for all scripts: renewed only when the
+                        // set grows.
+                        nudges = watcher.notifications();
+                    }
                     poll(&mut watcher, &task, &mut announced, &config).await;
                 }
                 Some(Command::PollNow) => poll(&mut watcher, &task, &mut announced, &config).await,
@@ -202,6 +217,17 @@ async fn run(
     }
 }
 
+/// The least time between two polls caused by notifications.
+const NUDGE_SPACING: Duration = Duration::from_secs(2);
+
+/// Sleeps until `at`, or forever without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The next nudge, or never when no backend pushes news.
 async fn next_nudge(nudges: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
     match nudges {
@@ -210,7 +236,23 @@ async fn next_nudge(nudges: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
     }
 }
 
+/// A timer's poll: statuses and coins, then re-broadcast what is still not seen.
 async fn poll(
+    watcher: &mut Watcher,
+    task: &ChainTask,
+    announced: &mut BTreeSet<TxId>,
+    config: &ChainTaskConfig,
+) {
+    poll_status(watcher, task, announced, config).await;
+    for report in watcher.rebroadcast_unseen().await {
+        tracing::info!(txid = %report.txid, accepted_by = report.accepted_by(), "re-broadcast a transaction not seen by the backends");
+        let _ = task.news.send(ChainNews::Rebroadcast(report));
+    }
+}
+
+/// Asks every backend about what is watched and tells what changed (no re-broadcast: a
+/// notification is not a reason to send transactions again).
+async fn poll_status(
     watcher: &mut Watcher,
     task: &ChainTask,
     announced: &mut BTreeSet<TxId>,
@@ -254,10 +296,6 @@ async fn poll(
                 });
             }
         }
-    }
-    for report in watcher.rebroadcast_unseen().await {
-        tracing::info!(txid = %report.txid, accepted_by = report.accepted_by(), "re-broadcast a transaction not seen by the backends");
-        let _ = task.news.send(ChainNews::Rebroadcast(report));
     }
 }
 

@@ -12,6 +12,7 @@ use protocol::audit_head::SignedHead;
 use protocol::group::{Acceptance, GroupDescriptor, GroupId};
 use protocol::input::{Context, Handled, Input};
 use protocol::node::{Node, NodeConfig, NodeError, Output, Peer, Restore};
+use protocol::proposal::SessionId;
 use protocol::session::{Action, Durable, Event, Recipient};
 use protocol::Entropy;
 use store::Store;
@@ -288,11 +289,11 @@ impl Core {
         self.node
             .sessions()
             .map(|s| SessionSummary {
-                session_id: s.session_id(),
+                session_id: SessionId(s.session_id()),
                 group_id: s.group_id(),
                 attempt: s.attempt(),
                 approved: s.is_approved(),
-                signed_txid: s.signed_tx().map(|tx| tx.txid().0),
+                signed_txid: s.signed_tx().map(|tx| tx.txid()),
                 closed: s.is_closed(),
             })
             .collect()
@@ -302,11 +303,11 @@ impl Core {
         let s = self.node.session(id)?;
         Some(SessionDetail {
             summary: SessionSummary {
-                session_id: s.session_id(),
+                session_id: SessionId(s.session_id()),
                 group_id: s.group_id(),
                 attempt: s.attempt(),
                 approved: s.is_approved(),
-                signed_txid: s.signed_tx().map(|tx| tx.txid().0),
+                signed_txid: s.signed_tx().map(|tx| tx.txid()),
                 closed: s.is_closed(),
             },
             review: s.review().clone(),
@@ -371,7 +372,7 @@ impl Core {
                         halted.push(session_id);
                         let reuse = error.is_nonce_conflict();
                         let _ = self.events.send(EngineEvent::StorageFailure {
-                            session_id,
+                            session_id: SessionId(session_id),
                             error: error.to_string(),
                         });
                         if reuse {
@@ -411,7 +412,7 @@ impl Core {
                 Action::Broadcast { tx } => {
                     if let Err(e) = self.chain.submit(&tx) {
                         let _ = self.events.send(EngineEvent::BroadcastFailed {
-                            session_id,
+                            session_id: SessionId(session_id),
                             error: e.to_string(),
                         });
                     }
@@ -479,6 +480,9 @@ impl Core {
                 }
             }
         }
-        let _ = self.events.send(EngineEvent::Session { session_id, event });
+        let _ = self.events.send(EngineEvent::Session {
+            session_id: SessionId(session_id),
+            event,
+        });
     }
 }

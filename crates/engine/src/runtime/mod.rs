@@ -18,6 +18,7 @@ use lotus::tx::{Transaction, TxOut};
 use lotus::PrivateKey;
 use protocol::group::{Acceptance, GroupDescriptor, GroupError, GroupId};
 use protocol::node::NodeError;
+pub use protocol::proposal::{ReviewDigest, SessionId};
 use protocol::session::Event;
 use store::Store;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -78,16 +79,16 @@ impl protocol::Entropy for OsEntropy {
 #[derive(Debug, Clone)]
 pub enum EngineEvent {
     Session {
-        session_id: [u8; 32],
+        session_id: SessionId,
         event: Event,
     },
     /// The store refused a step; the session stopped before anything unsafe left.
     StorageFailure {
-        session_id: [u8; 32],
+        session_id: SessionId,
         error: String,
     },
     BroadcastFailed {
-        session_id: [u8; 32],
+        session_id: SessionId,
         error: String,
     },
 }
@@ -161,11 +162,11 @@ enum Request {
 /// A session as a list row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionSummary {
-    pub session_id: [u8; 32],
+    pub session_id: SessionId,
     pub group_id: GroupId,
     pub attempt: u32,
     pub approved: bool,
-    pub signed_txid: Option<[u8; 32]>,
+    pub signed_txid: Option<lotus::tx::TxId>,
     pub closed: bool,
 }
 
@@ -333,7 +334,7 @@ impl SessionEngine {
         tx: Transaction,
         spent: Vec<TxOut>,
         expires_ms: u64,
-    ) -> Result<[u8; 32], RuntimeError> {
+    ) -> Result<SessionId, RuntimeError> {
         self.ask(|reply| Request::Propose {
             group,
             tx,
@@ -342,12 +343,17 @@ impl SessionEngine {
             reply,
         })
         .await
+        .map(SessionId)
     }
 
     /// Approves after this member's own chain backends confirm the inputs are the group's
     /// unspent coins with the claimed amounts (without a chain, e.g. reviewing offline, the
     /// approval goes ahead unchecked).
-    pub async fn approve(&self, session: [u8; 32], digest: [u8; 32]) -> Result<(), RuntimeError> {
+    pub async fn approve(
+        &self,
+        session: SessionId,
+        digest: ReviewDigest,
+    ) -> Result<(), RuntimeError> {
         if let Some(check) = self.chain.check_inputs(self.inputs_of(session).await?) {
             match check.await.map_err(|_| RuntimeError::Stopped)? {
                 chain::InputsCheck::Verified => {}
@@ -358,8 +364,8 @@ impl SessionEngine {
             }
         }
         self.ask(|reply| Request::Approve {
-            session,
-            digest,
+            session: session.0,
+            digest: digest.0,
             reply,
         })
         .await
@@ -367,7 +373,7 @@ impl SessionEngine {
 
     async fn inputs_of(
         &self,
-        session: [u8; 32],
+        session: SessionId,
     ) -> Result<Vec<(lotus::tx::OutPoint, TxOut)>, RuntimeError> {
         let detail = self
             .session_detail(session)
@@ -376,9 +382,9 @@ impl SessionEngine {
         Ok(detail.inputs)
     }
 
-    pub async fn reject(&self, session: [u8; 32], reason: String) -> Result<(), RuntimeError> {
+    pub async fn reject(&self, session: SessionId, reason: String) -> Result<(), RuntimeError> {
         self.ask(|reply| Request::Reject {
-            session,
+            session: session.0,
             reason,
             reply,
         })
@@ -392,10 +398,13 @@ impl SessionEngine {
     /// Everything the session screen shows: the review, phase, who we wait for, election.
     pub async fn session_detail(
         &self,
-        session: [u8; 32],
+        session: SessionId,
     ) -> Result<Option<SessionDetail>, RuntimeError> {
-        self.ask(|reply| Request::SessionDetail { session, reply })
-            .await
+        self.ask(|reply| Request::SessionDetail {
+            session: session.0,
+            reply,
+        })
+        .await
     }
 
     /// Joins a group from its invite: checks membership, signs the acceptance.
