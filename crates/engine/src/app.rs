@@ -317,7 +317,11 @@ impl Engine {
             .spawn(async move { chains.unspent(&script).await })
             .await
             .map_err(|e| internal("The chain question failed", e))?;
-        self.with_profile(|profile| store_unspent(profile, &group, answer).map_err(|e| e.view()))?;
+        self.with_profile(|profile| {
+            group_wallet::store_answer(profile, &group, answer, crate::unix_now_ms())
+                .map(drop)
+                .map_err(|e| e.view())
+        })?;
         let _ = self.changes.send(Change::Group {
             id: group.id().to_string(),
         });
@@ -520,27 +524,6 @@ impl Engine {
             .map(|r| r.chain_task.is_some())
             .unwrap_or(false)
     }
-}
-
-fn store_unspent(
-    profile: &mut Profile,
-    group: &protocol::group::GroupDescriptor,
-    answer: Result<(String, Vec<chain::Utxo>), Vec<chain::multi::Report<()>>>,
-) -> Result<(), group_wallet::GroupWalletError> {
-    let (backend, utxos) = answer.map_err(|failures| {
-        group_wallet::GroupWalletError::ChainUnreachable(
-            failures
-                .iter()
-                .map(|r| match &r.answer {
-                    Err(e) => e.to_string(),
-                    Ok(()) => r.backend.clone(),
-                })
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })?;
-    group_wallet::store_unspent(profile, group, &backend, &utxos, crate::unix_now_ms())?;
-    Ok(())
 }
 
 fn parse_session_id(id: &str) -> Result<SessionId, ErrorView> {

@@ -235,7 +235,17 @@ pub async fn refresh(
     now_ms: u64,
 ) -> Result<store::CoinChanges, GroupWalletError> {
     let script = group.script_pubkey()?;
-    let (backend, utxos) = chains.unspent(&script).await.map_err(|failures| {
+    store_answer(profile, group, chains.unspent(&script).await, now_ms)
+}
+
+/// Stores the backends' answer to "the group's unspent outputs", or says why none answered.
+pub fn store_answer(
+    profile: &mut Profile,
+    group: &GroupDescriptor,
+    answer: Result<(String, Vec<chain::Utxo>), Vec<chain::multi::Report<()>>>,
+    now_ms: u64,
+) -> Result<store::CoinChanges, GroupWalletError> {
+    let (backend, utxos) = answer.map_err(|failures| {
         GroupWalletError::ChainUnreachable(
             failures
                 .iter()
