@@ -517,13 +517,6 @@ impl Engine {
                 .collect(),
         })
     }
-
-    /// Whether the chain task runs (a backend is configured).
-    pub fn has_chain(&self) -> bool {
-        self.running()
-            .map(|r| r.chain_task.is_some())
-            .unwrap_or(false)
-    }
 }
 
 fn parse_session_id(id: &str) -> Result<SessionId, ErrorView> {
