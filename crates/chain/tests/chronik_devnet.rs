@@ -394,3 +394,35 @@ fn a_chronik_url_with_a_login_or_query_is_refused_without_echoing_it() {
     let ok = ChronikBackend::new("https://chronik.lotusia.org/xpi/").unwrap();
     assert_eq!(ok.label(), "chronik+https://chronik.lotusia.org/xpi");
 }
+
+/// An outsider on the devnet's port sends a subscription far larger than any real one: the
+/// socket is closed instead of the message being buffered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_devnet_websocket_closes_on_an_oversized_message() {
+    use futures_util::{SinkExt, StreamExt};
+    let dir = tempfile::tempdir().unwrap();
+    let (devnet, _rpc) = start(dir.path(), vec![]).await;
+    let url = format!(
+        "ws://{}{}/ws",
+        devnet.address,
+        chain::devnet::chronik::PREFIX
+    );
+    let tcp = tokio::net::TcpStream::connect(devnet.address)
+        .await
+        .unwrap();
+    let (mut socket, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    let huge = vec![0x0a; 1 << 20];
+    let _ = socket
+        .send(tokio_tungstenite::tungstenite::Message::binary(huge))
+        .await;
+    let next = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("the devnet answers or closes within 10 s");
+    assert!(
+        !matches!(
+            next,
+            Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(_)))
+        ),
+        "{next:?}"
+    );
+}
