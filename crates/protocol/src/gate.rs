@@ -75,6 +75,22 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// True when the bytes are invalid on their own (anyone can check it): a relay that
+    /// forwarded them misbehaved. Other refusals (duplicate, late, unknown session, rate limit)
+    /// can happen to honest traffic and are ignored without penalty.
+    pub fn is_invalid(&self) -> bool {
+        matches!(
+            self,
+            Rejection::TooLarge { .. }
+                | Rejection::Malformed(_)
+                | Rejection::Version(_)
+                | Rejection::NotAMember(_)
+                | Rejection::Sequence { .. }
+                | Rejection::Signature(_)
+                | Rejection::CrossGroup
+        )
+    }
+
     /// A short stable label for metrics.
     pub fn label(&self) -> &'static str {
         match self {

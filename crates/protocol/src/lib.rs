@@ -15,6 +15,7 @@ pub mod messages;
 pub mod node;
 pub mod policy;
 pub mod pool;
+pub mod presence;
 pub mod proposal;
 pub mod session;
 pub mod wire;
