@@ -204,6 +204,7 @@ async fn identity_screen_shows_the_key_held_in_the_keychain() {
     let view = Engine::start(EngineConfig {
         data_dir: Some(profile.data_dir()),
         keychain: profile.keychain.clone(),
+        ..EngineConfig::default()
     })
     .identity()
     .expect("identity");

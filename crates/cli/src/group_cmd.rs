@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use engine::control::ControlRequest;
 use engine::group_wallet::{self, GroupView, HistoryKind};
 use engine::profile::Profile;
 use engine::settings::Settings;
@@ -33,6 +34,12 @@ pub enum GroupCommand {
         /// mainnet, testnet or regtest
         #[arg(long, default_value = "mainnet")]
         network: String,
+        /// How long each signing round may wait for every member.
+        #[arg(long, value_name = "SECONDS")]
+        round_timeout: Option<u64>,
+        /// Each backup coordinator's broadcast slot after signing.
+        #[arg(long, value_name = "SECONDS")]
+        broadcast_slot: Option<u64>,
     },
     /// Show a group: members and acceptance, address, fingerprint, invite, last known balance.
     #[command(alias = "show-invite")]
@@ -115,6 +122,94 @@ fn refresh(ctx: &Context, profile: &mut Profile, group: &GroupDescriptor) -> any
     chain_args::refresh_group(ctx, &settings, profile, group, &runtime)
 }
 
+/// A group descriptor from `group create`'s arguments (validated).
+pub fn build_group(
+    name: &str,
+    members: &[String],
+    output: &str,
+    election: &str,
+    network: &str,
+    round_timeout: Option<u64>,
+    broadcast_slot: Option<u64>,
+) -> anyhow::Result<GroupDescriptor> {
+    let members = members
+        .iter()
+        .map(|m| Ok(PublicKey::from_slice(&hex::decode(m.trim())?)?))
+        .collect::<anyhow::Result<Vec<_>>>()
+        .map_err(|e| {
+            anyhow::anyhow!("a member key is not a 33-byte compressed public key in hex: {e}")
+        })?;
+    let network = match network {
+        "mainnet" => Network::Mainnet,
+        "testnet" => Network::Testnet,
+        "regtest" => Network::Regtest,
+        other => anyhow::bail!("unknown network {other:?} (mainnet, testnet or regtest)"),
+    };
+    let mut group = GroupDescriptor::new(name, network, members)?;
+    group.output = match output {
+        "taproot" => OutputType::Taproot,
+        "p2pkh" => OutputType::P2pkh,
+        other => anyhow::bail!("unknown output type {other:?} (taproot or p2pkh)"),
+    };
+    group.election = ElectionMethod::ALL
+        .into_iter()
+        .find(|m| m.name().replace(' ', "-") == election)
+        .ok_or_else(|| anyhow::anyhow!("unknown election method {election:?}"))?;
+    if let Some(seconds) = round_timeout {
+        group.timeouts.round_ms = seconds.saturating_mul(1000);
+    }
+    if let Some(seconds) = broadcast_slot {
+        group.timeouts.broadcast_slot_ms = seconds.saturating_mul(1000);
+    }
+    group.validate()?;
+    Ok(group)
+}
+
+impl GroupCommand {
+    /// The same command as a request to a running node; `None` for what it cannot do.
+    pub fn as_request(&self) -> anyhow::Result<Option<ControlRequest>> {
+        Ok(Some(match self {
+            GroupCommand::Create {
+                name,
+                members,
+                output,
+                election,
+                network,
+                round_timeout,
+                broadcast_slot,
+            } => ControlRequest::GroupCreate {
+                invite: build_group(
+                    name,
+                    members,
+                    output,
+                    election,
+                    network,
+                    *round_timeout,
+                    *broadcast_slot,
+                )?
+                .invite(),
+            },
+            GroupCommand::Accept {
+                invite,
+                key_file: None,
+            } => ControlRequest::GroupAccept {
+                invite: invite.clone(),
+            },
+            GroupCommand::List => ControlRequest::GroupList,
+            GroupCommand::Show { group } => ControlRequest::GroupShow {
+                group: group.clone(),
+            },
+            GroupCommand::Balance { group } => ControlRequest::GroupBalance {
+                group: group.clone(),
+            },
+            GroupCommand::History { group } => ControlRequest::GroupHistory {
+                group: group.clone(),
+            },
+            _ => return Ok(None),
+        }))
+    }
+}
+
 pub fn run(command: &GroupCommand, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut profile = Profile::open(ctx.data_dir.clone())?;
     match command {
@@ -124,33 +219,18 @@ pub fn run(command: &GroupCommand, ctx: &Context, out: &mut dyn Write) -> anyhow
             output,
             election,
             network,
+            round_timeout,
+            broadcast_slot,
         } => {
-            let members = members
-                .iter()
-                .map(|m| Ok(PublicKey::from_slice(&hex::decode(m.trim())?)?))
-                .collect::<anyhow::Result<Vec<_>>>()
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "a member key is not a 33-byte compressed public key in hex: {e}"
-                    )
-                })?;
-            let network = match network.as_str() {
-                "mainnet" => Network::Mainnet,
-                "testnet" => Network::Testnet,
-                "regtest" => Network::Regtest,
-                other => anyhow::bail!("unknown network {other:?} (mainnet, testnet or regtest)"),
-            };
-            let mut group = GroupDescriptor::new(name, network, members)?;
-            group.output = match output.as_str() {
-                "taproot" => OutputType::Taproot,
-                "p2pkh" => OutputType::P2pkh,
-                other => anyhow::bail!("unknown output type {other:?} (taproot or p2pkh)"),
-            };
-            group.election = ElectionMethod::ALL
-                .into_iter()
-                .find(|m| m.name().replace(' ', "-") == *election)
-                .ok_or_else(|| anyhow::anyhow!("unknown election method {election:?}"))?;
-            group.validate()?;
+            let group = build_group(
+                name,
+                members,
+                output,
+                election,
+                network,
+                *round_timeout,
+                *broadcast_slot,
+            )?;
             profile.save_group(&group, &[])?;
             let view = group_wallet::view(&profile, &group, &[], me(&profile).as_ref())?;
             answer(ctx, out, &view, |out| describe(out, &view))

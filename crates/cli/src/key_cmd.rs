@@ -31,7 +31,7 @@ pub enum KeyCommand {
     },
 }
 
-fn passphrase() -> anyhow::Result<zeroize::Zeroizing<String>> {
+pub fn passphrase() -> anyhow::Result<zeroize::Zeroizing<String>> {
     if let Ok(p) = std::env::var("LOTUS_COSIGNER_PASSPHRASE") {
         return Ok(zeroize::Zeroizing::new(p));
     }

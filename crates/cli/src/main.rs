@@ -38,6 +38,11 @@ enum Command {
     /// The tamper-evident audit log: verify or export.
     #[command(subcommand)]
     Audit(cli::audit_cmd::AuditCommand),
+    /// Run the engine on the peer-to-peer network (headless), serving the other commands.
+    Node(cli::node_cmd::NodeArgs),
+    /// The peers a running node is connected to: peer id, signer key if a member, address,
+    /// direct or relayed.
+    Peers,
     /// A local Lotus test chain (not a node) serving lotusd's JSON-RPC, for demos and tests.
     Devnet(cli::devnet_cmd::DevnetArgs),
     /// Check known-answer vector files (lotusd / lotus-sdk schemas); files or folders.
@@ -64,6 +69,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Logs go to standard error (RUST_LOG overrides); a node says more than a one-shot command.
+    let level = if matches!(cli.command, Command::Node(_)) {
+        "info,libp2p=warn"
+    } else {
+        "warn"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let json = cli.json;
     match run(cli) {
         Ok(code) => code,
@@ -101,6 +118,10 @@ fn explain(error: &anyhow::Error) -> Option<engine::ErrorView> {
                 any.downcast_ref::<engine::key_store::KeyStoreError>()
                     .map(Explain::view)
             })
+            .or_else(|| {
+                any.downcast_ref::<cli::remote::NodeRefused>()
+                    .map(|refused| refused.0.clone())
+            })
     })
 }
 
@@ -131,7 +152,40 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         json: cli.json,
         chain: cli.chain,
     };
+    // While a node runs on this profile, it answers (it holds the profile).
+    if let Some(socket) = cli::remote::node_socket(&ctx) {
+        if let Command::Audit(cli::audit_cmd::AuditCommand::Export { out }) = &cli.command {
+            let log = cli::remote::fetch(&socket, &engine::control::ControlRequest::AuditExport)?;
+            let text = log.as_str().unwrap_or_default();
+            match out {
+                Some(path) => std::fs::write(path, text)?,
+                None => std::io::Write::write_all(&mut stdout, text.as_bytes())?,
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        let request = match &cli.command {
+            Command::Group(command) => command.as_request()?,
+            Command::Session(command) => command.as_request(),
+            Command::Audit(cli::audit_cmd::AuditCommand::Verify) => {
+                Some(engine::control::ControlRequest::AuditVerify)
+            }
+            Command::Peers => Some(engine::control::ControlRequest::Peers),
+            _ => None,
+        };
+        if let Some(request) = request {
+            cli::remote::ask(&socket, &request, &ctx, &mut stdout)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
     match cli.command {
+        Command::Node(args) => {
+            cli::node_cmd::run(&args, &ctx, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Peers => {
+            cli::remote::ask_here(engine::control::ControlRequest::Peers, &ctx, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Key(command) => {
             cli::key_cmd::run(&command, &ctx, &mut stdout)?;
             Ok(ExitCode::SUCCESS)

@@ -5,10 +5,11 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use clap::Subcommand;
+use engine::control::ControlRequest;
 use engine::profile::Profile;
 use engine::proposals::{self, ProposeRequest};
 use engine::settings::Settings;
-use lotus::tx::{OutPoint, TxId};
+use lotus::tx::OutPoint;
 use wallet::Amount;
 
 use crate::chain_args;
@@ -42,6 +43,21 @@ pub enum SessionCommand {
     },
     /// The profile's sessions, newest first.
     List,
+    /// One session: state, review and its digest, members' status and whom it waits for,
+    /// election (method, priority list, proof), failover slots, txid and outcome.
+    Show { session: String },
+    /// Approve exactly the review whose digest `session show` printed.
+    Approve {
+        session: String,
+        #[arg(long, value_name = "HEX")]
+        digest: String,
+    },
+    /// Refuse the proposal (signed; the co-signers see the reason).
+    Reject {
+        session: String,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
     /// Write a session to a file: its signed proposal, and the signed transaction once there
     /// is one (review on another machine, broadcast from anywhere).
     Export {
@@ -73,37 +89,11 @@ pub enum SessionCommand {
 }
 
 fn parse_pay(spec: &str) -> anyhow::Result<(String, Amount)> {
-    let (address, amount) = spec
-        .rsplit_once(':')
-        .ok_or_else(|| anyhow::anyhow!("'{spec}': write XADDR:SATS (or XADDR:all)"))?;
-    let amount = if amount == "all" {
-        Amount::Everything
-    } else {
-        Amount::Sats(amount.parse().map_err(|_| {
-            anyhow::anyhow!("'{amount}' is not a whole number of satoshis (1 XPI = 1000000)")
-        })?)
-    };
-    Ok((address.to_owned(), amount))
+    proposals::parse_pay(spec).map_err(anyhow::Error::msg)
 }
 
 fn parse_input(spec: &str) -> anyhow::Result<(OutPoint, i64)> {
-    let mut parts = spec.split(':');
-    let (Some(txid), Some(vout), Some(sats), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        anyhow::bail!("'{spec}': write TXID:VOUT:SATS");
-    };
-    let txid =
-        TxId::from_display_hex(txid).map_err(|e| anyhow::anyhow!("'{txid}' is not a txid: {e}"))?;
-    let vout: u32 = vout
-        .parse()
-        .map_err(|_| anyhow::anyhow!("'{vout}' is not an output index"))?;
-    let sats: i64 = sats
-        .parse()
-        .ok()
-        .filter(|s| *s > 0)
-        .ok_or_else(|| anyhow::anyhow!("'{sats}' is not a positive number of satoshis"))?;
-    Ok((OutPoint::new(txid, vout), sats))
+    proposals::parse_input(spec).map_err(anyhow::Error::msg)
 }
 
 fn session_id(text: &str) -> anyhow::Result<[u8; 32]> {
@@ -144,6 +134,52 @@ fn print_proposal(out: &mut dyn Write, proposal: &proposals::ProposalView) -> st
     )
 }
 
+/// Without a node: an engine in this process answers (offline).
+fn ask_engine(command: &SessionCommand, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<()> {
+    let request = command
+        .as_request()
+        .ok_or_else(|| anyhow::anyhow!("this command needs a node"))?;
+    crate::remote::ask_here(request, ctx, out).map(drop)
+}
+
+impl SessionCommand {
+    /// The same command as a request to a running node (or an in-process engine); `None` for
+    /// commands that work on files or need the key themselves.
+    pub fn as_request(&self) -> Option<ControlRequest> {
+        Some(match self {
+            SessionCommand::Propose {
+                group,
+                pay,
+                inputs,
+                fee_rate,
+                expires,
+                allow_unconfirmed,
+                key_file: None,
+            } => ControlRequest::SessionPropose {
+                group: group.clone(),
+                pay: pay.clone(),
+                inputs: inputs.clone(),
+                fee_rate: *fee_rate,
+                expires_minutes: *expires,
+                allow_unconfirmed: *allow_unconfirmed,
+            },
+            SessionCommand::List => ControlRequest::SessionList,
+            SessionCommand::Show { session } => ControlRequest::SessionShow {
+                session: session.clone(),
+            },
+            SessionCommand::Approve { session, digest } => ControlRequest::SessionApprove {
+                session: session.clone(),
+                digest: digest.clone(),
+            },
+            SessionCommand::Reject { session, reason } => ControlRequest::SessionReject {
+                session: session.clone(),
+                reason: reason.clone(),
+            },
+            _ => return None,
+        })
+    }
+}
+
 pub fn run(command: &SessionCommand, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut profile = Profile::open(ctx.data_dir.clone())?;
     let settings = Settings::load_or_init(&profile.data_dir().settings_file())?;
@@ -151,6 +187,9 @@ pub fn run(command: &SessionCommand, ctx: &Context, out: &mut dyn Write) -> anyh
         .enable_all()
         .build()?;
     match command {
+        SessionCommand::Show { .. }
+        | SessionCommand::Approve { .. }
+        | SessionCommand::Reject { .. } => ask_engine(command, ctx, out),
         SessionCommand::Propose {
             group,
             pay,

@@ -20,7 +20,9 @@ use crate::profile::Profile;
 use crate::proposals::{self, ProposalView, ProposeRequest};
 use crate::runtime::chain::ChainLink;
 use crate::runtime::chain_task::{ChainNews, ChainTask, ChainTaskConfig};
+use crate::runtime::network::{self, NetTransport};
 use crate::runtime::offline::Offline;
+use crate::runtime::transport::Transport;
 use crate::runtime::{
     CoreHandle, EngineEvent, ReviewDigest, SessionEngine, SessionId, SystemClock,
 };
@@ -65,6 +67,7 @@ struct Running {
     chain_task: Option<ChainTask>,
     settings: Settings,
     me: PublicKey,
+    network: Option<net::Network>,
 }
 
 impl Drop for Running {
@@ -166,7 +169,10 @@ impl Engine {
         let profile = Profile::open(Some(dir.path().to_owned())).map_err(|e| e.view())?;
         let settings = Settings::load_or_init(&profile.data_dir().settings_file())
             .map_err(|e| internal("The settings cannot be read", e))?;
-        let custody = Custody::open_keychain(&self.config.keychain).map_err(|e| e.view())?;
+        let custody = match &self.config.key {
+            Some(custody) => custody.clone(),
+            None => Arc::new(Custody::open_keychain(&self.config.keychain).map_err(|e| e.view())?),
+        };
         let me = custody.public_key();
         let chains = self.chains(&settings)?;
         let groups: Vec<_> = profile
@@ -194,14 +200,52 @@ impl Engine {
             Some(task) => Arc::new(task.clone()),
             None => Arc::new(Offline),
         };
-        // The network task (not built yet) will deliver here; until then the co-signers pull
-        // what this profile stored when a node of it is online.
-        let (_deliver, inbox) = tokio::sync::mpsc::channel(1024);
+        // Offline, nothing arrives: co-signers pull what this profile stored once it is online.
+        let (network, transport, inbox, net_events): (
+            Option<net::Network>,
+            Arc<dyn Transport>,
+            _,
+            _,
+        ) = match &self.config.network {
+            Some(config) => {
+                let mut config = config.clone();
+                config
+                    .anchors_file
+                    .get_or_insert_with(|| profile.data_dir().path().join("anchors.txt"));
+                match net::spawn(config, custody.private_key()) {
+                    Ok((network, inbound, events)) => {
+                        network.set_groups(groups.clone());
+                        (
+                            Some(network.clone()),
+                            Arc::new(NetTransport(network)),
+                            network::inbox_from(inbound),
+                            Some(events),
+                        )
+                    }
+                    Err(e) => {
+                        drop(inside);
+                        runtime.shutdown_background();
+                        return Err(error_view(
+                            ErrorKind::Network,
+                            "The network cannot start",
+                            e.to_string(),
+                            "Check the listen addresses (a port may be taken) and try again.",
+                        ));
+                    }
+                }
+            }
+            None => (
+                None,
+                Arc::new(Offline),
+                tokio::sync::mpsc::channel(1).1,
+                None,
+            ),
+        };
         let spawned = SessionEngine::spawn(
             custody.private_key(),
             store,
             groups.clone(),
-            Arc::new(Offline),
+            transport,
             inbox,
             link,
             Box::new(SystemClock),
@@ -216,6 +260,16 @@ impl Engine {
         };
         let profile = Arc::new(Mutex::new(profile));
         forward_session_events(sessions.events(), self.changes.clone());
+        if let (Some(network), Some(events)) = (&network, net_events) {
+            follow_network(
+                events,
+                network.clone(),
+                sessions.clone(),
+                profile.clone(),
+                me,
+                self.changes.clone(),
+            );
+        }
         if let Some(task) = &chain_task {
             // Listen before asking, so the first answer is not missed.
             forward_chain_news(task.news(), profile.clone(), self.changes.clone());
@@ -236,15 +290,22 @@ impl Engine {
             chain_task,
             settings,
             me,
+            network,
         })
     }
 
     fn chains(&self, settings: &Settings) -> Result<Option<Chains>, ErrorView> {
-        if settings.chain.is_empty() {
+        // `--chain` replaces the settings' backends for this run.
+        let specs = if self.config.chain.is_empty() {
+            &settings.chain
+        } else {
+            &self.config.chain
+        };
+        if specs.is_empty() {
             return Ok(None);
         }
         let mut backends = Vec::new();
-        for spec in &settings.chain {
+        for spec in specs {
             let backend = ChainSpec::parse(spec)
                 .map_err(|e| e.to_string())
                 .and_then(|spec| chain::backend(&spec).map_err(|e| e.to_string()))
@@ -354,8 +415,93 @@ impl Engine {
         if let (Some(task), Ok(script)) = (&running.chain_task, group.script_pubkey()) {
             let _ = task.watch_script(script);
         }
+        if let Some(network) = &running.network {
+            let groups = self.with_profile(|p| saved_groups(p))?;
+            network.set_groups(groups);
+            let others: Vec<PublicKey> = group
+                .members
+                .iter()
+                .filter(|m| **m != running.me)
+                .copied()
+                .collect();
+            network.send_acceptance(&others, acceptance.encode());
+        }
         let _ = self.changes.send(Change::Group { id: id.to_string() });
         self.group(&id.to_string())
+    }
+
+    /// Creates a group from members' keys (this key among them): the group is saved and
+    /// accepted by us; its invite goes to the others out of band.
+    pub async fn create_group(
+        &self,
+        group: protocol::group::GroupDescriptor,
+    ) -> Result<GroupView, ErrorView> {
+        self.accept_invite(&group.invite()).await
+    }
+
+    /// The audit log as JSON Lines.
+    pub async fn audit_export(&self) -> Result<String, ErrorView> {
+        let running = self.running()?;
+        let bytes = running
+            .sessions
+            .audit_export()
+            .await
+            .map_err(|e| e.view())?;
+        String::from_utf8(bytes).map_err(|e| internal("The audit log is not text", e))
+    }
+
+    /// Appends an entry to the audit log (a policy co-signer's decision).
+    pub async fn append_audit(&self, event: store::AuditEvent) -> Result<(), ErrorView> {
+        let running = self.running()?;
+        running
+            .sessions
+            .append_audit(event)
+            .await
+            .map_err(|e| e.view())
+    }
+
+    /// The fee rate proposals use unless they name one (settings).
+    pub fn fee_rate_per_kb(&self) -> Result<i64, ErrorView> {
+        Ok(self.running()?.settings.fee_rate_per_kb)
+    }
+
+    /// The peers this node is connected to (empty offline).
+    pub async fn peers(&self) -> Result<Vec<net::PeerInfo>, ErrorView> {
+        match &self.running()?.network {
+            Some(network) => network.peers().await.map_err(|e| net_error(&e)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The network's health and security counters (`None` offline).
+    pub async fn net_status(&self) -> Result<Option<net::NetStatus>, ErrorView> {
+        match &self.running()?.network {
+            Some(network) => network.status().await.map(Some).map_err(|e| net_error(&e)),
+            None => Ok(None),
+        }
+    }
+
+    /// The addresses the network listens on, once it does (empty offline).
+    pub async fn listening(&self) -> Result<Vec<String>, ErrorView> {
+        match &self.running()?.network {
+            Some(network) => Ok(network
+                .listening()
+                .await
+                .map_err(|e| net_error(&e))?
+                .iter()
+                .map(|a| a.to_string())
+                .collect()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// This node's network peer id (`None` offline).
+    pub fn peer_id(&self) -> Result<Option<String>, ErrorView> {
+        Ok(self
+            .running()?
+            .network
+            .as_ref()
+            .map(|n| n.peer_id().to_string()))
     }
 
     /// Builds, signs and stores a payment proposal; the co-signers review exactly what it says.
@@ -595,6 +741,91 @@ fn forward_chain_news(
                 Err(broadcast::error::RecvError::Closed) => return,
             };
             let _ = changes.send(change);
+        }
+    });
+}
+
+fn net_error(e: &net::NetError) -> ErrorView {
+    error_view(
+        ErrorKind::Network,
+        "The network is not running",
+        e.to_string(),
+        "Restart the node.",
+    )
+}
+
+fn saved_groups(profile: &Profile) -> Result<Vec<protocol::group::GroupDescriptor>, ErrorView> {
+    Ok(profile
+        .groups()
+        .map_err(|e| e.view())?
+        .into_iter()
+        .map(|(group, _)| group)
+        .collect())
+}
+
+/// Acts on the network's news: a co-signer that became reachable gets our acceptances of the
+/// groups we share and makes open sessions pull what they missed; an acceptance that arrives is
+/// verified against the saved group and kept.
+fn follow_network(
+    mut events: tokio::sync::mpsc::Receiver<net::NetEvent>,
+    network: net::Network,
+    sessions: SessionEngine,
+    profile: Arc<Mutex<Profile>>,
+    me: PublicKey,
+    changes: broadcast::Sender<Change>,
+) {
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                net::NetEvent::MemberReachable(member) => {
+                    let ours = {
+                        let profile = profile.lock().unwrap_or_else(|p| p.into_inner());
+                        profile.groups().unwrap_or_default()
+                    };
+                    for (group, acceptances) in ours {
+                        if !group.members.contains(&member) {
+                            continue;
+                        }
+                        let mine = group.member_index(&me);
+                        for acceptance in acceptances.iter().filter(|a| Some(a.member) == mine) {
+                            network.send_acceptance(&[member], acceptance.encode());
+                        }
+                    }
+                    sessions.reconnected().await;
+                }
+                net::NetEvent::Acceptance { bytes } => {
+                    let Ok(acceptance) = protocol::group::Acceptance::decode(&bytes) else {
+                        continue;
+                    };
+                    // A new acceptance is answered with ours: the sender may have accepted
+                    // before it could hear from us (ours went out before it held the group).
+                    let answer = {
+                        let mut profile = profile.lock().unwrap_or_else(|p| p.into_inner());
+                        let id = acceptance.group_id.to_string();
+                        match profile.group(&id) {
+                            Ok((group, known)) if acceptance.verify(&group).is_ok() => {
+                                let new = !known.iter().any(|a| a.member == acceptance.member);
+                                let saved = profile
+                                    .save_group(&group, std::slice::from_ref(&acceptance))
+                                    .is_ok();
+                                let mine = group.member_index(&me);
+                                let ours = known.into_iter().find(|a| Some(a.member) == mine);
+                                let sender = group.members.get(acceptance.member as usize).copied();
+                                saved.then_some((new, ours, sender))
+                            }
+                            _ => None,
+                        }
+                    };
+                    if let Some((new, ours, sender)) = answer {
+                        if let (true, Some(ours), Some(sender)) = (new, ours, sender) {
+                            network.send_acceptance(&[sender], ours.encode());
+                        }
+                        let _ = changes.send(Change::Group {
+                            id: acceptance.group_id.to_string(),
+                        });
+                    }
+                }
+            }
         }
     });
 }

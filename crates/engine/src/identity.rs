@@ -69,6 +69,27 @@ pub fn load_or_create(
     db.exclusive(|db| reconcile(store, db, now_ms))
 }
 
+/// Records a key opened elsewhere (an encrypted key file) as this profile's signer, or checks
+/// it is the one recorded.
+pub fn adopt(
+    public_key: PublicKey,
+    db: &mut store::Store,
+    now_ms: u64,
+) -> Result<(SignerRow, Origin), IdentityError> {
+    db.exclusive(|db| match db.signer()? {
+        None => {
+            let row = signer(public_key, now_ms);
+            db.record_signer(&row)?;
+            Ok((row, Origin::Adopted))
+        }
+        Some(record) if record.public_key == public_key.serialize() => Ok((record, Origin::Loaded)),
+        Some(record) => Err(IdentityError::KeyMismatch {
+            expected: hex::encode(record.public_key),
+            found: hex::encode(public_key.serialize()),
+        }),
+    })
+}
+
 fn reconcile(
     store: &KeyStore,
     db: &mut Batch<'_>,

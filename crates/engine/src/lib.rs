@@ -7,12 +7,14 @@
 
 pub mod app;
 pub mod app_db;
+pub mod control;
 pub mod custody;
 pub mod data_dir;
 pub mod group_wallet;
 pub mod identity;
 pub mod key_file;
 pub mod key_store;
+pub mod policy;
 pub mod profile;
 pub mod proposals;
 pub mod runtime;
@@ -45,6 +47,13 @@ pub struct EngineConfig {
     /// `None`: the platform data folder (see [`data_dir::APP_FOLDER`]).
     pub data_dir: Option<PathBuf>,
     pub keychain: KeychainConfig,
+    /// A signer key opened already (an encrypted key file, for a headless node); `None`: the
+    /// keychain's.
+    pub key: Option<std::sync::Arc<custody::Custody>>,
+    /// Join the peer-to-peer network with these settings; `None`: offline.
+    pub network: Option<net::NetConfig>,
+    /// Chain backends replacing the settings' for this run (`--chain`).
+    pub chain: Vec<String>,
 }
 
 impl EngineConfig {
@@ -67,6 +76,7 @@ impl EngineConfig {
         Self {
             data_dir: var(Self::DATA_DIR_ENV).map(PathBuf::from),
             keychain,
+            ..Self::default()
         }
     }
 }
@@ -90,7 +100,7 @@ impl From<KeyStoreError> for EngineError {
 }
 
 /// The kinds of failure the UI tells apart (it picks wording and icons by them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, TS)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, TS)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
     KeychainUnavailable,
@@ -114,6 +124,8 @@ pub enum ErrorKind {
     /// A proposal's coins are not the group's, or a proposal was refused.
     ProposalRefused,
     InvalidFile,
+    /// The peer-to-peer network could not start or stopped.
+    Network,
     /// Something the person cannot fix (a bug, a damaged database): the message says what.
     Internal,
 }
@@ -300,7 +312,7 @@ impl Explain for runtime::RuntimeError {
 
 /// An error as the UI shows it: what happened and what to do next. Never a stack trace,
 /// never secret material.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, TS)]
 pub struct ErrorView {
     pub kind: ErrorKind,
     pub title: String,
@@ -359,13 +371,19 @@ pub(crate) fn open_identity(config: &EngineConfig) -> Result<IdentityView, Engin
     let dir = DataDir::open(config.data_dir.clone())?;
     let settings = Settings::load_or_init(&dir.settings_file())?;
     let mut profile = profile::Profile::open(Some(dir.path().to_owned()))?;
-    let keys = KeyStore::new(config.keychain.clone());
-    keys.self_test()?;
-    let (record, origin) = identity::load_or_create(&keys, profile.store_mut(), unix_now_ms())?;
+    let (record, origin) = match &config.key {
+        Some(custody) => identity::adopt(custody.public_key(), profile.store_mut(), unix_now_ms())?,
+        None => {
+            let keys = KeyStore::new(config.keychain.clone());
+            keys.self_test()?;
+            identity::load_or_create(&keys, profile.store_mut(), unix_now_ms())?
+        }
+    };
     let view = identity::view(&record, settings.network, dir.path());
     let how = match origin {
         Origin::Created => "created a new signer key",
         Origin::Loaded => "loaded the signer key",
+        Origin::Adopted if config.key.is_some() => "recorded the key file's signer key",
         Origin::Adopted => "adopted the signer key found in the keychain",
     };
     tracing::info!(

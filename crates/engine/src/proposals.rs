@@ -3,7 +3,7 @@
 //! stores the proposal. The key stays in custody; the caller gets public data back.
 
 use lotus::script::Script;
-use lotus::tx::{OutPoint, TxOut};
+use lotus::tx::{OutPoint, TxId, TxOut};
 use protocol::group::GroupDescriptor;
 use serde::Serialize;
 use ts_rs::TS;
@@ -14,6 +14,41 @@ use crate::group_wallet::{self, GroupWalletError, PaymentPreviewView};
 use crate::profile::Profile;
 use crate::runtime::{Clock, RuntimeError, SessionEngine, SystemClock};
 use crate::upgrades::{self, StraddlesUpgrade};
+
+/// `XADDR:SATS` or `XADDR:all`.
+pub fn parse_pay(spec: &str) -> Result<(String, Amount), String> {
+    let (address, amount) = spec
+        .rsplit_once(':')
+        .ok_or_else(|| format!("'{spec}': write XADDR:SATS (or XADDR:all)"))?;
+    let amount = if amount == "all" {
+        Amount::Everything
+    } else {
+        Amount::Sats(amount.parse().map_err(|_| {
+            format!("'{amount}' is not a whole number of satoshis (1 XPI = 1000000)")
+        })?)
+    };
+    Ok((address.to_owned(), amount))
+}
+
+/// `TXID:VOUT:SATS`: a coin of the group named by hand.
+pub fn parse_input(spec: &str) -> Result<(OutPoint, i64), String> {
+    let mut parts = spec.split(':');
+    let (Some(txid), Some(vout), Some(sats), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(format!("'{spec}': write TXID:VOUT:SATS"));
+    };
+    let txid = TxId::from_display_hex(txid).map_err(|e| format!("'{txid}' is not a txid: {e}"))?;
+    let vout: u32 = vout
+        .parse()
+        .map_err(|_| format!("'{vout}' is not an output index"))?;
+    let sats: i64 = sats
+        .parse()
+        .ok()
+        .filter(|s| *s > 0)
+        .ok_or_else(|| format!("'{sats}' is not a positive number of satoshis"))?;
+    Ok((OutPoint::new(txid, vout), sats))
+}
 
 pub struct ProposeRequest {
     /// A group id or an unambiguous prefix of it.

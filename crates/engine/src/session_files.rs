@@ -129,7 +129,10 @@ pub async fn import(
     }
     // The file is a local delivery; the protocol's budgets charge this connection id.
     let _ = deliver
-        .send((protocol::node::Peer(u64::MAX), envelope))
+        .send(crate::runtime::transport::Delivery::new(
+            protocol::node::Peer(u64::MAX),
+            envelope,
+        ))
         .await;
     let outcome = tokio::time::timeout(Duration::from_secs(10), async {
         loop {

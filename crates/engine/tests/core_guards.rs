@@ -157,7 +157,7 @@ fn nonces_whose_rows_failed_to_commit_never_leave_not_even_on_resend() {
          BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
     );
     let bytes = proposal(&s);
-    s.core.receive(&bytes, Peer(0));
+    let _ = s.core.receive(&bytes, Peer(0));
     for minute in 1..=30 {
         s.clock.store(START + minute * 60_000, Ordering::SeqCst);
         s.core.tick();
@@ -202,7 +202,7 @@ fn a_nonce_the_registry_already_holds_closes_the_session_end_to_end() {
         ),
     );
     let bytes = proposal(&s);
-    s.core.receive(&bytes, Peer(0));
+    let _ = s.core.receive(&bytes, Peer(0));
     s.clock.store(START + 600_000, Ordering::SeqCst);
     s.core.tick();
     assert!(!s.sent.kinds_from(1).contains(&MessageKind::Nonces));
@@ -251,7 +251,7 @@ fn a_signer_blacklisted_in_the_store_is_refused_at_the_gate() {
         )
         .unwrap();
     assert_eq!(s.core.load_blacklist().unwrap(), 1);
-    s.core.receive(&bytes, Peer(0));
+    let _ = s.core.receive(&bytes, Peer(0));
     assert!(
         !review_ready(&mut s.events),
         "no review for a blacklisted proposer"
@@ -261,7 +261,7 @@ fn a_signer_blacklisted_in_the_store_is_refused_at_the_gate() {
     // The same proposal from a profile without the entry is reviewed (the control).
     let mut clean = setup(3);
     clean.core.restore().unwrap();
-    clean.core.receive(&proposal(&clean), Peer(0));
+    let _ = clean.core.receive(&proposal(&clean), Peer(0));
     assert!(review_ready(&mut clean.events));
 }
 
@@ -271,7 +271,7 @@ fn a_signer_blacklisted_in_the_store_is_refused_at_the_gate() {
 #[test]
 fn a_reputation_aware_proposal_carries_the_stores_evidence_of_this_group() {
     let mut s = setup_with(4, ElectionMethod::ReputationAware);
-    s.core.receive(&proposal(&s), Peer(0));
+    let _ = s.core.receive(&proposal(&s), Peer(0));
     let session_id = s.core.sessions()[0].session_id.0;
     let blamed = |session_id: [u8; 32], tag: u8| {
         let evidence = Evidence {

@@ -108,6 +108,7 @@ fn engine_serves_the_identity_with_addresses_and_no_secret() {
     let config = EngineConfig {
         data_dir: Some(tmp.path().join("data")),
         keychain: entry.0.config().clone(),
+        ..EngineConfig::default()
     };
     // A known key in the keychain: the engine adopts it, and its secret must not reach the UI.
     let key = lotus::PrivateKey::from_bytes(&[0x42; 32]).unwrap();
@@ -147,6 +148,7 @@ fn an_unreachable_keychain_is_a_clear_error_not_a_memory_fallback() {
                 service: "lotus-cosigner-test-unreachable".to_owned(),
                 user: "signer-key".to_owned(),
             },
+            ..EngineConfig::default()
         });
         let err = engine.identity().unwrap_err();
         assert_eq!(err.kind, ErrorKind::KeychainUnavailable, "{err:?}");
@@ -193,6 +195,7 @@ fn a_profile_of_the_old_layout_still_starts_with_its_key() {
     let view = Engine::start(EngineConfig {
         data_dir: Some(data.clone()),
         keychain: entry.0.config().clone(),
+        ..EngineConfig::default()
     })
     .identity()
     .expect("an old profile starts");
@@ -248,6 +251,7 @@ async fn the_engine_runs_groups_sessions_and_the_chain_for_the_app() {
     let engine = Engine::start(EngineConfig {
         data_dir: Some(data),
         keychain: entry.0.config().clone(),
+        ..EngineConfig::default()
     });
     let mut changes = engine.changes();
     let id = group.id().to_string();
@@ -355,6 +359,7 @@ async fn the_engine_runs_groups_sessions_and_the_chain_for_the_app() {
     let second = Engine::start(EngineConfig {
         data_dir: engine.config().data_dir.clone(),
         keychain: entry.0.config().clone(),
+        ..EngineConfig::default()
     });
     assert!(second.identity().is_ok());
     let busy = second.groups().unwrap_err();
@@ -390,6 +395,7 @@ async fn a_bad_chain_setting_is_an_error_view_not_a_panic() {
     let engine = Engine::start(EngineConfig {
         data_dir: Some(data),
         keychain: entry.0.config().clone(),
+        ..EngineConfig::default()
     });
     assert!(engine.identity().is_ok());
     for _ in 0..2 {

@@ -14,11 +14,12 @@ pub mod wire;
 
 use std::path::PathBuf;
 
-use libp2p::{Multiaddr, PeerId};
+pub use libp2p::{Multiaddr, PeerId};
 use lotus::secp256k1::PublicKey;
 use protocol::group::GroupDescriptor;
 use tokio::sync::{mpsc, oneshot};
 
+pub use libp2p::PeerId as PeerIdType;
 pub use policy::{IpLimits, PeerBudgetConfig};
 pub use service::spawn;
 

@@ -230,6 +230,12 @@ impl Service {
                 for peer in members {
                     self.member_peer(peer);
                 }
+                // Say hello again to everyone we are connected to: their answers now carry
+                // the records of members of the new groups, whom we go and find.
+                let connected: Vec<PeerId> = self.connections.keys().copied().collect();
+                for peer in connected {
+                    self.send_hello(peer);
+                }
                 self.housekeeping();
             }
             Command::Send { to, bytes } => self.send_envelope(&to, bytes),
@@ -495,13 +501,7 @@ impl Service {
                 let relayed = endpoint.is_relayed();
                 self.connections.insert(peer_id, (address, relayed));
                 if num_established.get() == 1 {
-                    let presence = self.presence().encode();
-                    let id = self
-                        .swarm
-                        .behaviour_mut()
-                        .direct
-                        .send_request(&peer_id, Request::Hello { presence });
-                    self.hellos.insert(id, peer_id);
+                    self.send_hello(peer_id);
                 }
             }
             SwarmEvent::ConnectionClosed {
@@ -522,6 +522,16 @@ impl Service {
             SwarmEvent::Behaviour(event) => self.behaviour_event(event),
             _ => {}
         }
+    }
+
+    fn send_hello(&mut self, peer: PeerId) {
+        let presence = self.presence().encode();
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .direct
+            .send_request(&peer, Request::Hello { presence });
+        self.hellos.insert(id, peer);
     }
 
     fn listener_ready(&mut self, id: libp2p::core::transport::ListenerId) {

@@ -255,6 +255,16 @@ pub enum AuditEvent {
         #[serde(with = "crate::column::hex_bytes")]
         digest: [u8; 32],
     },
+    /// A policy co-signer decided on its own (`rule` names the written rule that decided).
+    PolicyDecision {
+        #[serde(with = "crate::column::hex_bytes")]
+        session_id: [u8; 32],
+        #[serde(with = "crate::column::hex_bytes")]
+        digest: [u8; 32],
+        approved: bool,
+        rule: String,
+        reason: String,
+    },
     /// A member (possibly this one) refused the proposal.
     Rejected {
         #[serde(with = "crate::column::hex_bytes")]
@@ -425,6 +435,7 @@ impl AuditEvent {
             AuditEvent::ProposalReceived { .. } => "proposal_received",
             AuditEvent::ProposalRefused { .. } => "proposal_refused",
             AuditEvent::Approved { .. } => "approved",
+            AuditEvent::PolicyDecision { .. } => "policy_decision",
             AuditEvent::Rejected { .. } => "rejected",
             AuditEvent::AttemptStarted { .. } => "attempt_started",
             AuditEvent::RoundCompleted { .. } => "round_completed",
@@ -454,6 +465,7 @@ impl AuditEvent {
             AuditEvent::ProposalCreated { session_id, .. }
             | AuditEvent::ProposalReceived { session_id, .. }
             | AuditEvent::Approved { session_id, .. }
+            | AuditEvent::PolicyDecision { session_id, .. }
             | AuditEvent::Rejected { session_id, .. }
             | AuditEvent::AttemptStarted { session_id, .. }
             | AuditEvent::RoundCompleted { session_id, .. }

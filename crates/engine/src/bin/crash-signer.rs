@@ -152,7 +152,9 @@ fn main() -> anyhow::Result<()> {
         clock.0.store(frame.now_ms, Ordering::SeqCst);
         match frame.kind {
             // One pipe from the harness: one connection, as far as budgets go.
-            to_engine::DELIVER => core.receive(&frame.payload, protocol::node::Peer(0)),
+            to_engine::DELIVER => {
+                let _ = core.receive(&frame.payload, protocol::node::Peer(0));
+            }
             to_engine::APPROVE if frame.payload.len() == 64 => {
                 let session: [u8; 32] = frame.payload[..32].try_into()?;
                 let digest: [u8; 32] = frame.payload[32..].try_into()?;

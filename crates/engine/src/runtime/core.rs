@@ -88,6 +88,10 @@ impl Core {
         &self.store
     }
 
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
     pub fn add_group(&mut self, group: GroupDescriptor) -> Result<GroupId, RuntimeError> {
         let others: Vec<PublicKey> = group
             .members
@@ -227,10 +231,20 @@ impl Core {
     }
 
     /// Bytes delivered by transport connection `from` (budgets are charged to it).
-    pub fn receive(&mut self, bytes: &[u8], from: Peer) {
-        if let Ok(Handled::Refused(rejection)) = self.handle(Input::Receive { bytes, from }) {
-            tracing::debug!(reason = rejection.label(), "dropped a message");
+    /// Answers the node's verdict (refusals are counted in its statistics).
+    pub fn receive(&mut self, bytes: &[u8], from: Peer) -> Result<(), protocol::gate::Rejection> {
+        match self.handle(Input::Receive { bytes, from }) {
+            Ok(Handled::Refused(rejection)) => {
+                tracing::debug!(reason = rejection.label(), "dropped a message");
+                Err(rejection)
+            }
+            _ => Ok(()),
         }
+    }
+
+    /// Connectivity to a co-signer came back: pull what open sessions missed.
+    pub fn reconnected(&mut self) {
+        let _always_done = self.handle(Input::Reconnected);
     }
 
     pub fn tick(&mut self) {

@@ -6,6 +6,7 @@
 pub mod chain;
 pub mod chain_task;
 pub mod core;
+pub mod network;
 pub mod offline;
 pub mod stdio;
 pub mod transport;
@@ -156,6 +157,11 @@ enum Request {
     },
     Reputation {
         reply: Reply<Vec<store::SignerStats>>,
+    },
+    Reconnected,
+    AppendAudit {
+        event: store::AuditEvent,
+        reply: Reply<()>,
     },
 }
 
@@ -425,6 +431,17 @@ impl SessionEngine {
         self.ask(|reply| Request::AuditExport { reply }).await
     }
 
+    /// Adds an entry to the tamper-evident audit log (a policy co-signer's decision).
+    pub async fn append_audit(&self, event: store::AuditEvent) -> Result<(), RuntimeError> {
+        self.ask(|reply| Request::AppendAudit { event, reply })
+            .await
+    }
+
+    /// A co-signer became reachable: open sessions pull what they missed.
+    pub async fn reconnected(&self) {
+        let _ = self.requests.send(Request::Reconnected).await;
+    }
+
     /// Per co-signer statistics (§8.1 score inputs, blame, timeouts, blacklist).
     pub async fn reputation(&self) -> Result<Vec<store::SignerStats>, RuntimeError> {
         self.ask(|reply| Request::Reputation { reply }).await
@@ -447,7 +464,12 @@ async fn run(
                 Some(request) => handle(&mut core, request),
                 None => break,
             },
-            Some((from, bytes)) = inbox.recv() => core.receive(&bytes, from),
+            Some(delivery) = inbox.recv() => {
+                let verdict = core.receive(&delivery.bytes, delivery.from);
+                if let Some(reply) = delivery.verdict {
+                    let _ = reply.send(verdict);
+                }
+            }
             Ok(txid) = seen.recv() => core.broadcast_observed(&txid),
             _ = tokio::time::sleep(wait) => core.tick(),
         }
@@ -506,6 +528,16 @@ fn handle(core: &mut Core, request: Request) {
         }
         Request::Sessions { reply } => {
             let _ = reply.send(Ok(core.sessions()));
+        }
+        Request::Reconnected => core.reconnected(),
+        Request::AppendAudit { event, reply } => {
+            let now = core.now();
+            let _ = reply.send(
+                core.store_mut()
+                    .append(&event, now)
+                    .map(drop)
+                    .map_err(Into::into),
+            );
         }
     }
 }

@@ -15,8 +15,24 @@ pub trait Transport: Send + Sync + 'static {
 }
 
 /// What arrives in an inbox: the delivering connection and the bytes. The protocol charges its
-/// verification budget to the connection, never to the sender a message claims.
-pub type Delivery = (Peer, Vec<u8>);
+/// verification budget to the connection, never to the sender a message claims. A network
+/// that wants the node's judgement (gossip validation, the peer's budget) passes `verdict`.
+#[derive(Debug)]
+pub struct Delivery {
+    pub from: Peer,
+    pub bytes: Vec<u8>,
+    pub verdict: Option<tokio::sync::oneshot::Sender<Result<(), protocol::gate::Rejection>>>,
+}
+
+impl Delivery {
+    pub fn new(from: Peer, bytes: Vec<u8>) -> Self {
+        Self {
+            from,
+            bytes,
+            verdict: None,
+        }
+    }
+}
 
 /// Connects engines in one process: each gets an inbox keyed by its signer key.
 /// Signer key → that engine's inbox.
@@ -79,7 +95,7 @@ impl Transport for InProcessTransport {
             if let Some(inbox) = inboxes.get(&key.serialize()) {
                 // A full inbox drops (the protocol resends and pulls what it missed); a closed
                 // one is an engine that stopped: like a peer that went offline.
-                let _ = inbox.try_send((self.peer, bytes.to_vec()));
+                let _ = inbox.try_send(Delivery::new(self.peer, bytes.to_vec()));
             }
         }
     }
