@@ -126,7 +126,13 @@ fn create_key(dir: &Path) -> String {
     key["public_key"].as_str().unwrap().to_owned()
 }
 
-fn start_node(dir: &Path, chain: &str, bootstrap: Option<&str>, policy: Option<&Path>) -> Node {
+fn start_node(
+    dir: &Path,
+    chain: &str,
+    bootstrap: Option<&str>,
+    policy: Option<&Path>,
+    fault: Option<&str>,
+) -> Node {
     let mut command = Command::new(BIN);
     command
         .arg("--data-dir")
@@ -141,6 +147,9 @@ fn start_node(dir: &Path, chain: &str, bootstrap: Option<&str>, policy: Option<&
     }
     if let Some(policy) = policy {
         command.arg("--policy").arg(policy);
+    }
+    if let Some(fault) = fault {
+        command.args(["--test-fault", fault]);
     }
     let mut child = command.spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -163,112 +172,292 @@ fn start_node(dir: &Path, chain: &str, bootstrap: Option<&str>, policy: Option<&
     }
 }
 
-#[test]
-fn three_nodes_create_a_group_over_the_network_and_complete_a_payment_on_the_devnet() {
+struct Cluster {
+    root: tempfile::TempDir,
+    dirs: Vec<PathBuf>,
+    group_id: String,
+    invite: String,
+    devnet: Devnet,
+    nodes: Vec<Option<Node>>,
+    /// Members that accepted already (a restarted node keeps its groups).
+    accepted: Vec<bool>,
+}
+
+/// Options of one node in a cluster.
+#[derive(Clone, Copy, Default)]
+struct Role<'a> {
+    policy: bool,
+    fault: Option<&'a str>,
+}
+
+/// `n` members with their own folders and key files, a group of them (invite built by a
+/// scratch profile, as a creator would), a devnet that funds it. No node runs yet.
+fn cluster(n: usize, group_args: &[&str]) -> Cluster {
     let root = tempfile::tempdir().unwrap();
-    let dirs: Vec<PathBuf> = (1..=3)
+    let dirs: Vec<PathBuf> = (1..=n)
         .map(|i| root.path().join(format!("member{i}")))
         .collect();
     let keys: Vec<String> = dirs.iter().map(|d| create_key(d)).collect();
-
-    // The group as its creator builds it (an offline scratch profile: no key needed).
     let scratch = root.path().join("scratch");
     let mut create = vec!["group", "create", "--name", "till", "--network", "regtest"];
     for key in &keys {
         create.extend(["--member", key.as_str()]);
     }
-    create.extend(["--round-timeout", "30", "--broadcast-slot", "10"]);
+    create.extend(group_args);
     let group = cli(&scratch, &create).unwrap();
-    let (group_id, address, invite) = (
-        group["id"].as_str().unwrap().to_owned(),
-        group["address"].as_str().unwrap().to_owned(),
-        group["invite"].as_str().unwrap().to_owned(),
-    );
+    let address = group["address"].as_str().unwrap();
     let devnet = devnet(&root.path().join("devnet"), &format!("{address}:50000000"));
-
     let policy = root.path().join("policy.toml");
     std::fs::write(
         &policy,
         "[[rule]]\nname = \"small payments\"\nmax_per_session_sats = 2000000\nmax_fee_sats = 100000\n",
     )
     .unwrap();
-    let first = start_node(&dirs[0], &devnet.chain, None, None);
-    let second = start_node(&dirs[1], &devnet.chain, Some(&first.address), None);
-    let third = start_node(&dirs[2], &devnet.chain, Some(&first.address), Some(&policy));
-    let nodes = [first, second, third];
-
-    for node in &nodes {
-        let accepted = cli(&node.dir, &["group", "accept", &invite]).unwrap();
-        assert_eq!(accepted["id"], group_id);
+    Cluster {
+        group_id: group["id"].as_str().unwrap().to_owned(),
+        invite: group["invite"].as_str().unwrap().to_owned(),
+        nodes: (0..n).map(|_| None).collect(),
+        accepted: vec![false; n],
+        root,
+        dirs,
+        devnet,
     }
-    // Acceptances travel over the network: every member sees all three.
-    for node in &nodes {
-        eventually("every acceptance", Duration::from_secs(60), || {
-            let shown = cli(&node.dir, &["group", "show", &group_id]).ok()?;
-            (shown["accepted"] == 3).then_some(())
-        });
+}
+
+impl Cluster {
+    /// Starts member `i` (bootstrapping from the first node if it runs) and has it accept.
+    fn start(&mut self, i: usize, role: Role) {
+        let bootstrap = self.nodes[0].as_ref().map(|n| n.address.clone());
+        let policy = self.root.path().join("policy.toml");
+        let node = start_node(
+            &self.dirs[i],
+            &self.devnet.chain,
+            bootstrap.as_deref().filter(|_| i != 0),
+            role.policy.then_some(policy.as_path()),
+            role.fault,
+        );
+        if !std::mem::replace(&mut self.accepted[i], true) {
+            let accepted = cli(&node.dir, &["group", "accept", &self.invite]).unwrap();
+            assert_eq!(accepted["id"], self.group_id);
+        }
+        self.nodes[i] = Some(node);
     }
-    let peers = cli(&nodes[0].dir, &["peers"]).unwrap();
-    let members: Vec<&Value> = peers
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["member"] == true)
-        .collect();
-    assert_eq!(
-        members.len(),
-        2,
-        "the first node reaches both co-signers: {peers}"
-    );
 
-    let recipient = lotus_address();
-    let proposal = cli(
-        &nodes[0].dir,
-        &[
-            "session",
-            "propose",
-            "--group",
-            &group_id,
-            "--pay",
-            &format!("{recipient}:1000000"),
-        ],
-    )
-    .unwrap();
-    let session = proposal["session_id"].as_str().unwrap().to_owned();
-    let digest = proposal["review_digest"].as_str().unwrap().to_owned();
+    fn dir(&self, i: usize) -> &Path {
+        &self.dirs[i]
+    }
 
-    // Two people approve through the command line; the third member is a policy co-signer.
-    for node in &nodes[..2] {
-        eventually("the proposal to arrive", Duration::from_secs(60), || {
-            cli(&node.dir, &["session", "show", &session]).ok()
+    fn kill(&mut self, i: usize) {
+        let mut node = self.nodes[i].take().expect("running");
+        node.process.child.kill().unwrap();
+        node.process.child.wait().unwrap();
+    }
+
+    fn propose(&self, from: usize, sats: u64) -> (String, String) {
+        let pay = format!("{}:{sats}", lotus_address());
+        let proposal = cli(
+            self.dir(from),
+            &[
+                "session",
+                "propose",
+                "--group",
+                &self.group_id,
+                "--pay",
+                &pay,
+            ],
+        )
+        .unwrap();
+        (
+            proposal["session_id"].as_str().unwrap().to_owned(),
+            proposal["review_digest"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    fn approve(&self, i: usize, session: &str, digest: &str) {
+        eventually("the proposal to arrive", Duration::from_secs(90), || {
+            cli(self.dir(i), &["session", "show", session]).ok()
         });
         let approved = cli(
-            &node.dir,
-            &["session", "approve", &session, "--digest", &digest],
+            self.dir(i),
+            &["session", "approve", session, "--digest", digest],
         )
         .unwrap();
         assert_eq!(approved["approved_by_me"], true);
     }
-    let done = eventually("the payment to confirm", Duration::from_secs(180), || {
-        let shown = cli(&nodes[1].dir, &["session", "show", &session]).ok()?;
-        (shown["outcome"] == "confirmed").then_some(shown)
-    });
+
+    fn confirmed(&self, i: usize, session: &str) -> Value {
+        eventually("the payment to confirm", Duration::from_secs(240), || {
+            let shown = cli(self.dir(i), &["session", "show", session]).ok()?;
+            (shown["outcome"] == "confirmed").then_some(shown)
+        })
+    }
+
+    fn stop(mut self) {
+        for node in self.nodes.iter_mut().filter_map(Option::take) {
+            node.process.terminate();
+        }
+        self.devnet.process.terminate();
+    }
+}
+
+/// Every member accepts, sees all acceptances, proposes from the first, approves by CLI (the
+/// last member is a policy co-signer), and the devnet confirms.
+fn payment_over_the_network(n: usize) {
+    let mut cluster = cluster(n, &["--round-timeout", "60", "--broadcast-slot", "10"]);
+    for i in 0..n {
+        let role = Role {
+            policy: i == n - 1,
+            ..Role::default()
+        };
+        cluster.start(i, role);
+    }
+    for i in 0..n {
+        eventually("every acceptance", Duration::from_secs(90), || {
+            let shown = cli(cluster.dir(i), &["group", "show", &cluster.group_id]).ok()?;
+            (shown["accepted"] == n).then_some(())
+        });
+    }
+    let peers = cli(cluster.dir(0), &["peers"]).unwrap();
+    let members = peers
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["member"] == true)
+        .count();
+    assert_eq!(
+        members,
+        n - 1,
+        "the first node reaches every co-signer: {peers}"
+    );
+
+    let (session, digest) = cluster.propose(0, 1_000_000);
+    for i in 0..n - 1 {
+        cluster.approve(i, &session, &digest);
+    }
+    let done = cluster.confirmed(1, &session);
     assert!(!done["txid"].as_str().unwrap().is_empty());
-    let policy_log = std::process::Command::new(BIN)
+    let log = Command::new(BIN)
         .arg("--data-dir")
-        .arg(&nodes[2].dir)
+        .arg(cluster.dir(n - 1))
         .args(["audit", "export"])
         .output()
         .unwrap();
-    let log = String::from_utf8_lossy(&policy_log.stdout);
+    let log = String::from_utf8_lossy(&log.stdout);
     assert!(
         log.contains("policy_decision") && log.contains("small payments"),
         "the policy co-signer's decision and its rule are in its audit log: {log}"
     );
-    for node in nodes {
-        node.process.terminate();
+    cluster.stop();
+}
+
+#[test]
+fn three_nodes_create_a_group_over_the_network_and_complete_a_payment_on_the_devnet() {
+    payment_over_the_network(3);
+}
+
+#[test]
+fn ten_nodes_complete_a_payment_over_the_network() {
+    payment_over_the_network(10);
+}
+
+/// The elected coordinator (first-signer: member 1) never broadcasts and is killed with SIGKILL
+/// once the transaction is signed: the backup in slot 2 broadcasts and the devnet confirms.
+#[test]
+fn a_backup_broadcasts_when_the_coordinator_is_killed_after_the_partial_signatures() {
+    let mut cluster = cluster(
+        3,
+        &[
+            "--election",
+            "first-signer",
+            "--round-timeout",
+            "60",
+            "--broadcast-slot",
+            "4",
+        ],
+    );
+    cluster.start(
+        0,
+        Role {
+            fault: Some("silent-coordinator"),
+            ..Role::default()
+        },
+    );
+    cluster.start(1, Role::default());
+    cluster.start(2, Role::default());
+    let (session, digest) = cluster.propose(0, 1_000_000);
+    for i in 0..3 {
+        cluster.approve(i, &session, &digest);
     }
-    devnet.process.terminate();
+    // Signed: the failover schedule exists at the coordinator.
+    let signed = eventually("the signatures", Duration::from_secs(120), || {
+        let shown = cli(cluster.dir(0), &["session", "show", &session]).ok()?;
+        (!shown["failover"].as_array()?.is_empty()).then_some(shown)
+    });
+    assert_eq!(
+        signed["election"]["priority"][0], 1,
+        "member 1 coordinates: {signed}"
+    );
+    cluster.kill(0);
+    let done = cluster.confirmed(1, &session);
+    assert_eq!(done["txid"], signed["txid"]);
+    let backup_log = audit_log(cluster.dir(1));
+    assert!(
+        backup_log.contains(r#""step":"coordinator_failed","slot":0"#)
+            && backup_log.contains(r#""step":"should_broadcast","slot":1"#),
+        "member 2 saw the coordinator's slot fail and broadcast in its own: {backup_log}"
+    );
+    cluster.stop();
+}
+
+/// A member starts only after the proposal was made (it pulls it), another is killed mid-round
+/// and restarts: the session completes in a later attempt, with fresh nonces.
+#[test]
+fn a_late_member_and_a_member_killed_mid_round_still_complete_the_session() {
+    let mut cluster = cluster(3, &["--round-timeout", "60", "--broadcast-slot", "10"]);
+    cluster.start(0, Role::default());
+    cluster.start(1, Role::default());
+    let (session, digest) = cluster.propose(0, 1_000_000);
+    cluster.approve(0, &session, &digest);
+    cluster.approve(1, &session, &digest);
+    // Member 3 was not running when the proposal was made.
+    cluster.start(2, Role::default());
+    eventually(
+        "the late member to receive the proposal",
+        Duration::from_secs(90),
+        || cli(cluster.dir(2), &["session", "show", &session]).ok(),
+    );
+    // Nonces go out without approval; member 2 dies holding its secret nonces.
+    eventually("member 2's nonces", Duration::from_secs(90), || {
+        let shown = cli(cluster.dir(0), &["session", "show", &session]).ok()?;
+        let waiting = serde_json::to_string(&shown["members"]).ok()?;
+        (!waiting.contains("nonces")).then_some(())
+    });
+    cluster.kill(1);
+    cluster.start(1, Role::default());
+    cluster.approve(2, &session, &digest);
+    let done = cluster.confirmed(2, &session);
+    // Attempts count from 0: the restart forced a second one.
+    assert!(
+        done["attempt"].as_u64().unwrap() >= 1,
+        "a new attempt after the restart: {done}"
+    );
+    let log = audit_log(cluster.dir(1));
+    assert!(
+        log.contains("attempt_abandoned_at_start"),
+        "the restarted member abandoned the attempt whose nonces died with it: {log}"
+    );
+    cluster.stop();
+}
+
+/// A member's audit log as JSON Lines, through its node.
+fn audit_log(dir: &Path) -> String {
+    let output = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["audit", "export"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 fn lotus_address() -> String {

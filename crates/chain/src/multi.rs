@@ -229,6 +229,9 @@ pub enum ChainEvent {
 pub struct Watcher {
     chains: Chains,
     transactions: BTreeMap<TxId, (Transaction, Option<StatusReport>)>,
+    /// The watched transactions this member broadcast itself: only these are re-broadcast.
+    /// A backup coordinator that merely watches must wait for its failover slot.
+    submitted: std::collections::BTreeSet<TxId>,
     scripts: Vec<(Script, Option<Vec<Utxo>>)>,
 }
 
@@ -237,6 +240,7 @@ impl Watcher {
         Self {
             chains,
             transactions: BTreeMap::new(),
+            submitted: std::collections::BTreeSet::new(),
             scripts: Vec::new(),
         }
     }
@@ -296,8 +300,15 @@ impl Watcher {
         true
     }
 
+    /// Watches `tx` as one this member broadcast (re-broadcast until it is seen).
+    pub fn watch_submitted(&mut self, tx: Transaction) {
+        self.submitted.insert(tx.txid());
+        self.watch_transaction(tx);
+    }
+
     pub fn forget_transaction(&mut self, txid: &TxId) {
         self.transactions.remove(txid);
+        self.submitted.remove(txid);
     }
 
     /// Asks every backend about everything watched; returns what changed since the last poll.
@@ -332,9 +343,9 @@ impl Watcher {
     /// it conflicted (it can never confirm; sending it again is noise). Returns the reports.
     pub async fn rebroadcast_unseen(&mut self) -> Vec<BroadcastReport> {
         let mut reports = Vec::new();
-        for (tx, last) in self.transactions.values() {
+        for (txid, (tx, last)) in &self.transactions {
             let settled = last.as_ref().is_some_and(|r| r.seen || r.conflicted);
-            if !settled {
+            if !settled && self.submitted.contains(txid) {
                 reports.push(self.chains.broadcast(tx).await);
             }
         }

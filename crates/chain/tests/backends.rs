@@ -47,7 +47,7 @@ async fn a_backend_down_during_broadcast_is_reported_and_reached_by_the_rebroadc
 
     b_devnet.shutdown();
     let mut watcher = Watcher::new(chains(&[&a, &b], 2));
-    watcher.watch_transaction(tx.clone());
+    watcher.watch_submitted(tx.clone());
     let sent = watcher.chains().broadcast(&tx).await;
     assert_eq!(sent.accepted_by(), 1);
     assert!(
@@ -255,8 +255,13 @@ async fn one_lying_backend_cannot_settle_or_forget_a_transaction() {
         },
         TxStatus::Conflicted,
     ] {
+        // A backup coordinator that only watches waits for its slot: never re-broadcasts.
+        let mut backup = Watcher::new(chains_with(claim.clone()));
+        backup.watch_transaction(tx.clone());
+        backup.poll().await;
+        assert!(backup.rebroadcast_unseen().await.is_empty(), "{claim:?}");
         let mut watcher = Watcher::new(chains_with(claim));
-        watcher.watch_transaction(tx.clone());
+        watcher.watch_submitted(tx.clone());
         watcher.poll().await;
         let sent = watcher.rebroadcast_unseen().await;
         assert_eq!(sent.len(), 1, "{claim:?}");

@@ -31,6 +31,9 @@ pub struct NodeArgs {
     /// Approve on its own the sessions these written rules allow (TOML).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Misbehave on purpose (cross-process tests only): silent-coordinator.
+    #[arg(long, hide = true, value_name = "NAME")]
+    pub test_fault: Option<engine::runtime::faults::TestFault>,
 }
 
 fn multiaddrs(list: &[String], what: &str) -> anyhow::Result<Vec<net::Multiaddr>> {
@@ -73,6 +76,7 @@ pub fn run(args: &NodeArgs, ctx: &Context, out: &mut dyn Write) -> anyhow::Resul
         key,
         network: Some(network),
         chain: ctx.chain.clone(),
+        test_fault: args.test_fault,
         ..EngineConfig::from_env()
     };
     let data_dir = engine::data_dir::DataDir::open(ctx.data_dir.clone())?

@@ -20,6 +20,7 @@ use crate::profile::Profile;
 use crate::proposals::{self, ProposalView, ProposeRequest};
 use crate::runtime::chain::ChainLink;
 use crate::runtime::chain_task::{ChainNews, ChainTask, ChainTaskConfig};
+use crate::runtime::faults::{SilentChain, TestFault};
 use crate::runtime::network::{self, NetTransport};
 use crate::runtime::offline::Offline;
 use crate::runtime::transport::Transport;
@@ -196,10 +197,19 @@ impl Engine {
         let chain_task = chains
             .clone()
             .map(|chains| ChainTask::spawn(chains, ChainTaskConfig::default()).0);
-        let link: Arc<dyn ChainLink> = match &chain_task {
+        let mut link: Arc<dyn ChainLink> = match &chain_task {
             Some(task) => Arc::new(task.clone()),
             None => Arc::new(Offline),
         };
+        if let Some(fault) = self.config.test_fault {
+            tracing::warn!(
+                ?fault,
+                "running with a TEST FAULT: this node misbehaves on purpose"
+            );
+            match fault {
+                TestFault::SilentCoordinator => link = Arc::new(SilentChain(link)),
+            }
+        }
         // Offline, nothing arrives: co-signers pull what this profile stored once it is online.
         let (network, transport, inbox, net_events): (
             Option<net::Network>,

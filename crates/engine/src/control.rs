@@ -91,6 +91,14 @@ pub fn decode_request(bytes: &[u8]) -> Result<ControlRequest, ControlError> {
     serde_json::from_slice(bytes).map_err(|e| ControlError::Invalid(e.to_string()))
 }
 
+/// The fuzz target's body: a request that parses serializes to one that parses the same.
+pub fn fuzz_decode(data: &[u8]) {
+    if let Ok(request) = decode_request(data) {
+        let bytes = serde_json::to_vec(&request).expect("requests serialize");
+        assert_eq!(decode_request(&bytes), Ok(request));
+    }
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ControlAnswer {
@@ -209,40 +217,70 @@ async fn status(engine: &Engine) -> Result<NodeStatus, ErrorView> {
 /// Serves the control socket until the task is dropped. An old socket file left by a node that
 /// died is replaced; the socket is created with mode 0600.
 pub fn serve(engine: Arc<Engine>, path: &Path) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    if path.exists() {
-        std::fs::remove_file(path)?;
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::symlink_metadata(path) {
+        // A socket left by a node that died (the profile lock says none runs now).
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(std::io::Error::other(format!(
+                "{} exists and is not a socket: remove it if it is yours",
+                path.display()
+            )))
+        }
+        Err(_) => {}
     }
-    // Created under a private umask, so no moment exists where others could connect.
+    // Created under a private umask (mode 0600 from the start: no moment exists where
+    // others could connect, and no chmod that could follow a swapped path).
     let listener = {
         let old = unsafe { libc::umask(0o177) };
         let bound = UnixListener::bind(path);
         unsafe { libc::umask(old) };
         bound?
     };
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     Ok(tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, say: back off instead of spinning.
+                    tracing::warn!("control socket: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let Ok(slot) = slots.clone().acquire_owned().await else {
+                break;
             };
             let engine = engine.clone();
             tokio::spawn(async move {
-                if let Err(e) = serve_one(&engine, stream).await {
+                let served =
+                    tokio::time::timeout(REQUEST_TIMEOUT, serve_one(&engine, stream)).await;
+                if let Ok(Err(e)) = served {
                     tracing::debug!("control connection: {e}");
                 }
+                drop(slot);
             });
         }
     }))
 }
 
+/// Control connections served at once; more wait.
+const MAX_CONNECTIONS: usize = 16;
+/// A request must arrive and be answered within this (approvals wait on the chain check).
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
 async fn serve_one(engine: &Engine, stream: UnixStream) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = Vec::new();
-    BufReader::new(read)
-        .take(MAX_REQUEST as u64 + 1)
-        .read_until(b'\n', &mut line)
-        .await?;
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        BufReader::new(read)
+            .take(MAX_REQUEST as u64 + 1)
+            .read_until(b'\n', &mut line),
+    )
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request within 10 s"))??;
     if line.trim_ascii().is_empty() {
         // A caller checking that the node is there.
         return Ok(());

@@ -54,6 +54,8 @@ pub struct EngineConfig {
     pub network: Option<net::NetConfig>,
     /// Chain backends replacing the settings' for this run (`--chain`).
     pub chain: Vec<String>,
+    /// Test-only misbehaviour (cross-process tests); never set by the app.
+    pub test_fault: Option<runtime::faults::TestFault>,
 }
 
 impl EngineConfig {

@@ -64,6 +64,13 @@ impl Policy {
     pub fn parse(text: &str) -> Result<Self, String> {
         let policy: Policy = toml::from_str(text).map_err(|e| e.to_string())?;
         for rule in &policy.rules {
+            // A short prefix could be matched by a group id ground for it.
+            if let Some(short) = rule.groups.iter().find(|g| g.len() < 16) {
+                return Err(format!(
+                    "rule '{}': group '{short}' is too short; give at least 16 hex characters of its id",
+                    rule.name
+                ));
+            }
             if let Some([from, to]) = rule.hours_utc {
                 if from > 23 || to > 24 || from >= to {
                     return Err(format!(
@@ -154,8 +161,9 @@ pub fn spawn(engine: Arc<Engine>, policy: Policy) -> tokio::task::JoinHandle<()>
     tokio::spawn(async move {
         let mut changes = engine.changes();
         let mut decided: BTreeSet<String> = BTreeSet::new();
-        // What each rule approved: (time, sats), for the daily limits.
-        let mut approved: Vec<(String, u64, i64)> = Vec::new();
+        // What each rule approved: (rule, time, sats), for the daily limits; rebuilt from the
+        // audit log, so a restart does not hand out a fresh daily budget.
+        let mut approved: Vec<(String, u64, i64)> = past_approvals(&engine).await;
         loop {
             let now = crate::unix_now_ms();
             approved.retain(|(_, at, _)| now.saturating_sub(*at) < 24 * 3_600_000);
@@ -195,6 +203,26 @@ pub fn spawn(engine: Arc<Engine>, policy: Policy) -> tokio::task::JoinHandle<()>
     })
 }
 
+/// The policy's approvals in the audit log: (rule, time, sats sent).
+async fn past_approvals(engine: &Engine) -> Vec<(String, u64, i64)> {
+    let Ok(log) = engine.audit_export().await else {
+        return Vec::new();
+    };
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|entry| {
+            entry["event"]["kind"] == "policy_decision" && entry["event"]["approved"] == true
+        })
+        .filter_map(|entry| {
+            Some((
+                entry["event"]["rule"].as_str()?.to_owned(),
+                entry["time_ms"].as_u64()?,
+                entry["event"]["sent_sat"].as_i64()?,
+            ))
+        })
+        .collect()
+}
+
 async fn record(
     engine: &Engine,
     session: &SessionView,
@@ -211,6 +239,7 @@ async fn record(
         session_id,
         digest,
         approved,
+        sent_sat: session.sent_sats,
         rule: rule.into(),
         reason: reason.into(),
     };

@@ -143,6 +143,11 @@ fn gossip(key: &identity::Keypair) -> Result<gossipsub::Behaviour, String> {
         .validate_messages()
         .max_transmit_size(MAX_GOSSIP)
         .heartbeat_interval(Duration::from_millis(700))
+        // Verdicts may queue behind other deliveries: keep messages ~14 s so an Accept that
+        // comes late still forwards.
+        .history_length(20)
+        // Publish to the mesh and explicit peers (members), never flood to everyone we know.
+        .flood_publish(false)
         // Content-addressed: the same envelope relayed twice is one message.
         .message_id_fn(|message| {
             gossipsub::MessageId::from(lotus::hash::sha256(&message.data).to_vec())

@@ -32,8 +32,8 @@ pub struct Directory {
     /// Peers that proved a signer key, and the reverse.
     peer_signer: BTreeMap<PeerId, PublicKey>,
     signer_peer: BTreeMap<SignerBytes, PeerId>,
-    /// DHT records stored for others, by the peer that put them.
-    stored_by: BTreeMap<PeerId, BTreeSet<Vec<u8>>>,
+    /// DHT records stored for others, by the subnet (or peer) that put them.
+    stored_by: BTreeMap<String, BTreeSet<Vec<u8>>>,
 }
 
 /// Why a presence record was not taken.
@@ -117,7 +117,6 @@ impl Directory {
                 self.signer_peer.remove(&signer.serialize());
             }
         }
-        self.stored_by.remove(peer);
     }
 
     pub fn signer_of(&self, peer: &PeerId) -> Option<PublicKey> {
@@ -148,22 +147,29 @@ impl Directory {
     }
 
     /// Validation of a record someone asks us (a DHT server) to store.
+    /// `publisher` is whom the quota is charged to (the sender's subnet). The quota is
+    /// checked before the signature, so a publisher over it costs no curve operation.
     pub fn check_dht_record(
         &mut self,
-        publisher: PeerId,
+        publisher: String,
         record: &kad::Record,
         now_ms: u64,
     ) -> Result<Presence, RecordRefusal> {
+        let over_quota = self.stored_by.get(&publisher).is_some_and(|keys| {
+            !keys.contains(record.key.as_ref()) && keys.len() >= RECORDS_PER_PUBLISHER
+        });
+        if over_quota {
+            return Err(RecordRefusal::Quota);
+        }
         let presence = Presence::decode_verified(&record.value, now_ms)?;
         if record.key != record_key(&presence.signer) {
             return Err(RecordRefusal::WrongKey);
         }
         PeerId::from_bytes(&presence.peer_id).map_err(|_| RecordRefusal::BadPeerId)?;
-        let keys = self.stored_by.entry(publisher).or_default();
-        if !keys.contains(record.key.as_ref()) && keys.len() >= RECORDS_PER_PUBLISHER {
-            return Err(RecordRefusal::Quota);
-        }
-        keys.insert(record.key.to_vec());
+        self.stored_by
+            .entry(publisher)
+            .or_default()
+            .insert(record.key.to_vec());
         Ok(presence)
     }
 }
@@ -208,12 +214,14 @@ mod tests {
     #[test]
     fn a_publisher_cannot_fill_the_dht_store_past_its_quota() {
         let mut directory = Directory::default();
-        let publisher = PeerId::random();
+        let publisher = "10.0.0.0/24".to_string();
         for n in 1..=RECORDS_PER_PUBLISHER {
             let secret = PrivateKey::from_bytes(&lotus::hash::sha256(&n.to_be_bytes())).unwrap();
             let presence = Presence::sign(&secret, PeerId::random().to_bytes(), vec![], 1, 1000);
             let dht = kad::Record::new(record_key(&secret.public_key()), presence.encode());
-            directory.check_dht_record(publisher, &dht, 0).unwrap();
+            directory
+                .check_dht_record(publisher.clone(), &dht, 0)
+                .unwrap();
         }
         let extra = record(1, 1);
         let dht = kad::Record::new(record_key(&key(1).public_key()), extra.encode());
@@ -222,11 +230,11 @@ mod tests {
             Err(RecordRefusal::Quota)
         ));
         assert!(directory
-            .check_dht_record(PeerId::random(), &dht, 0)
+            .check_dht_record("10.0.1.0/24".into(), &dht, 0)
             .is_ok());
         let misplaced = kad::Record::new(record_key(&key(2).public_key()), extra.encode());
         assert!(matches!(
-            directory.check_dht_record(PeerId::random(), &misplaced, 0),
+            directory.check_dht_record("10.0.2.0/24".into(), &misplaced, 0),
             Err(RecordRefusal::WrongKey)
         ));
     }

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use libp2p::PeerId as PeerIdType;
 pub use policy::{IpLimits, PeerBudgetConfig};
-pub use service::spawn;
+pub use service::{spawn, PROLOGUE};
 
 #[derive(Debug, Clone)]
 pub struct NetConfig {

@@ -135,7 +135,10 @@ impl NetworkBehaviour for IpLimiter {
         _local: &Multiaddr,
         remote: &Multiaddr,
     ) -> Result<THandler<Self>, ConnectionDenied> {
-        let Some(ip) = ip_of(remote) else {
+        // A relayed connection's address is the relay's: counting it there would let a few
+        // circuits lock every NATed member out of the relay's IP budget.
+        let relayed = remote.iter().any(|p| p == Protocol::P2pCircuit);
+        let Some(ip) = ip_of(remote).filter(|_| !relayed) else {
             return Ok(dummy::ConnectionHandler);
         };
         if !self.exempt.contains(&peer) {

@@ -33,8 +33,13 @@ const LOOKUP_BACKOFF: Duration = Duration::from_secs(10);
 const HOUSEKEEPING: Duration = Duration::from_secs(2);
 /// No member reachable for this long: warn of isolation (a possible eclipse).
 const ISOLATION_WARNING: Duration = Duration::from_secs(600);
+/// How long a connected peer may take to say hello.
+const HELLO_GRACE: Duration = Duration::from_secs(30);
+/// Gossip score of a peer that has not proved a member key: below the graylist threshold, so
+/// it gets none of our group topics' messages and its gossip is ignored.
+const OUTSIDER_SCORE: f64 = -1000.0;
 /// A noise prologue of our own: other libp2p networks fail the handshake at once.
-const PROLOGUE: &[u8] = b"lotus-cosigner/1";
+pub const PROLOGUE: &[u8] = b"lotus-cosigner/1";
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -109,6 +114,9 @@ pub fn spawn(
         pending: BTreeMap::new(),
         last_lookup: BTreeMap::new(),
         hellos: HashMap::new(),
+        hello_seen: HashMap::new(),
+        connected_at: HashMap::new(),
+        own_presence: None,
         connections: BTreeMap::new(),
         reachable: BTreeSet::new(),
         presence_seq: 0,
@@ -154,6 +162,12 @@ struct Service {
     last_lookup: BTreeMap<directory::SignerBytes, Instant>,
     /// Hello requests in flight, to match answers.
     hellos: HashMap<OutboundRequestId, PeerId>,
+    /// The last hello each connected peer sent that verified (a repeat costs no check).
+    hello_seen: HashMap<PeerId, (Vec<u8>, Presence)>,
+    /// When each peer connected: one that never says hello is let go.
+    connected_at: HashMap<PeerId, Instant>,
+    /// Our signed presence record, re-signed only when our addresses change.
+    own_presence: Option<Presence>,
     /// Open connections: peer → the address and whether it is relayed.
     connections: BTreeMap<PeerId, (Multiaddr, bool)>,
     /// Members whose peer has proved its key and is connected.
@@ -366,7 +380,21 @@ impl Service {
         }
     }
 
+    /// Our presence record: cached; signed again when the addresses changed or it is half
+    /// way to expiry.
     fn presence(&mut self) -> Presence {
+        let fresh = self.own_presence.as_ref().is_some_and(|p| {
+            !self.addresses_changed
+                && p.expires_ms > now_ms() + PRESENCE_LIFETIME.as_millis() as u64 / 2
+        });
+        if !fresh {
+            self.presence_seq = self.presence_seq.max(now_ms()).max(self.presence_seq + 1);
+            self.own_presence = Some(self.sign_presence());
+        }
+        self.own_presence.clone().expect("just signed")
+    }
+
+    fn sign_presence(&mut self) -> Presence {
         let mut addresses: Vec<Multiaddr> = self.swarm.external_addresses().cloned().collect();
         let mut listening: Vec<Multiaddr> = self
             .swarm
@@ -404,7 +432,6 @@ impl Service {
     }
 
     fn publish_presence(&mut self) {
-        self.presence_seq = self.presence_seq.max(now_ms());
         let record = self.presence();
         let _ = self.directory.learn(record.clone(), now_ms());
         let dht = kad::Record {
@@ -446,6 +473,18 @@ impl Service {
         }
         for peer in self.budgets.expired_bans(Instant::now()) {
             self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+        }
+        // A peer that never proved who it is within the grace period only holds a slot.
+        let silent: Vec<PeerId> = self
+            .connected_at
+            .iter()
+            .filter(|(peer, at)| at.elapsed() > HELLO_GRACE && !self.hello_seen.contains_key(peer))
+            .map(|(peer, _)| *peer)
+            .collect();
+        for peer in silent {
+            tracing::debug!(%peer, "disconnecting a peer that never said hello");
+            self.connected_at.remove(&peer);
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 
@@ -500,7 +539,20 @@ impl Service {
                 let address = endpoint.get_remote_address().clone();
                 let relayed = endpoint.is_relayed();
                 self.connections.insert(peer_id, (address, relayed));
+                self.connected_at
+                    .entry(peer_id)
+                    .or_insert_with(Instant::now);
                 if num_established.get() == 1 {
+                    let member = self
+                        .directory
+                        .signer_of(&peer_id)
+                        .is_some_and(|s| self.directory.is_member(&s));
+                    if !member {
+                        self.swarm
+                            .behaviour_mut()
+                            .gossipsub
+                            .set_application_score(&peer_id, OUTSIDER_SCORE);
+                    }
                     self.send_hello(peer_id);
                 }
             }
@@ -510,10 +562,13 @@ impl Service {
                 ..
             } => {
                 self.connections.remove(&peer_id);
+                self.connected_at.remove(&peer_id);
+                self.hello_seen.remove(&peer_id);
                 self.budgets.forget(&peer_id);
                 if let Some(signer) = self.directory.signer_of(&peer_id) {
                     self.reachable.remove(&signer.serialize());
                 }
+                self.directory.unbind(&peer_id);
             }
             SwarmEvent::IncomingConnectionError { error, .. } => {
                 tracing::debug!("inbound connection refused: {error}");
@@ -555,14 +610,18 @@ impl Service {
                     propagation: propagation_source,
                     id: message_id,
                 };
-                self.deliver(propagation_source, message.data, source);
+                let _ = self.deliver(propagation_source, message.data, source);
             }
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 if info.protocol_version != crate::behaviour::IDENTIFY_VERSION {
                     return;
                 }
                 let serves_dht = info.protocols.contains(&crate::behaviour::KAD_PROTOCOL);
-                if serves_dht {
+                // Only peers we trust to be what they say feed our routing table: a stranger's
+                // claimed addresses would make us (and those we answer) dial anywhere.
+                let trusted =
+                    self.bootstrap_peers.contains(&peer_id) || self.is_member_peer(&peer_id);
+                if serves_dht && trusted {
                     for address in &info.listen_addrs {
                         self.swarm
                             .behaviour_mut()
@@ -678,31 +737,61 @@ impl Service {
                     Response::Refused(why)
                 }
             },
-            Request::Envelope(bytes) => {
-                self.deliver(peer, bytes, Source::Direct(peer));
-                Response::Ack
+            // Only a peer that proved a member key may hand us envelopes or acceptances.
+            _ if !self.is_member_peer(&peer) => {
+                self.count_rejection("not_a_member_peer");
+                Response::Refused("prove a member key with a hello first".into())
             }
-            Request::Acceptance(bytes) => {
-                if self.directory.signer_of(&peer).is_some() {
-                    let _ = self.events.try_send(NetEvent::Acceptance { bytes });
+            Request::Envelope(bytes) => {
+                if self.deliver(peer, bytes, Source::Direct(peer)) {
                     Response::Ack
                 } else {
-                    Response::Refused("say hello first".into())
+                    Response::Refused("busy: resend later".into())
+                }
+            }
+            Request::Acceptance(bytes) => {
+                if self.events.try_send(NetEvent::Acceptance { bytes }).is_ok() {
+                    Response::Ack
+                } else {
+                    Response::Refused("busy: resend later".into())
                 }
             }
         }
     }
 
     /// A hello: the record must verify and name this very peer, else the claim is refused.
+    /// A hello: the record must verify and name this very peer, else the claim is refused.
+    /// Only members' records are kept (anyone else's costs us nothing to remember), a peer
+    /// cannot switch to another signer key, and a peer repeating the same hello costs no
+    /// signature check.
     fn hello(&mut self, peer: PeerId, presence: &[u8]) -> Result<PublicKey, String> {
-        let record = Presence::decode(presence).map_err(|e| e.to_string())?;
-        record
-            .verify_for(&peer.to_bytes(), now_ms())
-            .map_err(|e| e.to_string())?;
+        let seen = self
+            .hello_seen
+            .get(&peer)
+            .filter(|(bytes, _)| bytes.as_slice() == presence)
+            .map(|(_, record)| record.clone());
+        let record = match seen {
+            Some(record) => record,
+            None => {
+                let record = Presence::decode(presence).map_err(|e| e.to_string())?;
+                let claimed = self.hello_seen.get(&peer).map(|(_, r)| r.signer);
+                if claimed.is_some_and(|signer| signer != record.signer) {
+                    return Err("a peer cannot change the signer key it proved".into());
+                }
+                record
+                    .verify_for(&peer.to_bytes(), now_ms())
+                    .map_err(|e| e.to_string())?;
+                self.hello_seen
+                    .insert(peer, (presence.to_vec(), record.clone()));
+                record
+            }
+        };
         let signer = record.signer;
-        let _ = self.directory.learn(record, now_ms());
-        self.directory.bind(peer, signer);
-        self.member_peer(peer);
+        if self.directory.is_member(&signer) {
+            let _ = self.directory.learn(record, now_ms());
+            self.directory.bind(peer, signer);
+            self.member_peer(peer);
+        }
         Ok(signer)
     }
 
@@ -726,6 +815,10 @@ impl Service {
             let signer = record.signer;
             if let Ok(true) = self.directory.learn(record, now_ms()) {
                 self.last_lookup.remove(&signer.serialize());
+                // A member's connection must never be refused for want of a slot.
+                if let Some((member_peer, _)) = self.directory.addresses_of(&signer) {
+                    self.exempt(member_peer);
+                }
                 if !self.reachable.contains(&signer.serialize()) {
                     self.look_for(&signer);
                 }
@@ -733,7 +826,15 @@ impl Service {
         }
     }
 
-    fn deliver(&mut self, peer: PeerId, bytes: Vec<u8>, source: Source) {
+    fn is_member_peer(&self, peer: &PeerId) -> bool {
+        self.directory
+            .signer_of(peer)
+            .is_some_and(|s| self.directory.is_member(&s))
+    }
+
+    /// Hands a message to the session layer; false if its queue is full (dropped, judged
+    /// Ignore).
+    fn deliver(&mut self, peer: PeerId, bytes: Vec<u8>, source: Source) -> bool {
         let (verdict, answer) = oneshot::channel();
         let inbound = Inbound {
             peer,
@@ -743,13 +844,14 @@ impl Service {
         if self.inbound.try_send(inbound).is_err() {
             self.stats.rate_limited += 1;
             self.judged(source, Verdict::Ignore);
-            return;
+            return false;
         }
         let verdicts = self.verdicts.clone();
         tokio::spawn(async move {
             let verdict = answer.await.unwrap_or(Verdict::Ignore);
             let _ = verdicts.send((source, verdict)).await;
         });
+        true
     }
 
     fn judged(&mut self, source: Source, verdict: Verdict) {
@@ -770,7 +872,9 @@ impl Service {
         };
         if verdict == Verdict::Reject {
             self.count_rejection("invalid_message");
-            self.invalid_from(peer);
+            if self.swarm.is_connected(&peer) {
+                self.invalid_from(peer);
+            }
         }
     }
 
@@ -802,26 +906,31 @@ impl Service {
                         record: Some(record),
                         ..
                     },
-            } => match self.directory.check_dht_record(source, &record, now_ms()) {
-                Ok(presence) => {
-                    let newer = self
-                        .swarm
-                        .behaviour_mut()
-                        .kad
-                        .store_mut()
-                        .get(&record.key)
-                        .and_then(|old| Presence::decode(&old.value).ok())
-                        .is_none_or(|old| old.seq < presence.seq);
-                    if newer {
-                        let _ = self.swarm.behaviour_mut().kad.store_mut().put(record);
+            } => {
+                match self
+                    .directory
+                    .check_dht_record(self.publisher_of(&source), &record, now_ms())
+                {
+                    Ok(presence) => {
+                        let newer = self
+                            .swarm
+                            .behaviour_mut()
+                            .kad
+                            .store_mut()
+                            .get(&record.key)
+                            .and_then(|old| Presence::decode(&old.value).ok())
+                            .is_none_or(|old| old.seq < presence.seq);
+                        if newer {
+                            let _ = self.swarm.behaviour_mut().kad.store_mut().put(record);
+                        }
+                    }
+                    Err(why) => {
+                        tracing::debug!(%source, "refused a DHT record: {why}");
+                        self.count_rejection("bad_dht_record");
+                        self.invalid_from(source);
                     }
                 }
-                Err(why) => {
-                    tracing::debug!(%source, "refused a DHT record: {why}");
-                    self.count_rejection("bad_dht_record");
-                    self.invalid_from(source);
-                }
-            },
+            }
             kad::Event::OutboundQueryProgressed {
                 result: kad::QueryResult::GetRecord(Ok(kad::GetRecordOk::FoundRecord(found))),
                 ..
@@ -843,6 +952,19 @@ impl Service {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// Whom a DHT record's quota is charged to: the subnet it came from (peer ids are free,
+    /// addresses are not), or the peer when its address is unknown.
+    fn publisher_of(&self, peer: &PeerId) -> String {
+        match self
+            .connections
+            .get(peer)
+            .and_then(|(address, _)| crate::policy::ip_of(address))
+        {
+            Some(ip) if !ip.is_loopback() => crate::policy::subnet_of(ip),
+            _ => peer.to_string(),
         }
     }
 
@@ -948,12 +1070,28 @@ impl Service {
         }
         lines.truncate(32);
         let tmp = path.with_extension("tmp");
-        let written = std::fs::write(&tmp, lines.join("\n") + "\n")
+        let written = write_new(&tmp, (lines.join("\n") + "\n").as_bytes())
             .and_then(|()| std::fs::rename(&tmp, path));
         if let Err(e) = written {
             tracing::warn!(path = %path.display(), "cannot save anchor peers: {e}");
         }
     }
+}
+
+/// Writes a fresh file, never through a symlink someone left in its place; synced, so a crash
+/// leaves the old file or the whole new one.
+fn write_new(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 fn is_unspecified(address: &Multiaddr) -> bool {

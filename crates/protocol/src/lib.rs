@@ -8,6 +8,7 @@ pub mod election;
 pub mod envelope;
 pub mod evidence;
 pub mod failover;
+pub mod fuzzing;
 pub mod gate;
 pub mod group;
 pub mod input;

@@ -262,6 +262,8 @@ pub enum AuditEvent {
         #[serde(with = "crate::column::hex_bytes")]
         digest: [u8; 32],
         approved: bool,
+        /// What the session sends out of the group (daily limits are rebuilt from this).
+        sent_sat: i64,
         rule: String,
         reason: String,
     },

@@ -187,7 +187,7 @@ async fn run(
             command = commands.recv() => match command {
                 None => break,
                 Some(Command::Submit(tx)) => {
-                    watcher.watch_transaction(tx.clone());
+                    watcher.watch_submitted(tx.clone());
                     let report = watcher.chains().broadcast(&tx).await;
                     for r in report.reports.iter().filter(|r| r.answer.is_err()) {
                         tracing::warn!(backend = %r.backend, txid = %tx.txid(), error = ?r.answer, "broadcast failed on a backend");

@@ -92,7 +92,12 @@ impl Core {
         &mut self.store
     }
 
+    /// Adds a group; one the node holds already is left as it is (accepting an invite twice
+    /// must not reset the group's sequence numbers and limits).
     pub fn add_group(&mut self, group: GroupDescriptor) -> Result<GroupId, RuntimeError> {
+        if self.node.group(&group.id()).is_some() {
+            return Ok(group.id());
+        }
         let others: Vec<PublicKey> = group
             .members
             .iter()

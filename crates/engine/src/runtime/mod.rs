@@ -6,6 +6,7 @@
 pub mod chain;
 pub mod chain_task;
 pub mod core;
+pub mod faults;
 pub mod network;
 pub mod offline;
 pub mod stdio;
