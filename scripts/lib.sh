@@ -9,6 +9,7 @@ BUILD_PACKAGES=(
 # and a real Secret Service (gnome-keyring) to keep keys in.
 TEST_PACKAGES=(
   webkit2gtk-driver xvfb xauth dbus dbus-x11 gnome-keyring libsecret-tools keyutils
+  iproute2 nftables
 )
 
 # ensure_packages PKG... : installs the missing ones when root, else prints the exact command.
