@@ -52,8 +52,9 @@ struct Lab {
 }
 
 impl Lab {
-    fn new(nodes: usize) -> Result<Self, String> {
-        let prefix = format!("lc{}", std::process::id() % 100_000);
+    /// `tag`: one letter per test, so tests running at once never share a namespace name.
+    fn new(tag: char, nodes: usize) -> Result<Self, String> {
+        let prefix = format!("lc{}{tag}", std::process::id() % 100_000);
         let lab = Self { prefix, nodes };
         let hub = lab.hub();
         run(&["ip", "netns", "add", &hub])?;
@@ -351,7 +352,7 @@ fn sessions_complete_with_thirty_percent_packet_loss_between_namespaces() {
         eprintln!("skipped: {why}");
         return;
     }
-    let lab = Lab::new(3).unwrap();
+    let lab = Lab::new('l', 3).unwrap();
     let setup = setup(lab);
     for i in 0..3 {
         setup._lab.loss(i, 30);
@@ -371,7 +372,7 @@ fn a_partition_that_heals_completes_or_aborts_cleanly() {
         eprintln!("skipped: {why}");
         return;
     }
-    let lab = Lab::new(3).unwrap();
+    let lab = Lab::new('p', 3).unwrap();
     let setup = setup(lab);
     let (session, digest) = pay(&setup);
     for dir in &setup.dirs {

@@ -73,22 +73,19 @@ struct Devnet {
     chain: String,
 }
 
-fn devnet(dir: &Path, fund: &str) -> Devnet {
-    let mut child = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .args([
-            "devnet",
-            "--rpc",
-            "127.0.0.1:0",
-            "--block-interval",
-            "1",
-            "--fund",
-            fund,
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+fn devnet(dir: &Path, funds: &[String]) -> Devnet {
+    let mut command = Command::new(BIN);
+    command.arg("--data-dir").arg(dir).args([
+        "devnet",
+        "--rpc",
+        "127.0.0.1:0",
+        "--block-interval",
+        "1",
+    ]);
+    for fund in funds {
+        command.args(["--fund", fund]);
+    }
+    let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let _rpc = lines.next().unwrap().unwrap();
     let _cookie = lines.next().unwrap().unwrap();
@@ -181,6 +178,8 @@ struct Cluster {
     nodes: Vec<Option<Node>>,
     /// Members that accepted already (a restarted node keeps its groups).
     accepted: Vec<bool>,
+    /// A second group: id, invite, members.
+    second: Option<(String, String, Vec<usize>)>,
 }
 
 /// Options of one node in a cluster.
@@ -193,20 +192,36 @@ struct Role<'a> {
 /// `n` members with their own folders and key files, a group of them (invite built by a
 /// scratch profile, as a creator would), a devnet that funds it. No node runs yet.
 fn cluster(n: usize, group_args: &[&str]) -> Cluster {
+    cluster_with(n, group_args, &[])
+}
+
+/// [`cluster`] plus a second group of the members `second` (indices), funded too.
+fn cluster_with(n: usize, group_args: &[&str], second: &[usize]) -> Cluster {
     let root = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = (1..=n)
         .map(|i| root.path().join(format!("member{i}")))
         .collect();
     let keys: Vec<String> = dirs.iter().map(|d| create_key(d)).collect();
     let scratch = root.path().join("scratch");
-    let mut create = vec!["group", "create", "--name", "till", "--network", "regtest"];
-    for key in &keys {
-        create.extend(["--member", key.as_str()]);
-    }
-    create.extend(group_args);
-    let group = cli(&scratch, &create).unwrap();
+    let make = |name: &str, members: &[usize]| {
+        let mut create = vec!["group", "create", "--name", name, "--network", "regtest"];
+        for &i in members {
+            create.extend(["--member", keys[i].as_str()]);
+        }
+        create.extend(group_args);
+        cli(&scratch, &create).unwrap()
+    };
+    let group = make("till", &(0..n).collect::<Vec<_>>());
     let address = group["address"].as_str().unwrap();
-    let devnet = devnet(&root.path().join("devnet"), &format!("{address}:50000000"));
+    let mut funds = vec![format!("{address}:50000000")];
+    let other = (!second.is_empty()).then(|| make("pair", second));
+    if let Some(other) = &other {
+        // Several coins: each session spends a confirmed one.
+        for _ in 0..4 {
+            funds.push(format!("{}:50000000", other["address"].as_str().unwrap()));
+        }
+    }
+    let devnet = devnet(&root.path().join("devnet"), &funds);
     let policy = root.path().join("policy.toml");
     std::fs::write(
         &policy,
@@ -216,6 +231,13 @@ fn cluster(n: usize, group_args: &[&str]) -> Cluster {
     Cluster {
         group_id: group["id"].as_str().unwrap().to_owned(),
         invite: group["invite"].as_str().unwrap().to_owned(),
+        second: other.map(|g| {
+            (
+                g["id"].as_str().unwrap().to_owned(),
+                g["invite"].as_str().unwrap().to_owned(),
+                second.to_vec(),
+            )
+        }),
         nodes: (0..n).map(|_| None).collect(),
         accepted: vec![false; n],
         root,
@@ -239,6 +261,11 @@ impl Cluster {
         if !std::mem::replace(&mut self.accepted[i], true) {
             let accepted = cli(&node.dir, &["group", "accept", &self.invite]).unwrap();
             assert_eq!(accepted["id"], self.group_id);
+            if let Some((_, invite, members)) = &self.second {
+                if members.contains(&i) {
+                    cli(&node.dir, &["group", "accept", invite]).unwrap();
+                }
+            }
         }
         self.nodes[i] = Some(node);
     }
@@ -254,17 +281,14 @@ impl Cluster {
     }
 
     fn propose(&self, from: usize, sats: u64) -> (String, String) {
+        self.propose_in(&self.group_id, from, sats)
+    }
+
+    fn propose_in(&self, group: &str, from: usize, sats: u64) -> (String, String) {
         let pay = format!("{}:{sats}", lotus_address());
         let proposal = cli(
             self.dir(from),
-            &[
-                "session",
-                "propose",
-                "--group",
-                &self.group_id,
-                "--pay",
-                &pay,
-            ],
+            &["session", "propose", "--group", group, "--pay", &pay],
         )
         .unwrap();
         (
@@ -277,11 +301,15 @@ impl Cluster {
         eventually("the proposal to arrive", Duration::from_secs(90), || {
             cli(self.dir(i), &["session", "show", session]).ok()
         });
-        let approved = cli(
-            self.dir(i),
-            &["session", "approve", session, "--digest", digest],
-        )
-        .unwrap();
+        // The approval checks the coins on this member's chain backend, which may lag the
+        // proposer's by a poll.
+        let approved = eventually("the approval", Duration::from_secs(60), || {
+            cli(
+                self.dir(i),
+                &["session", "approve", session, "--digest", digest],
+            )
+            .ok()
+        });
         assert_eq!(approved["approved_by_me"], true);
     }
 
@@ -458,6 +486,59 @@ fn audit_log(dir: &Path) -> String {
         .output()
         .unwrap();
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Resident memory of a process, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A member floods forged envelopes (broken signatures, impersonating the others): the honest
+/// members keep completing sessions of a group the flooder is not in, and their memory stays
+/// bounded.
+#[test]
+fn a_flooding_member_does_not_stop_honest_sessions_or_grow_their_memory() {
+    let mut cluster = cluster_with(
+        3,
+        &["--round-timeout", "60", "--broadcast-slot", "10"],
+        &[0, 1],
+    );
+    cluster.start(0, Role::default());
+    cluster.start(1, Role::default());
+    cluster.start(
+        2,
+        Role {
+            fault: Some("flood"),
+            ..Role::default()
+        },
+    );
+    // The flooder proposes in the shared group: every envelope it sends comes with forgeries.
+    let _ = cluster.propose(2, 1_000_000);
+    let pair = cluster.second.as_ref().unwrap().0.clone();
+    let mut rss = Vec::new();
+    for round in 0..3 {
+        let (session, digest) = cluster.propose_in(&pair, round % 2, 100_000 + round as u64);
+        cluster.approve(0, &session, &digest);
+        cluster.approve(1, &session, &digest);
+        cluster.confirmed(0, &session);
+        rss.push(
+            (0..2)
+                .map(|i| rss_kib(cluster.nodes[i].as_ref().unwrap().process.child.id()))
+                .max()
+                .unwrap(),
+        );
+    }
+    eprintln!("honest nodes' peak RSS after each session: {rss:?} KiB");
+    assert!(
+        rss.iter().all(|&kib| kib < 512 * 1024),
+        "honest nodes stay under 512 MiB: {rss:?} KiB"
+    );
+    cluster.stop();
 }
 
 fn lotus_address() -> String {

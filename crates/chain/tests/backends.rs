@@ -256,7 +256,7 @@ async fn one_lying_backend_cannot_settle_or_forget_a_transaction() {
         TxStatus::Conflicted,
     ] {
         // A backup coordinator that only watches waits for its slot: never re-broadcasts.
-        let mut backup = Watcher::new(chains_with(claim.clone()));
+        let mut backup = Watcher::new(chains_with(claim));
         backup.watch_transaction(tx.clone());
         backup.poll().await;
         assert!(backup.rebroadcast_unseen().await.is_empty(), "{claim:?}");

@@ -206,8 +206,8 @@ impl Engine {
                 ?fault,
                 "running with a TEST FAULT: this node misbehaves on purpose"
             );
-            match fault {
-                TestFault::SilentCoordinator => link = Arc::new(SilentChain(link)),
+            if fault == TestFault::SilentCoordinator {
+                link = Arc::new(SilentChain(link));
             }
         }
         // Offline, nothing arrives: co-signers pull what this profile stored once it is online.
@@ -227,7 +227,11 @@ impl Engine {
                         network.set_groups(groups.clone());
                         (
                             Some(network.clone()),
-                            Arc::new(NetTransport(network)),
+                            faulty_transport(
+                                Arc::new(NetTransport(network)),
+                                self.config.test_fault,
+                                &custody,
+                            ),
                             network::inbox_from(inbound),
                             Some(events),
                         )
@@ -753,6 +757,22 @@ fn forward_chain_news(
             let _ = changes.send(change);
         }
     });
+}
+
+/// The transport, misbehaving on purpose when a test asks for a Byzantine node.
+fn faulty_transport(
+    transport: Arc<dyn Transport>,
+    fault: Option<TestFault>,
+    custody: &Custody,
+) -> Arc<dyn Transport> {
+    match fault {
+        Some(fault @ TestFault::Flood) => Arc::new(crate::runtime::faults::ByzantineTransport {
+            inner: transport,
+            key: custody.private_key(),
+            fault,
+        }),
+        _ => transport,
+    }
 }
 
 fn net_error(e: &net::NetError) -> ErrorView {

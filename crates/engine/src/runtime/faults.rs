@@ -4,17 +4,27 @@
 
 use std::sync::Arc;
 
+use lotus::secp256k1::PublicKey;
 use lotus::tx::{Transaction, TxOut};
+use lotus::PrivateKey;
+use protocol::envelope::Envelope;
 use tokio::sync::broadcast;
 
 use super::chain::{ChainLink, InputsCheck, LinkError};
+use super::transport::Transport;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TestFault {
     /// Never broadcasts a signed transaction (a coordinator that dies after the partial
     /// signatures): only backups can finish the session.
     SilentCoordinator,
+    /// Sends every envelope followed by a burst of forged copies: broken signatures, and
+    /// copies claiming to come from the other members (impersonation).
+    Flood,
 }
+
+/// Forged copies a flooding node sends after each real envelope.
+const FLOOD_COPIES: usize = 64;
 
 impl std::str::FromStr for TestFault {
     type Err = String;
@@ -22,7 +32,10 @@ impl std::str::FromStr for TestFault {
     fn from_str(name: &str) -> Result<Self, String> {
         match name {
             "silent-coordinator" => Ok(Self::SilentCoordinator),
-            other => Err(format!("unknown test fault '{other}' (silent-coordinator)")),
+            "flood" => Ok(Self::Flood),
+            other => Err(format!(
+                "unknown test fault '{other}' (silent-coordinator, flood)"
+            )),
         }
     }
 }
@@ -49,5 +62,44 @@ impl ChainLink for SilentChain {
 
     fn subscribe(&self) -> broadcast::Receiver<[u8; 32]> {
         self.0.subscribe()
+    }
+}
+
+/// The transport of a flooding test node ([`TestFault::Flood`]).
+pub struct ByzantineTransport {
+    pub inner: Arc<dyn Transport>,
+    pub key: PrivateKey,
+    pub fault: TestFault,
+}
+
+impl ByzantineTransport {
+    fn flood(&self, to: &[PublicKey], bytes: &[u8]) {
+        let Ok(envelope) = Envelope::decode(bytes, 1 << 20) else {
+            return;
+        };
+        for copy in 0..FLOOD_COPIES {
+            let mut forged = envelope.clone();
+            forged.header.timestamp_ms = forged.header.timestamp_ms.wrapping_add(copy as u64 + 1);
+            // Every other copy claims another member as its sender.
+            if copy % 2 == 1 {
+                forged.header.sender = forged.header.sender.wrapping_add(1);
+            }
+            let mut bytes = forged.encode();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0x55;
+            self.inner.send(to, &bytes);
+        }
+    }
+}
+
+impl Transport for ByzantineTransport {
+    fn send(&self, to: &[PublicKey], bytes: &[u8]) {
+        match self.fault {
+            TestFault::Flood => {
+                self.inner.send(to, bytes);
+                self.flood(to, bytes);
+            }
+            TestFault::SilentCoordinator => self.inner.send(to, bytes),
+        }
     }
 }
