@@ -5,14 +5,15 @@
 //! root, `ip` and `nft`; without them the test says it is skipped and why.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_lotus-cosigner");
-const PASSPHRASE: &str = "correct horse battery staple";
+mod common;
+use common::{cli, eventually, BIN, PASSPHRASE};
+
 const HUB_IP: &str = "10.77.0.254";
 
 fn run(args: &[&str]) -> Result<(), String> {
@@ -161,36 +162,6 @@ impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-fn cli(dir: &Path, args: &[&str]) -> Result<Value, String> {
-    let output = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("--json")
-        .args(args)
-        .env("LOTUS_COSIGNER_PASSPHRASE", PASSPHRASE)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    if !output.status.success() {
-        return Err(format!(
-            "{args:?}: {stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    serde_json::from_str(&stdout).map_err(|e| format!("{args:?}: {e}: {stdout}"))
-}
-
-fn eventually<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = f() {
-            return value;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(500));
     }
 }
 

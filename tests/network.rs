@@ -5,12 +5,12 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_lotus-cosigner");
-const PASSPHRASE: &str = "correct horse battery staple";
+mod common;
+use common::{cli, eventually, BIN, PASSPHRASE};
 
 /// A child process killed if the test fails half-way.
 struct Process {
@@ -34,37 +34,6 @@ impl Process {
             "{} stops cleanly on SIGTERM: {status}",
             self.name
         );
-    }
-}
-
-fn cli(dir: &Path, args: &[&str]) -> Result<Value, String> {
-    let output = Command::new(BIN)
-        .arg("--data-dir")
-        .arg(dir)
-        .arg("--json")
-        .args(args)
-        .env("LOTUS_COSIGNER_PASSPHRASE", PASSPHRASE)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    if !output.status.success() {
-        return Err(format!(
-            "{args:?} failed: {stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    serde_json::from_str(&stdout).map_err(|e| format!("{args:?}: not JSON ({e}): {stdout}"))
-}
-
-/// Retries `f` until it answers `Some`, for at most `limit` (the processes work in parallel).
-fn eventually<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = f() {
-            return value;
-        }
-        assert!(start.elapsed() < limit, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
@@ -446,7 +415,12 @@ fn a_late_member_and_a_member_killed_mid_round_still_complete_the_session() {
     cluster.start(1, Role::default());
     let (session, digest) = cluster.propose(0, 1_000_000);
     cluster.approve(0, &session, &digest);
-    cluster.approve(1, &session, &digest);
+    // Member 2 has the proposal but does not approve yet: it sends nonces, never partials.
+    eventually(
+        "member 2 to receive the proposal",
+        Duration::from_secs(90),
+        || cli(cluster.dir(1), &["session", "show", &session]).ok(),
+    );
     // Member 3 was not running when the proposal was made.
     cluster.start(2, Role::default());
     eventually(
@@ -462,6 +436,7 @@ fn a_late_member_and_a_member_killed_mid_round_still_complete_the_session() {
     });
     cluster.kill(1);
     cluster.start(1, Role::default());
+    cluster.approve(1, &session, &digest);
     cluster.approve(2, &session, &digest);
     let done = cluster.confirmed(2, &session);
     // Attempts count from 0: the restart forced a second one.
@@ -518,10 +493,24 @@ fn a_flooding_member_does_not_stop_honest_sessions_or_grow_their_memory() {
         },
     );
     // The flooder proposes in the shared group: every envelope it sends comes with forgeries.
-    let _ = cluster.propose(2, 1_000_000);
+    eventually("the flooder's proposal", Duration::from_secs(60), || {
+        let pay = format!("{}:1000000", lotus_address());
+        let group = cluster.group_id.clone();
+        cli(
+            cluster.dir(2),
+            &["session", "propose", "--group", &group, "--pay", &pay],
+        )
+        .ok()
+    });
     let pair = cluster.second.as_ref().unwrap().0.clone();
     let mut rss = Vec::new();
     for round in 0..3 {
+        // The proposer's coins are settled on the chain first (its change confirmed).
+        eventually("settled coins", Duration::from_secs(60), || {
+            let balance = cli(cluster.dir(round % 2), &["group", "balance", &pair]).ok()?;
+            (balance["balance"]["unconfirmed_sats"] == 0 || balance["unconfirmed_sats"] == 0)
+                .then_some(())
+        });
         let (session, digest) = cluster.propose_in(&pair, round % 2, 100_000 + round as u64);
         cluster.approve(0, &session, &digest);
         cluster.approve(1, &session, &digest);
