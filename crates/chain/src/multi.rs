@@ -314,8 +314,12 @@ impl Watcher {
     /// Asks every backend about everything watched; returns what changed since the last poll.
     pub async fn poll(&mut self) -> Vec<ChainEvent> {
         let mut events = Vec::new();
-        for (tx, last) in self.transactions.values_mut() {
+        for (txid, (tx, last)) in self.transactions.iter_mut() {
             let report = self.chains.status(tx).await;
+            if report.seen {
+                // Public now: after a reorg drops it, every member may send it again.
+                self.submitted.insert(*txid);
+            }
             if last.as_ref() != Some(&report) {
                 *last = Some(report.clone());
                 events.push(ChainEvent::Transaction(report));

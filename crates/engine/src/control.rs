@@ -335,7 +335,7 @@ mod tests {
         let bytes = serde_json::to_vec(&request).unwrap();
         assert_eq!(decode_request(&bytes).unwrap(), request);
         assert!(decode_request(br#"{"command":"session-approve","session":"ab"}"#).is_err());
-        assert!(decode_request(br#"{"command":"peers","extra":1}"#).is_err());
+        assert!(decode_request(br#"{"command":"group-show","group":"a","extra":1}"#).is_err());
         assert!(decode_request(br#"{"command":"format-disk"}"#).is_err());
         assert_eq!(
             decode_request(&vec![b' '; MAX_REQUEST + 1]),
