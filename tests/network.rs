@@ -147,8 +147,8 @@ struct Cluster {
     nodes: Vec<Option<Node>>,
     /// Members that accepted already (a restarted node keeps its groups).
     accepted: Vec<bool>,
-    /// A second group: id, invite, members.
-    second: Option<(String, String, Vec<usize>)>,
+    /// Further groups of some members: id, invite, members.
+    extra: Vec<(String, String, Vec<usize>)>,
 }
 
 /// Options of one node in a cluster.
@@ -164,8 +164,8 @@ fn cluster(n: usize, group_args: &[&str]) -> Cluster {
     cluster_with(n, group_args, &[])
 }
 
-/// [`cluster`] plus a second group of the members `second` (indices), funded too.
-fn cluster_with(n: usize, group_args: &[&str], second: &[usize]) -> Cluster {
+/// [`cluster`] plus further groups, each of some members (indices), funded too.
+fn cluster_with(n: usize, group_args: &[&str], extra: &[&[usize]]) -> Cluster {
     let root = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = (1..=n)
         .map(|i| root.path().join(format!("member{i}")))
@@ -183,8 +183,12 @@ fn cluster_with(n: usize, group_args: &[&str], second: &[usize]) -> Cluster {
     let group = make("till", &(0..n).collect::<Vec<_>>());
     let address = group["address"].as_str().unwrap();
     let mut funds = vec![format!("{address}:50000000")];
-    let other = (!second.is_empty()).then(|| make("pair", second));
-    if let Some(other) = &other {
+    let others: Vec<Value> = extra
+        .iter()
+        .enumerate()
+        .map(|(k, members)| make(&format!("extra{k}"), members))
+        .collect();
+    for other in &others {
         // Several coins: each session spends a confirmed one.
         for _ in 0..4 {
             funds.push(format!("{}:50000000", other["address"].as_str().unwrap()));
@@ -200,13 +204,17 @@ fn cluster_with(n: usize, group_args: &[&str], second: &[usize]) -> Cluster {
     Cluster {
         group_id: group["id"].as_str().unwrap().to_owned(),
         invite: group["invite"].as_str().unwrap().to_owned(),
-        second: other.map(|g| {
-            (
-                g["id"].as_str().unwrap().to_owned(),
-                g["invite"].as_str().unwrap().to_owned(),
-                second.to_vec(),
-            )
-        }),
+        extra: others
+            .iter()
+            .zip(extra)
+            .map(|(g, members)| {
+                (
+                    g["id"].as_str().unwrap().to_owned(),
+                    g["invite"].as_str().unwrap().to_owned(),
+                    members.to_vec(),
+                )
+            })
+            .collect(),
         nodes: (0..n).map(|_| None).collect(),
         accepted: vec![false; n],
         root,
@@ -230,7 +238,7 @@ impl Cluster {
         if !std::mem::replace(&mut self.accepted[i], true) {
             let accepted = cli(&node.dir, &["group", "accept", &self.invite]).unwrap();
             assert_eq!(accepted["id"], self.group_id);
-            if let Some((_, invite, members)) = &self.second {
+            for (_, invite, members) in &self.extra {
                 if members.contains(&i) {
                     cli(&node.dir, &["group", "accept", invite]).unwrap();
                 }
@@ -286,6 +294,26 @@ impl Cluster {
             }
         };
         assert_eq!(approved["approved_by_me"], true);
+    }
+
+    fn aborted(&self, i: usize, session: &str) -> Value {
+        eventually("the session to abort", Duration::from_secs(240), || {
+            let shown = cli(self.dir(i), &["session", "show", session]).ok()?;
+            (shown["outcome"] == "aborted").then_some(shown)
+        })
+    }
+
+    /// A payment in a two-member group of members 1 and 2, proposed by `from`, approved by
+    /// both, confirmed; first waits until the group's coins are settled on the chain.
+    fn pair_payment(&self, group: &str, from: usize, sats: u64) {
+        eventually("settled coins", Duration::from_secs(90), || {
+            let balance = cli(self.dir(from), &["group", "balance", group]).ok()?;
+            (balance["unconfirmed_sats"] == 0).then_some(())
+        });
+        let (session, digest) = self.propose_in(group, from, sats);
+        self.approve(0, &session, &digest);
+        self.approve(1, &session, &digest);
+        self.confirmed(0, &session);
     }
 
     fn confirmed(&self, i: usize, session: &str) -> Value {
@@ -412,8 +440,12 @@ fn a_backup_broadcasts_when_the_coordinator_is_killed_after_the_partial_signatur
     cluster.stop();
 }
 
-/// A member starts only after the proposal was made (it pulls it), another is killed mid-round
-/// and restarts: the session completes in a later attempt, with fresh nonces.
+/// How long after the proposal the late member starts: past the reference's 5-minute window.
+const LATE_START: Duration = Duration::from_secs(5 * 60 + 10);
+
+/// A member starts only after the proposal was made (it pulls it), more than five minutes
+/// later; another is killed mid-round and restarts: the session completes in a later attempt,
+/// with fresh nonces.
 #[test]
 fn a_late_member_and_a_member_killed_mid_round_still_complete_the_session() {
     let mut cluster = cluster(3, &["--round-timeout", "60", "--broadcast-slot", "10"]);
@@ -427,7 +459,10 @@ fn a_late_member_and_a_member_killed_mid_round_still_complete_the_session() {
         Duration::from_secs(90),
         || cli(cluster.dir(1), &["session", "show", &session]).ok(),
     );
-    // Member 3 was not running when the proposal was made.
+    // Member 3 was not running when the proposal was made, and starts only after the
+    // 5-minute message window of the reference implementation has passed (time itself is the
+    // scenario here, so the test waits it out).
+    std::thread::sleep(LATE_START);
     cluster.start(2, Role::default());
     eventually(
         "the late member to receive the proposal",
@@ -479,57 +514,95 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// A member floods forged envelopes (broken signatures, impersonating the others): the honest
-/// members keep completing sessions of a group the flooder is not in, and their memory stays
-/// bounded.
+/// One member turns Byzantine, one way after another (its process restarted in each mode):
+/// invalid partial signatures, then two different round-1 messages, then replays of
+/// everything it sent (also re-signed under another group it shares with a victim), then a
+/// flood of forgeries in the others' names. The honest members blame it with proof each
+/// time, complete a session with it while it replays, keep completing sessions of a group it
+/// is not in, and their memory stays bounded.
 #[test]
-#[ignore = "flaky under the whole suite's load (an approval's coin check timed out once in CI); run with --ignored"]
-fn a_flooding_member_does_not_stop_honest_sessions_or_grow_their_memory() {
+fn a_byzantine_member_is_blamed_and_honest_members_keep_completing_sessions() {
     let mut cluster = cluster_with(
         3,
-        &["--round-timeout", "60", "--broadcast-slot", "10"],
-        &[0, 1],
+        &["--round-timeout", "30", "--broadcast-slot", "10"],
+        &[&[0, 1], &[0, 2]],
     );
+    let pair = cluster.extra[0].0.clone();
     cluster.start(0, Role::default());
     cluster.start(1, Role::default());
-    cluster.start(
-        2,
-        Role {
-            fault: Some("flood"),
-            ..Role::default()
-        },
-    );
-    // The flooder proposes in the shared group: every envelope it sends comes with forgeries.
-    eventually("the flooder's proposal", Duration::from_secs(60), || {
-        let pay = format!("{}:1000000", lotus_address());
-        let group = cluster.group_id.clone();
+    let byzantine = |fault| Role {
+        fault: Some(fault),
+        ..Role::default()
+    };
+    let mut rss = Vec::new();
+    let mut measure = |cluster: &Cluster| {
+        let peak = (0..2)
+            .map(|i| rss_kib(cluster.nodes[i].as_ref().unwrap().process.child.id()))
+            .max()
+            .unwrap();
+        rss.push(peak);
+    };
+
+    // Invalid partials: every member approves; the attempt fails, a retry fails the same way,
+    // and the session stops with member 3 blamed.
+    cluster.start(2, byzantine("invalid-partials"));
+    let (session, digest) = cluster.propose(0, 1_000_000);
+    for i in 0..3 {
+        cluster.approve(i, &session, &digest);
+    }
+    for i in 0..2 {
+        let aborted = cluster.aborted(i, &session);
+        assert_eq!(aborted["blamed_member"], 3, "member 3 blamed: {aborted}");
+        assert!(
+            aborted["abort_reason"]
+                .as_str()
+                .unwrap()
+                .contains("partial signature"),
+            "{aborted}"
+        );
+    }
+    assert!(audit_log(cluster.dir(0)).contains("invalid_partial"));
+    cluster.pair_payment(&pair, 0, 100_000);
+    measure(&cluster);
+
+    // Equivocation: round 1 needs no approval, so it is caught before anyone approves.
+    cluster.kill(2);
+    cluster.start(2, byzantine("equivocate"));
+    let (session, _) = cluster.propose(0, 1_000_001);
+    for i in 0..2 {
+        let aborted = cluster.aborted(i, &session);
+        assert_eq!(aborted["blamed_member"], 3, "member 3 blamed: {aborted}");
+    }
+    cluster.pair_payment(&pair, 1, 100_001);
+    measure(&cluster);
+
+    // Replays are ignored: a session of the group it is in still completes, nobody blamed.
+    cluster.kill(2);
+    cluster.start(2, byzantine("replay"));
+    let (session, digest) = cluster.propose(2, 1_000_002);
+    for i in 0..3 {
+        cluster.approve(i, &session, &digest);
+    }
+    let done = cluster.confirmed(0, &session);
+    assert_eq!(done["blamed_member"], Value::Null, "{done}");
+    measure(&cluster);
+
+    // Forgeries in the others' names: dropped, the flooder cut off, honest sessions go on.
+    cluster.kill(2);
+    cluster.start(2, byzantine("flood"));
+    eventually("the flooder's proposal", Duration::from_secs(90), || {
+        let pay = format!("{}:1000003", lotus_address());
+        let till = cluster.group_id.clone();
         cli(
             cluster.dir(2),
-            &["session", "propose", "--group", &group, "--pay", &pay],
+            &["session", "propose", "--group", &till, "--pay", &pay],
         )
         .ok()
     });
-    let pair = cluster.second.as_ref().unwrap().0.clone();
-    let mut rss = Vec::new();
-    for round in 0..3 {
-        // The proposer's coins are settled on the chain first (its change confirmed).
-        eventually("settled coins", Duration::from_secs(60), || {
-            let balance = cli(cluster.dir(round % 2), &["group", "balance", &pair]).ok()?;
-            (balance["balance"]["unconfirmed_sats"] == 0 || balance["unconfirmed_sats"] == 0)
-                .then_some(())
-        });
-        let (session, digest) = cluster.propose_in(&pair, round % 2, 100_000 + round as u64);
-        cluster.approve(0, &session, &digest);
-        cluster.approve(1, &session, &digest);
-        cluster.confirmed(0, &session);
-        rss.push(
-            (0..2)
-                .map(|i| rss_kib(cluster.nodes[i].as_ref().unwrap().process.child.id()))
-                .max()
-                .unwrap(),
-        );
-    }
-    eprintln!("honest nodes' peak RSS after each session: {rss:?} KiB");
+    cluster.pair_payment(&pair, 0, 100_002);
+    measure(&cluster);
+
+    eprintln!("honest nodes' peak RSS after each phase: {rss:?} KiB");
     assert!(
         rss.iter().all(|&kib| kib < 512 * 1024),
         "honest nodes stay under 512 MiB: {rss:?} KiB"

@@ -31,7 +31,8 @@ pub struct NodeArgs {
     /// Approve on its own the sessions these written rules allow (TOML).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
-    /// Misbehave on purpose (cross-process tests only): silent-coordinator.
+    /// Misbehave on purpose (cross-process tests only): silent-coordinator, flood,
+    /// invalid-partials, equivocate, replay.
     #[arg(long, hide = true, value_name = "NAME")]
     pub test_fault: Option<engine::runtime::faults::TestFault>,
 }

@@ -206,7 +206,11 @@ impl Engine {
                 ?fault,
                 "running with a TEST FAULT: this node misbehaves on purpose"
             );
-            if fault == TestFault::SilentCoordinator {
+            // A node that keeps its finished signatures to itself must not broadcast either.
+            if matches!(
+                fault,
+                TestFault::SilentCoordinator | TestFault::InvalidPartials
+            ) {
                 link = Arc::new(SilentChain(link));
             }
         }
@@ -231,6 +235,7 @@ impl Engine {
                                 Arc::new(NetTransport(network)),
                                 self.config.test_fault,
                                 &custody,
+                                &groups,
                             ),
                             network::inbox_from(inbound),
                             Some(events),
@@ -764,14 +769,16 @@ fn faulty_transport(
     transport: Arc<dyn Transport>,
     fault: Option<TestFault>,
     custody: &Custody,
+    groups: &[protocol::group::GroupDescriptor],
 ) -> Arc<dyn Transport> {
     match fault {
-        Some(fault @ TestFault::Flood) => Arc::new(crate::runtime::faults::ByzantineTransport {
-            inner: transport,
-            key: custody.private_key(),
+        None | Some(TestFault::SilentCoordinator) => transport,
+        Some(fault) => Arc::new(crate::runtime::faults::ByzantineTransport::new(
+            transport,
+            custody.private_key(),
             fault,
-        }),
-        _ => transport,
+            groups.to_vec(),
+        )),
     }
 }
 

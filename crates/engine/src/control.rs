@@ -144,7 +144,10 @@ pub async fn answer(engine: &Engine, request: ControlRequest) -> ControlAnswer {
         R::GroupAccept { invite } => to_value(engine.accept_invite(&invite).await),
         R::GroupList => to_value(engine.groups()),
         R::GroupShow { group } => to_value(engine.group(&group)),
-        R::GroupBalance { group } => to_value(engine.refresh_group(&group).await),
+        // The same answer as without a node: the balance alone.
+        R::GroupBalance { group } => {
+            to_value(engine.refresh_group(&group).await.map(|g| g.balance))
+        }
         R::GroupHistory { group } => {
             let refreshed = engine.refresh_group(&group).await;
             if let Err(e) = refreshed {

@@ -7,7 +7,7 @@ use common::*;
 use protocol::envelope::{Envelope, Header, MessageKind};
 use protocol::evidence::{Evidence, Offence};
 use protocol::gate::Rejection;
-use protocol::messages::{AbortCode, Nonces};
+use protocol::messages::{AbortCode, Nonces, Partials};
 use protocol::node::{Node, NodeConfig, NodeError, Peer, Restore};
 use protocol::session::{AbortReason, Action, Durable, Event, Outcome, Recipient, SessionError};
 
@@ -1035,4 +1035,65 @@ fn a_member_of_another_group_cannot_pull_this_groups_session() {
         Err(Rejection::CrossGroup)
     );
     assert!(out.is_empty(), "nothing answered");
+}
+
+/// A member proven to have sent an invalid partial, then silent in the next attempt: the
+/// session ends with the proven reason at the round timeout instead of stalling the group
+/// until the proposal expires (silence alone still blames nobody).
+#[test]
+fn an_offender_that_goes_silent_after_its_proof_ends_the_session() {
+    let mut net = Net::new(3, 21);
+    net.intercepted = vec![2];
+    let session = net.propose(0, b"silent offender");
+    net.settle();
+    for i in 0..3 {
+        net.approve(i, &session);
+    }
+    // Member 2's messages go out, its partials with a flipped bit (re-signed by it); its
+    // finished signatures never do.
+    loop {
+        net.settle();
+        let held = std::mem::take(&mut net.held);
+        if held.is_empty() {
+            break;
+        }
+        for (from, to, bytes) in held {
+            let e = Envelope::decode(&bytes, usize::MAX).unwrap();
+            match e.header.kind {
+                MessageKind::Partials => {
+                    let mut partials = Partials::decode(&e.payload).unwrap();
+                    for p in partials.partials.iter_mut() {
+                        let mut b = p.to_bytes();
+                        b[31] ^= 1;
+                        *p = musig::PartialSignature::from_slice(&b).unwrap();
+                    }
+                    let tampered = signed(&net.keys[2], e.header, partials.encode());
+                    net.post(from, to, tampered);
+                }
+                MessageKind::Completed => {}
+                _ => net.post(from, to, bytes),
+            }
+        }
+    }
+    for i in [0, 1] {
+        assert_eq!(
+            net.blames(i),
+            vec![(2, Offence::InvalidPartial)],
+            "node {i}"
+        );
+        assert!(net.nodes[i].session(&session).unwrap().outcome().is_none());
+    }
+    // From now on member 2 says nothing.
+    for _ in 0..3 {
+        net.tick_all(5_000);
+        net.held.clear();
+        net.settle();
+    }
+    for i in [0, 1] {
+        assert_eq!(
+            net.nodes[i].session(&session).unwrap().outcome(),
+            Some(&Outcome::Aborted(AbortReason::InvalidPartial { member: 2 })),
+            "node {i}"
+        );
+    }
 }

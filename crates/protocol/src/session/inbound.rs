@@ -233,8 +233,11 @@ fn is_proposal_evidence(evidence: &Evidence) -> bool {
 
 /// The abort reason a verified blame stands for.
 pub(super) fn reason_for(blame: &Blame) -> AbortReason {
-    let member = blame.culprit;
-    match blame.offence {
+    reason_for_offence(blame.offence, blame.culprit)
+}
+
+pub(super) fn reason_for_offence(offence: Offence, member: u16) -> AbortReason {
+    match offence {
         Offence::InvalidPartial => AbortReason::InvalidPartial { member },
         Offence::Equivocation => AbortReason::Equivocation { member },
         Offence::MalformedContribution | Offence::WrongElectionProof => {

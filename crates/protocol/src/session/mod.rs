@@ -842,11 +842,17 @@ impl Session {
                 {
                     // Recorded for reputation; the attempt stays open for the absent member.
                     self.attempt.silence_recorded = true;
+                    let waiting_for = self.waiting_for();
+                    let offender = self.silent_offender(&waiting_for);
                     step.event(Event::TimedOut {
                         attempt: self.attempt.number,
                         phase,
-                        waiting_for: self.waiting_for(),
+                        waiting_for,
                     });
+                    if let Some(reason) = offender {
+                        self.leave_attempt(reason.clone(), step);
+                        return self.close(Outcome::Aborted(reason), step);
+                    }
                 }
                 if now >= self.next_resend {
                     self.resend_all(Recipient::Members, step);
@@ -854,6 +860,17 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// A member this session already holds proof against, among those a round waits for.
+    /// Silence alone is never blame, but an n-of-n session cannot finish without that member,
+    /// and waiting until expiry would only let it stall the group: the session ends with the
+    /// proven reason.
+    fn silent_offender(&self, waiting_for: &[u16]) -> Option<AbortReason> {
+        waiting_for.iter().find_map(|member| {
+            let (_, evidence) = self.offences.get(member)?.iter().next_back()?;
+            Some(inbound::reason_for_offence(evidence.offence, *member))
+        })
     }
 
     /// Everything we signed that the others may still need, as-is.
