@@ -134,6 +134,12 @@ impl Lab {
         run(&["ip", "netns", "exec", &self.node(i), "nft", &rule]).unwrap();
     }
 
+    /// Node `i` drops every packet from node `j` (one direction; call twice for both).
+    fn block(&self, i: usize, j: usize) {
+        let rule = format!("add rule inet lab input ip saddr {} drop", self.ip(j));
+        run(&["ip", "netns", "exec", &self.node(i), "nft", &rule]).unwrap();
+    }
+
     fn heal(&self, i: usize) {
         run(&[
             "ip",
@@ -187,12 +193,15 @@ struct Setup {
     _lab: Lab,
     _processes: Vec<Process>,
     dirs: Vec<PathBuf>,
+    /// The members' signer keys (hex).
+    keys: Vec<String>,
     group: String,
     _root: tempfile::TempDir,
 }
 
-/// Three members in their namespaces, the devnet in the hub, the group accepted by all.
-fn setup(lab: Lab) -> Setup {
+/// Three members in their namespaces, the devnet in the hub, the group accepted by all. With
+/// `relay`, the first member runs as relay (and bootstrap) for the others.
+fn setup(lab: Lab, relay: bool) -> Setup {
     let root = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = (0..3).map(|i| root.path().join(format!("m{i}"))).collect();
     let mut keys = Vec::new();
@@ -263,6 +272,8 @@ fn setup(lab: Lab) -> Setup {
         args.push(key_file.to_str().unwrap());
         if i > 0 {
             args.extend(["--bootstrap", first.as_str()]);
+        } else if relay {
+            args.push("--relay");
         }
         let (node, out) = spawn_in(&lab.node(i), &args, 2);
         let peer = out[0].strip_prefix("peer-id ").unwrap().to_owned();
@@ -276,6 +287,7 @@ fn setup(lab: Lab) -> Setup {
         _lab: lab,
         _processes: processes,
         dirs,
+        keys,
         group: group["id"].as_str().unwrap().to_owned(),
         _root: root,
     }
@@ -324,7 +336,7 @@ fn sessions_complete_with_thirty_percent_packet_loss_between_namespaces() {
         return;
     }
     let lab = Lab::new('l', 3).unwrap();
-    let setup = setup(lab);
+    let setup = setup(lab, false);
     for i in 0..3 {
         setup._lab.loss(i, 30);
     }
@@ -344,7 +356,7 @@ fn a_partition_that_heals_completes_or_aborts_cleanly() {
         return;
     }
     let lab = Lab::new('p', 3).unwrap();
-    let setup = setup(lab);
+    let setup = setup(lab, false);
     let (session, digest) = pay(&setup);
     for dir in &setup.dirs {
         eventually("the proposal", Duration::from_secs(180), || {
@@ -374,4 +386,41 @@ fn a_partition_that_heals_completes_or_aborts_cleanly() {
         !reason.contains("nonce"),
         "ended without nonce trouble: {end}"
     );
+}
+
+/// Members 2 and 3 cannot reach each other directly (each drops the other's packets, as two
+/// NATs would); member 1 is an always-on server running as relay. Each reserves a slot on it,
+/// finds the other's relayed address in its signed presence record, and the session completes.
+#[test]
+fn members_that_cannot_reach_each_other_directly_meet_through_the_relay() {
+    if let Some(why) = unsupported() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let lab = Lab::new('r', 3).unwrap();
+    lab.block(1, 2);
+    lab.block(2, 1);
+    let setup = setup(lab, true);
+    let third = setup.keys[2].clone();
+    let peer = eventually(
+        "member 3 through the relay",
+        Duration::from_secs(240),
+        || {
+            let peers = cli(&setup.dirs[1], &["peers"]).ok()?;
+            peers
+                .as_array()?
+                .iter()
+                .find(|p| p["signer"] == third.as_str() && p["path"] == "relayed")
+                .cloned()
+        },
+    );
+    assert!(
+        peer["address"].as_str().unwrap().contains("p2p-circuit"),
+        "{peer}"
+    );
+    let (session, digest) = pay(&setup);
+    approve_all(&setup, &session, &digest);
+    eventually("confirmation", Duration::from_secs(300), || {
+        (outcome(&setup, 2, &session)["outcome"] == "confirmed").then_some(())
+    });
 }
