@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use engine::control::ControlRequest;
 use engine::group_wallet::{self, GroupView, HistoryKind};
 use engine::profile::Profile;
@@ -16,31 +16,38 @@ use protocol::group::{GroupDescriptor, OutputType};
 use crate::chain_args;
 use crate::output::{answer, xpi, Context};
 
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    #[arg(long)]
+    name: String,
+    /// A member's public key (hex); repeat for each member, in order.
+    #[arg(long = "member", required = true)]
+    members: Vec<String>,
+    /// taproot (default) or p2pkh
+    #[arg(long, default_value = "taproot")]
+    output: String,
+    /// lexicographic, hash-based, first-signer, last-signer, salted, round-robin, reputation-aware
+    #[arg(long, default_value = "salted")]
+    election: String,
+    /// mainnet, testnet or regtest
+    #[arg(long, default_value = "mainnet")]
+    network: String,
+    /// How long each signing round may wait for every member.
+    #[arg(long, value_name = "SECONDS")]
+    round_timeout: Option<u64>,
+    /// Each backup coordinator's broadcast slot after signing.
+    #[arg(long, value_name = "SECONDS")]
+    broadcast_slot: Option<u64>,
+    /// A bootstrap/relay node the group names, /ip4/…/tcp/…/p2p/<peer id> (repeatable, at
+    /// most 8): every member dials it as a trusted node. Part of the group (and its id).
+    #[arg(long = "peer", value_name = "MULTIADDR")]
+    peers: Vec<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
     /// Create a group: members' public keys in order (include your own).
-    Create {
-        #[arg(long)]
-        name: String,
-        /// A member's public key (hex); repeat for each member, in order.
-        #[arg(long = "member", required = true)]
-        members: Vec<String>,
-        /// taproot (default) or p2pkh
-        #[arg(long, default_value = "taproot")]
-        output: String,
-        /// lexicographic, hash-based, first-signer, last-signer, salted, round-robin, reputation-aware
-        #[arg(long, default_value = "salted")]
-        election: String,
-        /// mainnet, testnet or regtest
-        #[arg(long, default_value = "mainnet")]
-        network: String,
-        /// How long each signing round may wait for every member.
-        #[arg(long, value_name = "SECONDS")]
-        round_timeout: Option<u64>,
-        /// Each backup coordinator's broadcast slot after signing.
-        #[arg(long, value_name = "SECONDS")]
-        broadcast_slot: Option<u64>,
-    },
+    Create(CreateArgs),
     /// Show a group: members and acceptance, address, fingerprint, invite, last known balance.
     #[command(alias = "show-invite")]
     Show { group: String },
@@ -85,6 +92,9 @@ fn describe(out: &mut dyn Write, view: &GroupView) -> std::io::Result<()> {
         )?;
     }
     writeln!(out, "election     {}", view.election)?;
+    for peer in &view.peers {
+        writeln!(out, "group peer   {peer}")?;
+    }
     writeln!(out, "balance      {}", balance_line(&view.balance))?;
     writeln!(out, "invite       {}", view.invite)?;
     Ok(())
@@ -123,15 +133,17 @@ fn refresh(ctx: &Context, profile: &mut Profile, group: &GroupDescriptor) -> any
 }
 
 /// A group descriptor from `group create`'s arguments (validated).
-pub fn build_group(
-    name: &str,
-    members: &[String],
-    output: &str,
-    election: &str,
-    network: &str,
-    round_timeout: Option<u64>,
-    broadcast_slot: Option<u64>,
-) -> anyhow::Result<GroupDescriptor> {
+pub fn build_group(args: &CreateArgs) -> anyhow::Result<GroupDescriptor> {
+    let CreateArgs {
+        name,
+        members,
+        output,
+        election,
+        network,
+        round_timeout,
+        broadcast_slot,
+        peers,
+    } = args;
     let members = members
         .iter()
         .map(|m| Ok(PublicKey::from_slice(&hex::decode(m.trim())?)?))
@@ -139,27 +151,37 @@ pub fn build_group(
         .map_err(|e| {
             anyhow::anyhow!("a member key is not a 33-byte compressed public key in hex: {e}")
         })?;
-    let network = match network {
+    let network = match network.as_str() {
         "mainnet" => Network::Mainnet,
         "testnet" => Network::Testnet,
         "regtest" => Network::Regtest,
         other => anyhow::bail!("unknown network {other:?} (mainnet, testnet or regtest)"),
     };
     let mut group = GroupDescriptor::new(name, network, members)?;
-    group.output = match output {
+    group.output = match output.as_str() {
         "taproot" => OutputType::Taproot,
         "p2pkh" => OutputType::P2pkh,
         other => anyhow::bail!("unknown output type {other:?} (taproot or p2pkh)"),
     };
     group.election = ElectionMethod::ALL
         .into_iter()
-        .find(|m| m.name().replace(' ', "-") == election)
+        .find(|m| m.name().replace(' ', "-") == *election)
         .ok_or_else(|| anyhow::anyhow!("unknown election method {election:?}"))?;
     if let Some(seconds) = round_timeout {
         group.timeouts.round_ms = seconds.saturating_mul(1000);
     }
     if let Some(seconds) = broadcast_slot {
         group.timeouts.broadcast_slot_ms = seconds.saturating_mul(1000);
+    }
+    for peer in peers {
+        let address: net::Multiaddr = peer.parse().map_err(|e| {
+            anyhow::anyhow!("--peer '{peer}' is not a multiaddr (e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3Koo…): {e}")
+        })?;
+        anyhow::ensure!(
+            matches!(address.iter().last(), Some(net::Protocol::P2p(_))),
+            "--peer '{peer}' must end in /p2p/<peer id> (the node's `peer-id` line)"
+        );
+        group.peers.push(peer.clone());
     }
     group.validate()?;
     Ok(group)
@@ -169,25 +191,8 @@ impl GroupCommand {
     /// The same command as a request to a running node; `None` for what it cannot do.
     pub fn as_request(&self) -> anyhow::Result<Option<ControlRequest>> {
         Ok(Some(match self {
-            GroupCommand::Create {
-                name,
-                members,
-                output,
-                election,
-                network,
-                round_timeout,
-                broadcast_slot,
-            } => ControlRequest::GroupCreate {
-                invite: build_group(
-                    name,
-                    members,
-                    output,
-                    election,
-                    network,
-                    *round_timeout,
-                    *broadcast_slot,
-                )?
-                .invite(),
+            GroupCommand::Create(args) => ControlRequest::GroupCreate {
+                invite: build_group(args)?.invite(),
             },
             GroupCommand::Accept {
                 invite,
@@ -213,24 +218,8 @@ impl GroupCommand {
 pub fn run(command: &GroupCommand, ctx: &Context, out: &mut dyn Write) -> anyhow::Result<()> {
     let mut profile = Profile::open(ctx.data_dir.clone())?;
     match command {
-        GroupCommand::Create {
-            name,
-            members,
-            output,
-            election,
-            network,
-            round_timeout,
-            broadcast_slot,
-        } => {
-            let group = build_group(
-                name,
-                members,
-                output,
-                election,
-                network,
-                *round_timeout,
-                *broadcast_slot,
-            )?;
+        GroupCommand::Create(args) => {
+            let group = build_group(args)?;
             profile.save_group(&group, &[])?;
             let view = group_wallet::view(&profile, &group, &[], me(&profile).as_ref())?;
             answer(ctx, out, &view, |out| describe(out, &view))

@@ -223,6 +223,7 @@ impl Engine {
         ) = match &self.config.network {
             Some(config) => {
                 let mut config = config.clone();
+                config.bootstrap.extend(settings_bootstrap(&settings)?);
                 config
                     .anchors_file
                     .get_or_insert_with(|| profile.data_dir().path().join("anchors.txt"));
@@ -762,6 +763,28 @@ fn forward_chain_news(
             let _ = changes.send(change);
         }
     });
+}
+
+/// The settings' trusted bootstrap nodes; one that does not parse stops the start with a
+/// clear error rather than leaving the node quietly without it.
+fn settings_bootstrap(settings: &Settings) -> Result<Vec<net::Multiaddr>, ErrorView> {
+    settings
+        .bootstrap
+        .iter()
+        .map(|text| {
+            text.parse::<net::Multiaddr>()
+                .ok()
+                .filter(|a| matches!(a.iter().last(), Some(net::Protocol::P2p(_))))
+                .ok_or_else(|| {
+                    error_view(
+                        ErrorKind::Network,
+                        "A bootstrap node in the settings is not usable",
+                        format!("'{text}' is not a multiaddr ending in /p2p/<peer id>"),
+                        "Correct or remove it in settings.json (\"bootstrap\").",
+                    )
+                })
+        })
+        .collect()
 }
 
 /// The transport, misbehaving on purpose when a test asks for a Byzantine node.

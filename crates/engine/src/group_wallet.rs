@@ -29,6 +29,8 @@ pub struct GroupView {
     pub members: Vec<MemberView>,
     pub accepted: u32,
     pub balance: BalanceView,
+    /// Bootstrap/relay nodes the group names (multiaddrs), dialled by every member.
+    pub peers: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
@@ -172,6 +174,7 @@ pub fn view(
             .collect(),
         accepted: accepted.len() as u32,
         balance: balance(profile, group)?,
+        peers: group.peers.clone(),
     })
 }
 

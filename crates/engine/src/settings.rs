@@ -32,6 +32,10 @@ pub struct Settings {
     /// The default fee rate of payments, in satoshis per 1000 bytes (the relay floor).
     #[serde(default = "default_fee_rate")]
     pub fee_rate_per_kb: i64,
+    /// Trusted bootstrap and relay nodes (multiaddrs ending in `/p2p/<peer id>`), dialled
+    /// on start besides the command line's `--bootstrap` and the nodes groups name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bootstrap: Vec<String>,
 }
 
 impl Default for Settings {
@@ -41,6 +45,7 @@ impl Default for Settings {
             chain: Vec::new(),
             seen_quorum: default_seen_quorum(),
             fee_rate_per_kb: default_fee_rate(),
+            bootstrap: Vec::new(),
         }
     }
 }

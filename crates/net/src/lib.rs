@@ -14,7 +14,7 @@ pub mod wire;
 
 use std::path::PathBuf;
 
-pub use libp2p::{Multiaddr, PeerId};
+pub use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
 use lotus::secp256k1::PublicKey;
 use protocol::group::GroupDescriptor;
 use tokio::sync::{mpsc, oneshot};

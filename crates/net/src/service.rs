@@ -185,17 +185,7 @@ struct Service {
 impl Service {
     fn start(&mut self) {
         for address in self.config.bootstrap.clone() {
-            if let Some(Protocol::P2p(peer)) = address.iter().last() {
-                self.bootstrap_peers.insert(peer);
-                self.exempt(peer);
-                self.swarm
-                    .behaviour_mut()
-                    .kad
-                    .add_address(&peer, address.clone());
-            }
-            if let Err(e) = self.swarm.dial(address.clone()) {
-                tracing::warn!(%address, "cannot dial the bootstrap node: {e}");
-            }
+            self.add_bootstrap(address);
         }
         for (peer, address) in self.load_anchors() {
             self.swarm
@@ -203,6 +193,24 @@ impl Service {
                 .kad
                 .add_address(&peer, address.clone());
             let _ = self.swarm.dial(address);
+        }
+    }
+
+    /// A node we trust to bootstrap from and to relay for us (from the settings, the command
+    /// line, or a group that names it): exempt from the inbound limits, dialled now.
+    fn add_bootstrap(&mut self, address: Multiaddr) {
+        if let Some(Protocol::P2p(peer)) = address.iter().last() {
+            if !self.bootstrap_peers.insert(peer) && self.connections.contains_key(&peer) {
+                return;
+            }
+            self.exempt(peer);
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, address.clone());
+        }
+        if let Err(e) = self.swarm.dial(address.clone()) {
+            tracing::warn!(%address, "cannot dial the bootstrap node: {e}");
         }
     }
 
@@ -230,6 +238,23 @@ impl Service {
         match command {
             Command::SetGroups(groups) => {
                 self.directory.set_groups(&groups);
+                // The nodes a group names serve its members as bootstrap and relay nodes.
+                let named: Vec<Multiaddr> = groups
+                    .iter()
+                    .flat_map(|g| &g.peers)
+                    .filter_map(|text| match text.parse::<Multiaddr>() {
+                        Ok(address) if matches!(address.iter().last(), Some(Protocol::P2p(_))) => {
+                            Some(address)
+                        }
+                        _ => {
+                            tracing::warn!(%text, "a group names a peer address that is not a multiaddr ending in /p2p/<id>");
+                            None
+                        }
+                    })
+                    .collect();
+                for address in named {
+                    self.add_bootstrap(address);
+                }
                 for group in &groups {
                     let topic = gossipsub::IdentTopic::new(directory::topic_name(group));
                     if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {

@@ -132,3 +132,36 @@ async fn a_member_reached_only_through_another_is_found_from_its_presence_record
     );
     let _ = &mut a.inbound;
 }
+
+/// Members with no bootstrap of their own find each other through the always-on node their
+/// group names (not a member: a relay and DHT server for them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_meet_through_the_node_their_group_names() {
+    let (server, _inbound, _events) = net::spawn(
+        NetConfig {
+            relay_server: true,
+            ..config(vec![])
+        },
+        key(9),
+    )
+    .unwrap();
+    let server_address = server.listening().await.unwrap()[0]
+        .clone()
+        .with_p2p(server.peer_id())
+        .unwrap();
+    let mut group = GroupDescriptor::new(
+        "named",
+        Chain::Mainnet,
+        vec![key(1).public_key(), key(2).public_key()],
+    )
+    .unwrap();
+    group.peers = vec![server_address.to_string()];
+    let mut a = node(1, vec![], &group).await;
+    let mut b = node(2, vec![], &group).await;
+    reachable(&mut a, &key(2)).await;
+    reachable(&mut b, &key(1)).await;
+    a.net
+        .send(&[key(2).public_key()], b"found through the group's node");
+    let delivered = next_inbound(&mut b).await;
+    assert_eq!(delivered.bytes, b"found through the group's node");
+}

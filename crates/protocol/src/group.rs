@@ -19,6 +19,9 @@ pub const MIN_MEMBERS: usize = 2;
 pub const MAX_MEMBERS: usize = 100;
 const MAX_NAME_BYTES: usize = 64;
 const DESCRIPTOR_VERSION: u8 = 1;
+/// Bootstrap/relay nodes a group may name, and the longest address text.
+pub const MAX_GROUP_PEERS: usize = 8;
+const MAX_PEER_BYTES: usize = 256;
 pub const INVITE_PREFIX: &str = "lotus-cosigner://invite/";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -115,6 +118,10 @@ pub struct GroupDescriptor {
     pub timeouts: Timeouts,
     pub limits: Limits,
     pub admission: Admission,
+    /// Bootstrap and relay nodes the group names (multiaddrs ending in `/p2p/<peer id>`, as
+    /// text: this crate does not parse them). Every member dials them as trusted bootstrap
+    /// nodes. Encoded only when present, so a group without them keeps its id.
+    pub peers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -139,6 +146,8 @@ pub enum GroupError {
     PowTooHard(u8),
     #[error("the members' keys aggregate to the point at infinity")]
     AggregateKey,
+    #[error("a group names at most {MAX_GROUP_PEERS} distinct peer addresses of 1 to {MAX_PEER_BYTES} printable ASCII characters")]
+    Peers,
     #[error("invite is not a Lotus Cosigner invite (expected {INVITE_PREFIX}…)")]
     NotAnInvite,
     #[error("invite is damaged: {0}")]
@@ -169,6 +178,7 @@ impl GroupDescriptor {
             timeouts: Timeouts::default(),
             limits: Limits::default(),
             admission: Admission::InviteOnly,
+            peers: Vec::new(),
         };
         descriptor.validate()?;
         Ok(descriptor)
@@ -217,6 +227,17 @@ impl GroupDescriptor {
                 return Err(GroupError::PowTooHard(pow_bits));
             }
         }
+        let printable = |p: &String| {
+            (1..=MAX_PEER_BYTES).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_graphic())
+        };
+        let distinct = self
+            .peers
+            .iter()
+            .enumerate()
+            .all(|(i, p)| !self.peers[..i].contains(p));
+        if self.peers.len() > MAX_GROUP_PEERS || !self.peers.iter().all(printable) || !distinct {
+            return Err(GroupError::Peers);
+        }
         Ok(())
     }
 
@@ -246,6 +267,12 @@ impl GroupDescriptor {
             Admission::InviteOnly => w.u8(0),
             Admission::Open { pow_bits } => w.u8(1).u8(pow_bits),
         };
+        if !self.peers.is_empty() {
+            w.count(self.peers.len());
+            for peer in &self.peers {
+                w.string(peer);
+            }
+        }
         w.into_bytes()
     }
 
@@ -298,6 +325,17 @@ impl GroupDescriptor {
             },
             other => return Err(DecodeError::invalid("admission", format!("code {other}")).into()),
         };
+        let mut peers = Vec::new();
+        if r.remaining() > 0 {
+            // Present only when there are some: an empty list would be a second encoding.
+            let count = r.count(MAX_GROUP_PEERS, 2, "peers")?;
+            if count == 0 {
+                return Err(DecodeError::invalid("peers", "an empty list is not encoded").into());
+            }
+            for _ in 0..count {
+                peers.push(r.string(MAX_PEER_BYTES, "peer address")?);
+            }
+        }
         r.finish()?;
         let descriptor = Self {
             name,
@@ -310,6 +348,7 @@ impl GroupDescriptor {
             timeouts,
             limits,
             admission,
+            peers,
         };
         descriptor.validate()?;
         Ok(descriptor)
@@ -522,6 +561,38 @@ mod tests {
         assert_eq!(g.fingerprint().len(), 19);
         assert_eq!(g.fingerprint(), g.clone().fingerprint());
         assert!(g.address().unwrap().starts_with("lotus_"));
+    }
+
+    #[test]
+    fn named_peers_roundtrip_bind_the_id_and_leave_other_groups_unchanged() {
+        let (g, _) = group(3);
+        let plain = g.encode();
+        let mut named = g.clone();
+        named.peers = vec!["/ip4/192.0.2.7/tcp/4001/p2p/12D3KooWExample".into()];
+        named.validate().unwrap();
+        assert_eq!(GroupDescriptor::decode(&named.encode()).unwrap(), named);
+        assert_ne!(named.id(), g.id(), "the named peers are part of the group");
+        assert!(
+            named.encode().starts_with(&plain),
+            "appended after the rules"
+        );
+        // An empty list written out would be a second encoding of the same group.
+        let mut empty = plain.clone();
+        empty.extend([0, 0]);
+        assert!(GroupDescriptor::decode(&empty).is_err());
+        for bad in [
+            vec!["".to_string()],
+            vec!["has space".to_string()],
+            vec!["x".repeat(MAX_PEER_BYTES + 1)],
+            vec!["/dns/a".to_string(), "/dns/a".to_string()],
+            (0..=MAX_GROUP_PEERS)
+                .map(|i| format!("/dns/n{i}"))
+                .collect(),
+        ] {
+            let mut g = g.clone();
+            g.peers = bad;
+            assert_eq!(g.validate(), Err(GroupError::Peers), "{:?}", g.peers);
+        }
     }
 
     #[test]

@@ -9,4 +9,8 @@ export type GroupView = { id: string, name: string, network: string, output: str
 /**
  * Read aloud to co-signers to compare.
  */
-fingerprint: string, invite: string, members: Array<MemberView>, accepted: number, balance: BalanceView, };
+fingerprint: string, invite: string, members: Array<MemberView>, accepted: number, balance: BalanceView, 
+/**
+ * Bootstrap/relay nodes the group names (multiaddrs), dialled by every member.
+ */
+peers: Array<string>, };
