@@ -122,6 +122,8 @@ pub struct NetStatus {
     pub nat: String,
     /// Messages refused, by reason.
     pub rejected: std::collections::BTreeMap<String, u64>,
+    /// Messages the session layer set aside without blame (repeats, stale, over a budget).
+    pub ignored: u64,
     pub rate_limited: u64,
     pub connections_refused: u64,
     pub banned_peers: u64,

@@ -125,6 +125,7 @@ pub fn spawn(
         last_member_seen: Instant::now(),
         stats: NetStatus::default(),
         bootstrap_peers: BTreeSet::new(),
+        group_peers: BTreeSet::new(),
         relays_reserved: BTreeSet::new(),
         nat: "unknown".into(),
     };
@@ -178,6 +179,8 @@ struct Service {
     last_member_seen: Instant,
     stats: NetStatus,
     bootstrap_peers: BTreeSet<PeerId>,
+    /// Nodes the groups name (see `add_group_peers`).
+    group_peers: BTreeSet<PeerId>,
     relays_reserved: BTreeSet<PeerId>,
     nat: String,
 }
@@ -196,13 +199,11 @@ impl Service {
         }
     }
 
-    /// A node we trust to bootstrap from and to relay for us (from the settings, the command
-    /// line, or a group that names it): exempt from the inbound limits, dialled now.
+    /// A node we chose to trust to bootstrap from and to relay for us (the command line or
+    /// the settings): exempt from the inbound limits, dialled now.
     fn add_bootstrap(&mut self, address: Multiaddr) {
         if let Some(Protocol::P2p(peer)) = address.iter().last() {
-            if !self.bootstrap_peers.insert(peer) && self.connections.contains_key(&peer) {
-                return;
-            }
+            self.bootstrap_peers.insert(peer);
             self.exempt(peer);
             self.swarm
                 .behaviour_mut()
@@ -211,6 +212,29 @@ impl Service {
         }
         if let Err(e) = self.swarm.dial(address.clone()) {
             tracing::warn!(%address, "cannot dial the bootstrap node: {e}");
+        }
+    }
+
+    /// The nodes the groups name: dialled and known to the DHT, and a relay slot reserved on
+    /// those that relay. Unlike bootstrap nodes we chose ourselves, they stay under every
+    /// connection limit: one group's creator must not weaken the node for its other groups.
+    fn add_group_peers(&mut self, addresses: Vec<Multiaddr>) {
+        self.group_peers.clear();
+        for address in addresses {
+            let Some(Protocol::P2p(peer)) = address.iter().last() else {
+                continue;
+            };
+            self.group_peers.insert(peer);
+            if self.connections.contains_key(&peer) {
+                continue;
+            }
+            self.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, address.clone());
+            if let Err(e) = self.swarm.dial(address.clone()) {
+                tracing::warn!(%address, "cannot dial a node the group names: {e}");
+            }
         }
     }
 
@@ -252,9 +276,7 @@ impl Service {
                         }
                     })
                     .collect();
-                for address in named {
-                    self.add_bootstrap(address);
-                }
+                self.add_group_peers(named);
                 for group in &groups {
                     let topic = gossipsub::IdentTopic::new(directory::topic_name(group));
                     if let Err(e) = self.swarm.behaviour_mut().gossipsub.subscribe(&topic) {
@@ -658,7 +680,9 @@ impl Service {
                     .protocols
                     .iter()
                     .any(|p| p.as_ref() == "/libp2p/circuit/relay/0.2.0/hop");
-                if relays && self.bootstrap_peers.contains(&peer_id) {
+                let trusted =
+                    self.bootstrap_peers.contains(&peer_id) || self.group_peers.contains(&peer_id);
+                if relays && trusted {
                     self.reserve_relay(peer_id);
                 }
             }
@@ -895,6 +919,9 @@ impl Service {
                 propagation
             }
         };
+        if verdict == Verdict::Ignore {
+            self.stats.ignored += 1;
+        }
         if verdict == Verdict::Reject {
             self.count_rejection("invalid_message");
             if self.swarm.is_connected(&peer) {

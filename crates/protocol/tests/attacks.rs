@@ -1037,20 +1037,13 @@ fn a_member_of_another_group_cannot_pull_this_groups_session() {
     assert!(out.is_empty(), "nothing answered");
 }
 
-/// A member proven to have sent an invalid partial, then silent in the next attempt: the
-/// session ends with the proven reason at the round timeout instead of stalling the group
-/// until the proposal expires (silence alone still blames nobody).
-#[test]
-fn an_offender_that_goes_silent_after_its_proof_ends_the_session() {
-    let mut net = Net::new(3, 21);
+/// Member 2's messages go out with its partials broken (re-signed by it) and its finished
+/// signatures withheld, until both honest members hold proof against it.
+fn invalid_partials_from_member_2(net: &mut Net, session: &[u8; 32]) {
     net.intercepted = vec![2];
-    let session = net.propose(0, b"silent offender");
-    net.settle();
     for i in 0..3 {
-        net.approve(i, &session);
+        net.approve(i, session);
     }
-    // Member 2's messages go out, its partials with a flipped bit (re-signed by it); its
-    // finished signatures never do.
     loop {
         net.settle();
         let held = std::mem::take(&mut net.held);
@@ -1081,8 +1074,19 @@ fn an_offender_that_goes_silent_after_its_proof_ends_the_session() {
             vec![(2, Offence::InvalidPartial)],
             "node {i}"
         );
-        assert!(net.nodes[i].session(&session).unwrap().outcome().is_none());
+        assert!(net.nodes[i].session(session).unwrap().outcome().is_none());
     }
+}
+
+/// A member proven to have sent an invalid partial, then silent in the next attempt: the
+/// session ends with the proven reason at the round timeout instead of stalling the group
+/// until the proposal expires (silence alone still blames nobody).
+#[test]
+fn an_offender_that_goes_silent_after_its_proof_ends_the_session() {
+    let mut net = Net::new(3, 21);
+    let session = net.propose(0, b"silent offender");
+    net.settle();
+    invalid_partials_from_member_2(&mut net, &session);
     // From now on member 2 says nothing.
     for _ in 0..3 {
         net.tick_all(5_000);

@@ -836,23 +836,24 @@ impl Session {
                     return self.close(Outcome::Aborted(AbortReason::Expired), step);
                 }
                 let phase = self.attempt.phase;
-                if phase != Phase::Signatures
-                    && !self.attempt.silence_recorded
-                    && now >= self.attempt.phase_started + self.group.timeouts.round_ms
-                {
+                let stuck = phase != Phase::Signatures
+                    && now >= self.attempt.phase_started + self.group.timeouts.round_ms;
+                if stuck && !self.attempt.silence_recorded {
                     // Recorded for reputation; the attempt stays open for the absent member.
                     self.attempt.silence_recorded = true;
-                    let waiting_for = self.waiting_for();
-                    let offender = self.silent_offender(&waiting_for);
                     step.event(Event::TimedOut {
                         attempt: self.attempt.number,
                         phase,
-                        waiting_for,
+                        waiting_for: self.waiting_for(),
                     });
-                    if let Some(reason) = offender {
-                        self.leave_attempt(reason.clone(), step);
-                        return self.close(Outcome::Aborted(reason), step);
+                }
+                if let Some(reason) = self.proven_offender().filter(|_| stuck) {
+                    // Our proof goes out once more, so every member can end the same way.
+                    for bytes in &self.notices {
+                        step.send_to(Recipient::Members, bytes.clone());
                     }
+                    self.leave_attempt(reason.clone(), step);
+                    return self.close(Outcome::Aborted(reason), step);
                 }
                 if now >= self.next_resend {
                     self.resend_all(Recipient::Members, step);
@@ -862,15 +863,23 @@ impl Session {
         }
     }
 
-    /// A member this session already holds proof against, among those a round waits for.
-    /// Silence alone is never blame, but an n-of-n session cannot finish without that member,
-    /// and waiting until expiry would only let it stall the group: the session ends with the
-    /// proven reason.
-    fn silent_offender(&self, waiting_for: &[u16]) -> Option<AbortReason> {
-        waiting_for.iter().find_map(|member| {
-            let (_, evidence) = self.offences.get(member)?.iter().next_back()?;
-            Some(inbound::reason_for_offence(evidence.offence, *member))
-        })
+    /// The latest offence this session holds verified proof of, as an abort reason. Silence
+    /// alone is never blame; but once a member is proven to misbehave, an n-of-n session that
+    /// then stops moving for a whole round cannot be trusted to finish (the offender may feed
+    /// some members and starve others), and waiting until expiry would only let it stall the
+    /// group: a stuck round ends the session with the proven reason.
+    fn proven_offender(&self) -> Option<AbortReason> {
+        self.offences
+            .iter()
+            .filter_map(|(member, attempts)| {
+                let (attempt, evidence) = attempts.iter().next_back()?;
+                Some((
+                    *attempt,
+                    inbound::reason_for_offence(evidence.offence, *member),
+                ))
+            })
+            .max_by_key(|(attempt, _)| *attempt)
+            .map(|(_, reason)| reason)
     }
 
     /// Everything we signed that the others may still need, as-is.
