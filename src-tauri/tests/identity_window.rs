@@ -278,6 +278,23 @@ async fn identity_screen_shows_the_key_held_in_the_keychain() {
         assert_eq!(answer.as_str(), Some("[]"), "{command}");
     }
 
+    // Every screen the sidebar offers opens and shows the engine's answer for an empty profile.
+    for (nav, screen, shown) in [
+        ("groups", "groups", "You are not in a group yet"),
+        ("inbox", "inbox", "Nothing needs your review"),
+        ("audit", "audit-status", "Verified"),
+        ("co-signers", "cosigners", "No co-signer has a record yet"),
+    ] {
+        client
+            .find(Locator::Css(&format!("[data-testid=nav-{nav}]")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        wait_for_text(&client, &format!("[data-testid={screen}]"), shown).await;
+    }
+
     client.close().await.unwrap();
 }
 

@@ -4,6 +4,7 @@
 pub mod audit_cmd;
 pub mod bench;
 pub mod chain_args;
+pub mod demo_cmd;
 pub mod devnet_cmd;
 pub mod group_cmd;
 pub mod key_cmd;

@@ -45,6 +45,10 @@ enum Command {
     Peers,
     /// A local Lotus test chain (not a node) serving lotusd's JSON-RPC, for demos and tests.
     Devnet(cli::devnet_cmd::DevnetArgs),
+    /// A whole demo group on this machine: a devnet and three co-signers run two sessions
+    /// (a coordinator that fails and a backup that broadcasts; a co-signer blamed for an
+    /// invalid signature). Touches nothing of your own profile.
+    Demo(cli::demo_cmd::DemoArgs),
     /// Check known-answer vector files (lotusd / lotus-sdk schemas); files or folders.
     Vectors {
         #[arg(required = true)]
@@ -208,6 +212,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Devnet(args) => {
             cli::devnet_cmd::run(&args, &ctx, &mut stdout)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo(args) => {
+            cli::demo_cmd::run(&args, &ctx, &mut stdout)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Vectors { paths, verbose } => {
