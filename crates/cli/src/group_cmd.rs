@@ -174,13 +174,7 @@ pub fn build_group(args: &CreateArgs) -> anyhow::Result<GroupDescriptor> {
         group.timeouts.broadcast_slot_ms = seconds.saturating_mul(1000);
     }
     for peer in peers {
-        let address: net::Multiaddr = peer.parse().map_err(|e| {
-            anyhow::anyhow!("--peer '{peer}' is not a multiaddr (e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3Koo…): {e}")
-        })?;
-        anyhow::ensure!(
-            matches!(address.iter().last(), Some(net::Protocol::P2p(_))),
-            "--peer '{peer}' must end in /p2p/<peer id> (the node's `peer-id` line)"
-        );
+        net::peer_address(peer).map_err(|e| anyhow::anyhow!("--peer {e}"))?;
         group.peers.push(peer.clone());
     }
     group.validate()?;

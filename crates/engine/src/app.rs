@@ -772,17 +772,14 @@ fn settings_bootstrap(settings: &Settings) -> Result<Vec<net::Multiaddr>, ErrorV
         .bootstrap
         .iter()
         .map(|text| {
-            text.parse::<net::Multiaddr>()
-                .ok()
-                .filter(|a| matches!(a.iter().last(), Some(net::Protocol::P2p(_))))
-                .ok_or_else(|| {
-                    error_view(
-                        ErrorKind::Network,
-                        "A bootstrap node in the settings is not usable",
-                        format!("'{text}' is not a multiaddr ending in /p2p/<peer id>"),
-                        "Correct or remove it in settings.json (\"bootstrap\").",
-                    )
-                })
+            net::peer_address(text).map_err(|e| {
+                error_view(
+                    ErrorKind::Network,
+                    "A bootstrap node in the settings is not usable",
+                    e.to_string(),
+                    "Correct or remove it in settings.json (\"bootstrap\").",
+                )
+            })
         })
         .collect()
 }

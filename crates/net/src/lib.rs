@@ -14,7 +14,7 @@ pub mod wire;
 
 use std::path::PathBuf;
 
-pub use libp2p::{multiaddr::Protocol, Multiaddr, PeerId};
+pub use libp2p::{Multiaddr, PeerId};
 use lotus::secp256k1::PublicKey;
 use protocol::group::GroupDescriptor;
 use tokio::sync::{mpsc, oneshot};
@@ -109,6 +109,28 @@ pub struct PeerInfo {
     pub address: String,
     /// direct, relayed or hole-punched
     pub path: &'static str,
+}
+
+/// Why text is not a peer's address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PeerAddressError {
+    #[error("'{0}' is not a multiaddr (e.g. /ip4/192.0.2.7/tcp/4001/p2p/12D3Koo…)")]
+    NotAMultiaddr(String),
+    #[error("'{0}' must end in /p2p/<peer id> (the node's `peer-id` line)")]
+    NoPeerId(String),
+}
+
+/// A peer's address as people write it: a multiaddr ending in `/p2p/<peer id>` (a node's
+/// `listening` and `peer-id` lines joined). Bootstrap nodes, from the command line or the
+/// settings, and the nodes a group names are all given this way.
+pub fn peer_address(text: &str) -> Result<Multiaddr, PeerAddressError> {
+    let address: Multiaddr = text
+        .parse()
+        .map_err(|_| PeerAddressError::NotAMultiaddr(text.to_owned()))?;
+    match address.iter().last() {
+        Some(libp2p::multiaddr::Protocol::P2p(_)) => Ok(address),
+        _ => Err(PeerAddressError::NoPeerId(text.to_owned())),
+    }
 }
 
 /// Health and security counters, for `peers`, the Network screen and monitoring.
@@ -208,5 +230,25 @@ impl Network {
 
     pub async fn status(&self) -> Result<NetStatus, NetError> {
         self.ask(Command::Status).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_address_needs_a_multiaddr_and_a_peer_id() {
+        let id = "12D3KooWHJkLhGrmaat5XNArhQP4ZhGVxL5ZGoPHipQsrHHuQnZW";
+        let good = format!("/ip4/192.0.2.7/tcp/4001/p2p/{id}");
+        assert_eq!(peer_address(&good).unwrap().to_string(), good);
+        assert_eq!(
+            peer_address("/ip4/192.0.2.7/tcp/4001"),
+            Err(PeerAddressError::NoPeerId("/ip4/192.0.2.7/tcp/4001".into()))
+        );
+        assert_eq!(
+            peer_address("192.0.2.7:4001"),
+            Err(PeerAddressError::NotAMultiaddr("192.0.2.7:4001".into()))
+        );
     }
 }

@@ -266,14 +266,10 @@ impl Service {
                 let named: Vec<Multiaddr> = groups
                     .iter()
                     .flat_map(|g| &g.peers)
-                    .filter_map(|text| match text.parse::<Multiaddr>() {
-                        Ok(address) if matches!(address.iter().last(), Some(Protocol::P2p(_))) => {
-                            Some(address)
-                        }
-                        _ => {
-                            tracing::warn!(%text, "a group names a peer address that is not a multiaddr ending in /p2p/<id>");
-                            None
-                        }
+                    .filter_map(|text| {
+                        crate::peer_address(text)
+                            .inspect_err(|e| tracing::warn!("a group names an unusable peer: {e}"))
+                            .ok()
                     })
                     .collect();
                 self.add_group_peers(named);
