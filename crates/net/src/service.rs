@@ -205,14 +205,8 @@ impl Service {
         if let Some(Protocol::P2p(peer)) = address.iter().last() {
             self.bootstrap_peers.insert(peer);
             self.exempt(peer);
-            self.swarm
-                .behaviour_mut()
-                .kad
-                .add_address(&peer, address.clone());
         }
-        if let Err(e) = self.swarm.dial(address.clone()) {
-            tracing::warn!(%address, "cannot dial the bootstrap node: {e}");
-        }
+        self.contact(address, "the bootstrap node");
     }
 
     /// The nodes the groups name: dialled and known to the DHT, and a relay slot reserved on
@@ -225,16 +219,23 @@ impl Service {
                 continue;
             };
             self.group_peers.insert(peer);
-            if self.connections.contains_key(&peer) {
-                continue;
+            if !self.connections.contains_key(&peer) {
+                self.contact(address, "a node the group names");
             }
+        }
+    }
+
+    /// A node we were told about: into the DHT's routing table (when the address names its
+    /// peer id), and dialled now.
+    fn contact(&mut self, address: Multiaddr, what: &str) {
+        if let Some(Protocol::P2p(peer)) = address.iter().last() {
             self.swarm
                 .behaviour_mut()
                 .kad
                 .add_address(&peer, address.clone());
-            if let Err(e) = self.swarm.dial(address.clone()) {
-                tracing::warn!(%address, "cannot dial a node the group names: {e}");
-            }
+        }
+        if let Err(e) = self.swarm.dial(address.clone()) {
+            tracing::warn!(%address, "cannot dial {what}: {e}");
         }
     }
 
