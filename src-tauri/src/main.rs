@@ -119,13 +119,7 @@ fn main() {
         .init();
 
     tauri::Builder::default()
-        .manage(Engine::start(EngineConfig {
-            // A co-signer's laptop is on the peer-to-peer network while the app runs: its
-            // engine answers the signing rounds without the person (bootstrap nodes come from
-            // the settings and from the groups).
-            network: Some(net::NetConfig::default()),
-            ..EngineConfig::from_env()
-        }))
+        .manage(Engine::start(EngineConfig::desktop()))
         .invoke_handler(tauri::generate_handler![
             get_identity,
             list_groups,

@@ -65,6 +65,16 @@ impl EngineConfig {
 
     /// Defaults, overridden by `LOTUS_COSIGNER_DATA_DIR`, `LOTUS_COSIGNER_KEYCHAIN_SERVICE`
     /// and `LOTUS_COSIGNER_KEYCHAIN_USER` when they are set and not empty.
+    /// The desktop app's engine: [`Self::from_env`] on the peer-to-peer network, so a
+    /// co-signer's laptop answers the signing rounds while the app runs (bootstrap nodes come
+    /// from the settings and from the groups).
+    pub fn desktop() -> Self {
+        Self {
+            network: Some(net::NetConfig::default()),
+            ..Self::from_env()
+        }
+    }
+
     pub fn from_env() -> Self {
         let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
         let text = |name| var(name).map(|v| v.to_string_lossy().into_owned());
