@@ -401,23 +401,28 @@ fn members_that_cannot_reach_each_other_directly_meet_through_the_relay() {
     lab.block(1, 2);
     lab.block(2, 1);
     let setup = setup(lab, true);
-    let third = setup.keys[2].clone();
-    let peer = eventually(
-        "member 3 through the relay",
-        Duration::from_secs(240),
-        || {
-            let peers = cli(&setup.dirs[1], &["peers"]).ok()?;
-            peers
-                .as_array()?
-                .iter()
-                .find(|p| p["signer"] == third.as_str() && p["path"] == "relayed")
-                .cloned()
-        },
-    );
-    assert!(
-        peer["address"].as_str().unwrap().contains("p2p-circuit"),
-        "{peer}"
-    );
+    // Both ends list the other as relayed through a circuit address: the one that dialled
+    // and the one that accepted (whose remote address alone would be a bare `/p2p/<id>`).
+    for (me, other) in [(1, 2), (2, 1)] {
+        let other_key = setup.keys[other].clone();
+        let peer = eventually(
+            "the other member through the relay",
+            Duration::from_secs(240),
+            || {
+                let peers = cli(&setup.dirs[me], &["peers"]).ok()?;
+                peers
+                    .as_array()?
+                    .iter()
+                    .find(|p| p["signer"] == other_key.as_str() && p["path"] == "relayed")
+                    .cloned()
+            },
+        );
+        assert!(
+            peer["address"].as_str().unwrap().contains("p2p-circuit"),
+            "member {} sees {peer}",
+            me + 1
+        );
+    }
     let (session, digest) = pay(&setup);
     approve_all(&setup, &session, &digest);
     eventually("confirmation", Duration::from_secs(300), || {

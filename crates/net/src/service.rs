@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use libp2p::core::ConnectedPoint;
 use libp2p::kad::store::RecordStore;
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
@@ -580,8 +581,13 @@ impl Service {
                 num_established,
                 ..
             } => {
-                let address = endpoint.get_remote_address().clone();
                 let relayed = endpoint.is_relayed();
+                // An inbound circuit's remote address is just `/p2p/<peer>`; the circuit it
+                // came through (relay address + `/p2p-circuit`) is what says how we are joined.
+                let address = match &endpoint {
+                    ConnectedPoint::Listener { local_addr, .. } if relayed => local_addr.clone(),
+                    _ => endpoint.get_remote_address().clone(),
+                };
                 self.connections.insert(peer_id, (address, relayed));
                 self.connected_at
                     .entry(peer_id)
@@ -1005,11 +1011,13 @@ impl Service {
     }
 
     /// Whom a DHT record's quota is charged to: the subnet it came from (peer ids are free,
-    /// addresses are not), or the peer when its address is unknown.
+    /// addresses are not), or the peer when its address is unknown or is a relay's (one relay
+    /// carries many unrelated peers).
     fn publisher_of(&self, peer: &PeerId) -> String {
         match self
             .connections
             .get(peer)
+            .filter(|(_, relayed)| !relayed)
             .and_then(|(address, _)| crate::policy::ip_of(address))
         {
             Some(ip) if !ip.is_loopback() => crate::policy::subnet_of(ip),
