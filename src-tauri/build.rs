@@ -10,6 +10,9 @@ use std::time::SystemTime;
 /// them to the main window.
 const COMMANDS: &[&str] = &[
     "get_identity",
+    "reveal_recovery_phrase",
+    "confirm_backup",
+    "restore_key",
     "list_groups",
     "get_group",
     "group_history",

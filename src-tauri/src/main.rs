@@ -7,6 +7,7 @@
 )]
 
 use engine::group_wallet::{GroupView, HistoryEntryView};
+use engine::recovery::{BackupAnswer, RecoveryPhraseView};
 use engine::{
     AuditView, ChainStatusView, Change, Engine, EngineConfig, ErrorView, IdentityView,
     ReputationView, SessionView,
@@ -19,6 +20,26 @@ use tauri::State;
 #[tauri::command(async)]
 fn get_identity(engine: State<'_, Engine>) -> Result<IdentityView, ErrorView> {
     engine.identity()
+}
+
+/// The one deliberate display of a secret: the recovery phrase, for the person to write down.
+#[tauri::command(async)]
+fn reveal_recovery_phrase(engine: State<'_, Engine>) -> Result<RecoveryPhraseView, ErrorView> {
+    engine.recovery_phrase()
+}
+
+#[tauri::command]
+async fn confirm_backup(
+    engine: State<'_, Engine>,
+    answers: Vec<BackupAnswer>,
+) -> Result<IdentityView, ErrorView> {
+    engine.confirm_backup(&answers).await
+}
+
+#[tauri::command]
+async fn restore_key(engine: State<'_, Engine>, phrase: String) -> Result<IdentityView, ErrorView> {
+    let phrase = zeroize::Zeroizing::new(phrase);
+    engine.restore_key(&phrase).await
 }
 
 #[tauri::command(async)]
@@ -122,6 +143,9 @@ fn main() {
         .manage(Engine::start(EngineConfig::desktop()))
         .invoke_handler(tauri::generate_handler![
             get_identity,
+            reveal_recovery_phrase,
+            confirm_backup,
+            restore_key,
             list_groups,
             get_group,
             group_history,

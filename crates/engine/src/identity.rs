@@ -47,6 +47,9 @@ pub enum IdentityError {
     /// The keychain holds a different key than the one this profile recorded.
     #[error("the keychain holds key {found}, but this profile belongs to key {expected}")]
     KeyMismatch { expected: String, found: String },
+    /// A restore of another key into a profile whose groups need the current one.
+    #[error("this profile's key {current} is a member of {groups} group(s); another key cannot take its place")]
+    KeyInGroups { current: String, groups: usize },
 }
 
 /// Which way [`load_or_create`] found the key.
@@ -140,6 +143,61 @@ fn reconcile(
             Ok((record, Origin::Loaded))
         }
     }
+}
+
+/// Puts a key restored from its recovery phrase into the keychain and the profile, and
+/// records its backup as confirmed (the person just typed it). The recorded key itself is
+/// always accepted (its keychain entry was lost, say); another key only into a profile in no
+/// group, because the groups and their coins belong to the recorded key. Idempotent, so a
+/// crash between the keychain and the database is mended by restoring again.
+pub fn restore(
+    store: &KeyStore,
+    db: &mut store::Store,
+    key: &lotus::PrivateKey,
+    now_ms: u64,
+) -> Result<SignerRow, IdentityError> {
+    let public_key = key.public_key();
+    db.exclusive(|db| {
+        let record = db.signer()?;
+        if let Some(record) = &record {
+            let groups = db.group_count()?;
+            if record.public_key != public_key.serialize() && groups > 0 {
+                return Err(IdentityError::KeyInGroups {
+                    current: hex::encode(record.public_key),
+                    groups,
+                });
+            }
+        }
+        // The keychain first: should the database step fail, the transaction rolls back and
+        // restoring again writes the same entry.
+        store.store(key)?;
+        let reread = store.load()?.ok_or(KeyStoreError::NotPersistent {
+            backend: KeyStore::backend_name(),
+            detail: "the restored key was gone right after it was stored",
+        })?;
+        if reread.public_key() != public_key {
+            return Err(IdentityError::KeyMismatch {
+                expected: hex::encode(public_key.serialize()),
+                found: hex::encode(reread.public_key().serialize()),
+            });
+        }
+        let row = SignerRow {
+            public_key: public_key.serialize(),
+            created_ms: record.as_ref().map_or(now_ms, |r| {
+                if r.public_key == public_key.serialize() {
+                    r.created_ms
+                } else {
+                    now_ms
+                }
+            }),
+            backup_confirmed_ms: Some(now_ms),
+        };
+        match record {
+            None => db.record_signer(&row)?,
+            Some(_) => db.replace_signer(&row)?,
+        }
+        Ok(row)
+    })
 }
 
 /// The public view of a recorded key.

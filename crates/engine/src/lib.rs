@@ -17,6 +17,7 @@ pub mod key_store;
 pub mod policy;
 pub mod profile;
 pub mod proposals;
+pub mod recovery;
 pub mod runtime;
 pub mod session_files;
 pub mod settings;
@@ -136,6 +137,10 @@ pub enum ErrorKind {
     /// A proposal's coins are not the group's, or a proposal was refused.
     ProposalRefused,
     InvalidFile,
+    /// A recovery phrase that cannot be read, or words typed back that do not match.
+    RecoveryPhrase,
+    /// A restore that would put another key in place of one the profile's groups need.
+    RestoreRefused,
     /// The peer-to-peer network could not start or stopped.
     Network,
     /// Something the person cannot fix (a bug, a damaged database): the message says what.
@@ -183,6 +188,29 @@ impl Explain for custody::CustodyError {
             E::KeyFile(_) | E::Passphrase(_) => error_view(ErrorKind::KeyFile, "The key file cannot be opened", self.to_string(), "Check the path and the passphrase (LOTUS_COSIGNER_PASSPHRASE, or standard input)."),
             E::Random(_) => error_view(ErrorKind::Internal, "No secure randomness", self.to_string(), "The operating system's random number generator failed; restart the computer and try again."),
         }
+    }
+}
+
+impl Explain for recovery::PhraseError {
+    fn view(&self) -> ErrorView {
+        use recovery::PhraseError as E;
+        let (title, action) = match self {
+            E::WrongAnswer { .. } | E::TooFewAnswers | E::NoSuchPosition(_) => (
+                "Those words do not match your recovery phrase",
+                "Check what you wrote down against the phrase, or show the phrase again and \
+                 write it down anew.",
+            ),
+            E::Random(_) => (
+                "No secure randomness",
+                "The operating system's random number generator failed; restart the computer.",
+            ),
+            _ => (
+                "That recovery phrase cannot be read",
+                "Type the 24 words in order, separated by spaces, exactly as written down \
+                 (the first four letters of each word are enough).",
+            ),
+        };
+        error_view(ErrorKind::RecoveryPhrase, title, self.to_string(), action)
     }
 }
 
@@ -369,6 +397,13 @@ impl EngineError {
                  entry, or at a different data folder."
                     .to_owned(),
             ),
+            Self::Identity(IdentityError::KeyInGroups { .. }) => (
+                ErrorKind::RestoreRefused,
+                "This profile already belongs to another key",
+                "Nothing was changed. To use the restored key as well, start Lotus Cosigner with \
+                 another data folder (LOTUS_COSIGNER_DATA_DIR) and restore it there."
+                    .to_owned(),
+            ),
         };
         ErrorView {
             kind,
@@ -435,6 +470,8 @@ pub mod bindings {
         super::views::ChainStatusView::export_all(&cfg)?;
         super::views::AuditView::export_all(&cfg)?;
         super::views::ReputationView::export_all(&cfg)?;
+        super::recovery::RecoveryPhraseView::export_all(&cfg)?;
+        super::recovery::BackupAnswer::export_all(&cfg)?;
         Ok(())
     }
 }

@@ -406,3 +406,197 @@ async fn a_bad_chain_setting_is_an_error_view_not_a_panic() {
         assert_eq!(err.kind, ErrorKind::ChainUnreachable, "{err:?}");
     }
 }
+
+/// The recovery phrase of the app's key, read back as the person wrote it down.
+fn written_down(engine: &Engine) -> String {
+    engine.recovery_phrase().expect("phrase").words.join(" ")
+}
+
+fn engine_at(entry: &TestEntry, data: &std::path::Path) -> Engine {
+    Engine::start(EngineConfig {
+        data_dir: Some(data.to_owned()),
+        keychain: entry.0.config().clone(),
+        ..EngineConfig::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_counts_only_once_the_right_words_are_typed_back() {
+    use engine::recovery::BackupAnswer;
+    let entry = TestEntry::new("backup");
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = engine_at(&entry, tmp.path());
+    assert_eq!(engine.identity().unwrap().backup_confirmed_at_ms, None);
+    let shown = engine.recovery_phrase().unwrap();
+    assert_eq!(shown.words.len(), 24);
+    assert_eq!(shown.check_positions.len(), 3);
+    // The phrase is the key: it decodes to the identity's public key.
+    let key = engine::recovery::RecoveryPhrase::parse(&shown.words.join(" "))
+        .unwrap()
+        .key()
+        .unwrap();
+    assert_eq!(
+        hex::encode(key.public_key().serialize()),
+        engine.identity().unwrap().public_key_hex
+    );
+    let answers = |wrong: bool| -> Vec<BackupAnswer> {
+        shown
+            .check_positions
+            .iter()
+            .map(|&p| BackupAnswer {
+                position: p,
+                word: if wrong && p == shown.check_positions[0] {
+                    let right = &shown.words[p as usize - 1];
+                    ["abandon", "zoo"]
+                        .into_iter()
+                        .find(|w| w != right)
+                        .unwrap()
+                        .to_owned()
+                } else {
+                    shown.words[p as usize - 1].clone()
+                },
+            })
+            .collect()
+    };
+    let refused = engine.confirm_backup(&answers(true)).await.unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::RecoveryPhrase, "{refused:?}");
+    assert!(
+        !refused
+            .message
+            .contains(&shown.words[shown.check_positions[0] as usize - 1]),
+        "the error names what was typed, not the right word: {refused:?}"
+    );
+    assert_eq!(engine.identity().unwrap().backup_confirmed_at_ms, None);
+    let confirmed = engine.confirm_backup(&answers(false)).await.unwrap();
+    assert!(confirmed.backup_confirmed_at_ms.is_some());
+    // Kept across restarts, and in the audit log.
+    drop(engine);
+    let again = engine_at(&entry, tmp.path());
+    assert_eq!(
+        again.identity().unwrap().backup_confirmed_at_ms,
+        confirmed.backup_confirmed_at_ms
+    );
+    let log = again.audit_export().await.unwrap();
+    assert!(log.contains("backup_confirmed"), "{log}");
+}
+
+/// The laptop's keychain lost the key: the profile refuses to start with a new one, and the
+/// recovery phrase brings back the very key its groups need.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_keychain_entry_is_restored_from_the_phrase_with_the_groups_intact() {
+    use protocol::group::GroupDescriptor;
+    let entry = TestEntry::new("restore-lost");
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = engine_at(&entry, tmp.path());
+    let before = engine.identity().unwrap();
+    let phrase = written_down(&engine);
+    let other = lotus::PrivateKey::from_bytes(&[0x52; 32]).unwrap();
+    let me = lotus::secp256k1::PublicKey::from_slice(&hex::decode(&before.public_key_hex).unwrap())
+        .unwrap();
+    let group = GroupDescriptor::new(
+        "till",
+        lotus::address::Network::Regtest,
+        vec![me, other.public_key()],
+    )
+    .unwrap();
+    engine.accept_invite(&group.invite()).await.unwrap();
+    drop(engine);
+
+    entry.0.delete().unwrap();
+    let broken = engine_at(&entry, tmp.path());
+    assert_eq!(broken.identity().unwrap_err().kind, ErrorKind::KeyMissing);
+    let restored = broken.restore_key(&phrase).await.unwrap();
+    assert_eq!(restored.public_key_hex, before.public_key_hex);
+    assert!(restored.backup_confirmed_at_ms.is_some());
+    assert_eq!(
+        broken.groups().unwrap().len(),
+        1,
+        "the group is still there"
+    );
+    assert!(broken.audit_export().await.unwrap().contains("imported"));
+}
+
+/// A new laptop: the app made a fresh key on first start; restoring the phrase of the old key
+/// puts it in place (the profile is in no group yet).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_profile_takes_the_restored_key_in_place_of_its_fresh_one() {
+    let old = TestEntry::new("restore-old");
+    let new = TestEntry::new("restore-new");
+    let tmp = tempfile::tempdir().unwrap();
+    let old_engine = engine_at(&old, &tmp.path().join("old"));
+    let old_key = old_engine.identity().unwrap().public_key_hex;
+    let phrase = written_down(&old_engine);
+    drop(old_engine);
+
+    let laptop = engine_at(&new, &tmp.path().join("new"));
+    let fresh = laptop.identity().unwrap().public_key_hex;
+    assert_ne!(fresh, old_key);
+    let restored = laptop.restore_key(&phrase).await.unwrap();
+    assert_eq!(restored.public_key_hex, old_key);
+    assert_eq!(
+        new.0
+            .stored_public_key()
+            .unwrap()
+            .map(|k| hex::encode(k.serialize())),
+        Some(old_key.clone())
+    );
+    // It runs with the restored key, and keeps it across a restart.
+    assert_eq!(laptop.groups().unwrap().len(), 0);
+    drop(laptop);
+    assert_eq!(
+        engine_at(&new, &tmp.path().join("new"))
+            .identity()
+            .unwrap()
+            .public_key_hex,
+        old_key
+    );
+}
+
+/// Restoring another key into a profile whose groups belong to its key is refused, and
+/// nothing changes: neither the keychain nor the profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_over_a_key_that_is_in_groups_is_refused_and_changes_nothing() {
+    use protocol::group::GroupDescriptor;
+    let entry = TestEntry::new("restore-refused");
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = engine_at(&entry, tmp.path());
+    let mine = engine.identity().unwrap();
+    let me = lotus::secp256k1::PublicKey::from_slice(&hex::decode(&mine.public_key_hex).unwrap())
+        .unwrap();
+    let other = lotus::PrivateKey::from_bytes(&[0x52; 32]).unwrap();
+    let group = GroupDescriptor::new(
+        "till",
+        lotus::address::Network::Regtest,
+        vec![me, other.public_key()],
+    )
+    .unwrap();
+    engine.accept_invite(&group.invite()).await.unwrap();
+
+    let stranger = lotus::PrivateKey::from_bytes(&[0x61; 32]).unwrap();
+    let phrase = engine::recovery::RecoveryPhrase::of(&stranger)
+        .words()
+        .join(" ");
+    let refused = engine.restore_key(&phrase).await.unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::RestoreRefused, "{refused:?}");
+    assert_eq!(
+        entry
+            .0
+            .stored_public_key()
+            .unwrap()
+            .map(|k| hex::encode(k.serialize())),
+        Some(mine.public_key_hex.clone())
+    );
+    // Still running, as before.
+    assert_eq!(engine.identity().unwrap(), mine);
+    assert_eq!(engine.groups().unwrap().len(), 1);
+
+    // A mistyped phrase says which word.
+    let mut words: Vec<String> = written_down(&engine)
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    words[6] = "lotusx".into();
+    let typo = engine.restore_key(&words.join(" ")).await.unwrap_err();
+    assert_eq!(typo.kind, ErrorKind::RecoveryPhrase);
+    assert!(typo.message.contains("word 7"), "{typo:?}");
+}

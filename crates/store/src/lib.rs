@@ -479,6 +479,21 @@ impl Batch<'_> {
         profile::record_signer(self.conn, row)
     }
 
+    /// Puts another key in place of the recorded one (a restore). The caller checks that the
+    /// profile is in no group: its groups and their coins belong to the old key.
+    pub fn replace_signer(&mut self, row: &SignerRow) -> Result<(), Error> {
+        profile::replace_signer(self.conn, row)
+    }
+
+    pub fn confirm_backup(&mut self, now_ms: u64) -> Result<bool, Error> {
+        profile::confirm_backup(self.conn, now_ms)
+    }
+
+    /// How many groups the profile holds, read inside this transaction.
+    pub fn group_count(&self) -> Result<usize, Error> {
+        Ok(profile::groups(self.conn)?.len())
+    }
+
     /// See [`Store::apply`].
     pub fn apply(&mut self, durable: &Durable, now_ms: u64) -> Result<(), Error> {
         let conn = self.conn;

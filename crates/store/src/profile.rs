@@ -100,6 +100,18 @@ pub(crate) fn record_signer(conn: &Connection, row: &SignerRow) -> Result<(), Er
     Ok(())
 }
 
+pub(crate) fn replace_signer(conn: &Connection, row: &SignerRow) -> Result<(), Error> {
+    conn.execute(
+        "UPDATE profile_signer SET public_key = ?1, created_ms = ?2, backup_confirmed_ms = ?3 WHERE id = 1",
+        params![
+            &row.public_key[..],
+            row.created_ms as i64,
+            row.backup_confirmed_ms.map(|b| b as i64)
+        ],
+    )?;
+    Ok(())
+}
+
 pub(crate) fn confirm_backup(conn: &Connection, now_ms: u64) -> Result<bool, Error> {
     Ok(conn.execute(
         "UPDATE profile_signer SET backup_confirmed_ms = ?1 WHERE id = 1",
