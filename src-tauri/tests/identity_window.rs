@@ -331,6 +331,121 @@ async fn an_unreachable_keychain_shows_what_to_do() {
     client.close().await.unwrap();
 }
 
+async fn click(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}
+
+async fn type_into(client: &Client, css: &str, text: &str) {
+    client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("cannot type into {css}: {e}"));
+}
+
+/// The person backs up the key (reads the 24 words, types three back); later the keychain
+/// loses the key, the app says so, and restoring the written-down phrase brings back the same
+/// key: same public key on screen and in the keychain.
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_then_restore_from_the_recovery_phrase_gives_the_same_key() {
+    let profile = Profile::new("backup");
+    let env = profile.app_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let log = profile.dir.path().join("webdriver.log");
+    let driver = WebDriver::start(&env, &log);
+    let client = driver.open_app().await;
+    let key: String = text_of(&client, "[data-testid=public-key]")
+        .await
+        .split_whitespace()
+        .collect();
+
+    click(&client, "[data-testid=backup-now]").await;
+    click(&client, "[data-testid=reveal-phrase]").await;
+    text_of(&client, "[data-testid=recovery-phrase]").await;
+    let mut words = Vec::new();
+    for word in client
+        .find_all(Locator::Css("[data-testid=phrase-word]"))
+        .await
+        .unwrap()
+    {
+        words.push(word.text().await.unwrap());
+    }
+    assert_eq!(words.len(), 24, "{words:?}");
+    click(&client, "[data-testid=phrase-written]").await;
+    let checks = client
+        .find_all(Locator::Css("[data-testid=check-word]"))
+        .await
+        .unwrap();
+    assert_eq!(checks.len(), 3);
+    // First a wrong word: refused, and the backup is not recorded.
+    let first: usize = checks[0]
+        .attr("data-position")
+        .await
+        .unwrap()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let wrong = ["abandon", "zoo"]
+        .into_iter()
+        .find(|w| *w != words[first - 1])
+        .unwrap();
+    checks[0].send_keys(wrong).await.unwrap();
+    click(&client, "[data-testid=confirm-backup]").await;
+    wait_for_text(&client, "[data-testid=backup-problem]", "do not match").await;
+    checks[0].clear().await.unwrap();
+    for check in &checks {
+        let position: usize = check
+            .attr("data-position")
+            .await
+            .unwrap()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // Four letters are enough, as the dialog says.
+        let word = &words[position - 1];
+        check.send_keys(&word[..word.len().min(4)]).await.unwrap();
+    }
+    // Enter submits the focused form.
+    checks[2].send_keys("\u{E007}").await.unwrap();
+    wait_for_text(&client, "[data-testid=backup-confirmed]", "confirmed on").await;
+    client.close().await.unwrap();
+    drop(driver);
+
+    // The keychain loses the key; the profile refuses to make a new one.
+    KeyStore::new(profile.keychain.clone()).delete().unwrap();
+    let driver = WebDriver::start(&env, &log);
+    let client = driver.open_app().await;
+    let card = text_of(&client, "[data-testid=error-card]").await;
+    assert!(card.contains("missing from the keychain"), "{card}");
+    click(&client, "[data-testid=restore-key]").await;
+    type_into(&client, "[data-testid=restore-phrase]", &words.join(" ")).await;
+    click(&client, "[data-testid=restore-submit]").await;
+    let shown: String = text_of(&client, "[data-testid=public-key]")
+        .await
+        .split_whitespace()
+        .collect();
+    assert_eq!(shown, key);
+    let stored = KeyStore::new(profile.keychain.clone())
+        .stored_public_key()
+        .unwrap()
+        .expect("the restore stored the key");
+    assert_eq!(hex(&stored.serialize()), key);
+    wait_for_text(&client, "[data-testid=backup-confirmed]", "confirmed on").await;
+    client.close().await.unwrap();
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

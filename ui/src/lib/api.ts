@@ -2,6 +2,8 @@
 // Types come from ./bindings, generated from the Rust types (see crates/engine/tests/bindings.rs).
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type { AuditView } from "../bindings/AuditView";
+import type { BackupAnswer } from "../bindings/BackupAnswer";
+import type { RecoveryPhraseView } from "../bindings/RecoveryPhraseView";
 import type { Change } from "../bindings/Change";
 import type { ChainStatusView } from "../bindings/ChainStatusView";
 import type { ErrorView } from "../bindings/ErrorView";
@@ -45,6 +47,17 @@ async function call<T>(command: string, args?: Record<string, unknown>): Promise
 
 /** The signer identity; on a failed start the engine retries opening the keychain. */
 export const getIdentity = () => call<IdentityView>("get_identity");
+
+/**
+ * The recovery phrase: the one secret this window ever receives, for the person to write down.
+ * Keep it only while the backup dialog shows it.
+ */
+export const revealRecoveryPhrase = () => call<RecoveryPhraseView>("reveal_recovery_phrase");
+/** Records the backup once the words typed back match. */
+export const confirmBackup = (answers: BackupAnswer[]) =>
+  call<IdentityView>("confirm_backup", { answers });
+/** Puts the key of this phrase into the keychain and starts again with it. */
+export const restoreKey = (phrase: string) => call<IdentityView>("restore_key", { phrase });
 
 export const listGroups = () => call<GroupView[]>("list_groups");
 export const getGroup = (id: string) => call<GroupView>("get_group", { id });
