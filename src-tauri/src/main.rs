@@ -6,8 +6,13 @@
     windows_subsystem = "windows"
 )]
 
-use engine::group_wallet::{GroupView, HistoryEntryView};
+use engine::group_backup::SavedFileView;
+use engine::group_form::CreateGroupRequest;
+use engine::group_wallet::{GroupView, HistoryEntryView, PaymentPreviewView};
+use engine::payment_form::PaymentForm;
+use engine::proposals::ProposalView;
 use engine::recovery::{BackupAnswer, RecoveryPhraseView};
+use engine::views::{ChainTestView, NetworkView, SettingsForm, SettingsView};
 use engine::{
     AuditView, ChainStatusView, Change, Engine, EngineConfig, ErrorView, IdentityView,
     ReputationView, SessionView,
@@ -69,6 +74,66 @@ async fn refresh_group(engine: State<'_, Engine>, id: String) -> Result<GroupVie
 #[tauri::command]
 async fn accept_invite(engine: State<'_, Engine>, invite: String) -> Result<GroupView, ErrorView> {
     engine.accept_invite(&invite).await
+}
+
+#[tauri::command]
+async fn create_group(
+    engine: State<'_, Engine>,
+    form: CreateGroupRequest,
+) -> Result<GroupView, ErrorView> {
+    engine.create_group_from(&form).await
+}
+
+/// Saves the group's backup file (no secret) in the documents folder.
+#[tauri::command(async)]
+fn save_group_backup(engine: State<'_, Engine>, id: String) -> Result<SavedFileView, ErrorView> {
+    engine.save_group_backup(&id)
+}
+
+#[tauri::command(async)]
+fn preview_payment(
+    engine: State<'_, Engine>,
+    form: PaymentForm,
+) -> Result<PaymentPreviewView, ErrorView> {
+    engine.preview_payment(&form)
+}
+
+#[tauri::command]
+async fn propose_payment(
+    engine: State<'_, Engine>,
+    form: PaymentForm,
+) -> Result<ProposalView, ErrorView> {
+    engine.propose_payment(&form).await
+}
+
+#[tauri::command]
+async fn network_view(engine: State<'_, Engine>) -> Result<NetworkView, ErrorView> {
+    engine.network_view().await
+}
+
+#[tauri::command(async)]
+fn settings_view(engine: State<'_, Engine>) -> Result<SettingsView, ErrorView> {
+    engine.settings_view()
+}
+
+/// Saves the settings and starts the engine again with them.
+#[tauri::command(async)]
+fn save_settings(engine: State<'_, Engine>, form: SettingsForm) -> Result<SettingsView, ErrorView> {
+    engine.save_settings(&form)
+}
+
+#[tauri::command]
+async fn test_chain_backend(
+    engine: State<'_, Engine>,
+    spec: String,
+) -> Result<ChainTestView, ErrorView> {
+    engine.test_chain_backend(&spec).await
+}
+
+/// Saves the audit log (JSON Lines) in the documents folder.
+#[tauri::command]
+async fn export_audit_log(engine: State<'_, Engine>) -> Result<SavedFileView, ErrorView> {
+    engine.save_audit_export().await
 }
 
 #[tauri::command]
@@ -151,6 +216,15 @@ fn main() {
             group_history,
             refresh_group,
             accept_invite,
+            create_group,
+            save_group_backup,
+            preview_payment,
+            propose_payment,
+            network_view,
+            settings_view,
+            save_settings,
+            test_chain_backend,
+            export_audit_log,
             list_sessions,
             get_session,
             approve_session,

@@ -10,8 +10,7 @@ use engine::profile::Profile;
 use engine::settings::Settings;
 use lotus::address::Network;
 use lotus::secp256k1::PublicKey;
-use protocol::election::ElectionMethod;
-use protocol::group::{GroupDescriptor, OutputType};
+use protocol::group::GroupDescriptor;
 
 use crate::chain_args;
 use crate::output::{answer, xpi, Context};
@@ -134,51 +133,18 @@ fn refresh(ctx: &Context, profile: &mut Profile, group: &GroupDescriptor) -> any
 
 /// A group descriptor from `group create`'s arguments (validated).
 pub fn build_group(args: &CreateArgs) -> anyhow::Result<GroupDescriptor> {
-    let CreateArgs {
-        name,
-        members,
-        output,
-        election,
-        network,
-        round_timeout,
-        broadcast_slot,
-        peers,
-    } = args;
-    let members = members
-        .iter()
-        .map(|m| Ok(PublicKey::from_slice(&hex::decode(m.trim())?)?))
-        .collect::<anyhow::Result<Vec<_>>>()
-        .map_err(|e| {
-            anyhow::anyhow!("a member key is not a 33-byte compressed public key in hex: {e}")
-        })?;
-    let network = match network.as_str() {
-        "mainnet" => Network::Mainnet,
-        "testnet" => Network::Testnet,
-        "regtest" => Network::Regtest,
-        other => anyhow::bail!("unknown network {other:?} (mainnet, testnet or regtest)"),
+    let form = engine::group_form::CreateGroupRequest {
+        name: args.name.clone(),
+        members: args.members.clone(),
+        output: args.output.clone(),
+        election: args.election.clone(),
+        network: Some(args.network.clone()),
+        round_timeout_s: args.round_timeout,
+        broadcast_slot_s: args.broadcast_slot,
+        peers: args.peers.clone(),
     };
-    let mut group = GroupDescriptor::new(name, network, members)?;
-    group.output = match output.as_str() {
-        "taproot" => OutputType::Taproot,
-        "p2pkh" => OutputType::P2pkh,
-        other => anyhow::bail!("unknown output type {other:?} (taproot or p2pkh)"),
-    };
-    group.election = ElectionMethod::ALL
-        .into_iter()
-        .find(|m| m.name().replace(' ', "-") == *election)
-        .ok_or_else(|| anyhow::anyhow!("unknown election method {election:?}"))?;
-    if let Some(seconds) = round_timeout {
-        group.timeouts.round_ms = seconds.saturating_mul(1000);
-    }
-    if let Some(seconds) = broadcast_slot {
-        group.timeouts.broadcast_slot_ms = seconds.saturating_mul(1000);
-    }
-    for peer in peers {
-        net::peer_address(peer).map_err(|e| anyhow::anyhow!("--peer {e}"))?;
-        group.peers.push(peer.clone());
-    }
-    group.validate()?;
-    Ok(group)
+    // The network is always named here, so the default is never used.
+    Ok(form.descriptor(Network::Mainnet)?)
 }
 
 impl GroupCommand {

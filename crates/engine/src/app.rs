@@ -15,11 +15,13 @@ use lotus::secp256k1::PublicKey;
 use tokio::sync::broadcast;
 
 use crate::custody::Custody;
+use crate::group_backup::{self, SavedFileView};
+use crate::group_form::CreateGroupRequest;
+use crate::group_wallet::PaymentPreviewView;
 use crate::group_wallet::{self, GroupView, HistoryEntryView};
-use crate::identity;
+use crate::payment_form::PaymentForm;
 use crate::profile::Profile;
 use crate::proposals::{self, ProposalView, ProposeRequest};
-use crate::recovery::{self, BackupAnswer, RecoveryPhrase, RecoveryPhraseView};
 use crate::runtime::chain::ChainLink;
 use crate::runtime::chain_task::{ChainNews, ChainTask, ChainTaskConfig};
 use crate::runtime::faults::{SilentChain, TestFault};
@@ -34,6 +36,9 @@ use crate::views::{
     self, AuditView, BackendView, ChainStatusView, Change, ReputationView, SessionView,
 };
 use crate::{error_view, open_identity, EngineConfig, ErrorKind, ErrorView, Explain, IdentityView};
+
+mod backup;
+mod settings;
 
 /// The running engine. Cheap to share (`&Engine` from any thread).
 pub struct Engine {
@@ -136,149 +141,6 @@ impl Engine {
             Err(e) => {
                 tracing::error!(error = %e, "cannot load the signer identity");
                 Err(e.view())
-            }
-        }
-    }
-
-    // ----- backup and restore of the signer key ------------------------------------------
-
-    /// The signer key's recovery phrase, for the one deliberate display, and the word
-    /// positions to ask back before the backup counts as done.
-    pub fn recovery_phrase(&self) -> Result<RecoveryPhraseView, ErrorView> {
-        self.identity()?;
-        let phrase = RecoveryPhrase::of(&self.signer_key()?);
-        let check_positions = recovery::positions_to_check()
-            .map_err(|e| e.view())?
-            .into_iter()
-            .map(|p| p as u8)
-            .collect();
-        tracing::info!("the recovery phrase was shown");
-        Ok(RecoveryPhraseView {
-            words: phrase.words().to_vec(),
-            check_positions,
-        })
-    }
-
-    /// Records the key's backup once the words typed back match the phrase.
-    pub async fn confirm_backup(
-        &self,
-        answers: &[BackupAnswer],
-    ) -> Result<IdentityView, ErrorView> {
-        let identity = self.identity()?;
-        RecoveryPhrase::of(&self.signer_key()?)
-            .check(answers)
-            .map_err(|e| e.view())?;
-        let now = crate::unix_now_ms();
-        self.with_profile(|profile| {
-            profile
-                .store_mut()
-                .confirm_backup(now)
-                .map_err(|e| internal("The backup cannot be recorded", e))
-        })?;
-        self.audit_key(store::KeyAction::BackupConfirmed, &identity)
-            .await;
-        let mut cached = self.identity.lock().unwrap_or_else(|p| p.into_inner());
-        let view = IdentityView {
-            backup_confirmed_at_ms: Some(now),
-            ..identity
-        };
-        *cached = Some(view.clone());
-        Ok(view)
-    }
-
-    /// Restores the signer key from its recovery phrase into the keychain, then starts again
-    /// with it. Works from a failed start too (the key missing from the keychain). Refused
-    /// when the profile's groups belong to another key; see [`identity::restore`].
-    pub async fn restore_key(&self, phrase: &str) -> Result<IdentityView, ErrorView> {
-        if self.config.key.is_some() {
-            return Err(error_view(
-                ErrorKind::RestoreRefused,
-                "This node uses a key file",
-                "A restore puts the key into the OS keychain, and this node reads an encrypted key file instead.".to_owned(),
-                "Restore in the desktop app, or write a new key file with `lotus-cosigner key create --file`.",
-            ));
-        }
-        let key = RecoveryPhrase::parse(phrase)
-            .and_then(|p| p.key())
-            .map_err(|e| e.view())?;
-        self.stop_running();
-        *self.identity.lock().unwrap_or_else(|p| p.into_inner()) = None;
-        let restored = (|| -> Result<(), crate::EngineError> {
-            let dir = crate::data_dir::DataDir::open(self.config.data_dir.clone())?;
-            let mut profile = Profile::open(Some(dir.path().to_owned()))?;
-            let keys = crate::KeyStore::new(self.config.keychain.clone());
-            keys.self_test()?;
-            identity::restore(&keys, profile.store_mut(), &key, crate::unix_now_ms())?;
-            Ok(())
-        })();
-        drop(key);
-        if let Err(e) = restored {
-            tracing::warn!(error = %e, "restore refused");
-            // Whatever ran before starts again as it was.
-            let _ = self.running();
-            return Err(e.view());
-        }
-        let view = self.identity()?;
-        tracing::info!(public_key = %view.public_key_hex, "restored the signer key from its recovery phrase");
-        self.running()?;
-        self.audit_key(store::KeyAction::Imported, &view).await;
-        let _ = self.changes.send(Change::Everything);
-        Ok(view)
-    }
-
-    /// The signer key itself, for the backup display only.
-    fn signer_key(&self) -> Result<lotus::PrivateKey, ErrorView> {
-        match &self.config.key {
-            Some(custody) => Ok(custody.private_key()),
-            None => crate::KeyStore::new(self.config.keychain.clone())
-                .load()
-                .map_err(|e| e.view())?
-                .ok_or_else(|| {
-                    error_view(
-                        ErrorKind::KeyMissing,
-                        "Your signing key is missing from the keychain",
-                        "The keychain has no signer key.".to_owned(),
-                        "Restore the key from your recovery phrase.",
-                    )
-                }),
-        }
-    }
-
-    async fn audit_key(&self, action: store::KeyAction, identity: &IdentityView) {
-        let Ok(bytes) = hex::decode(&identity.public_key_hex) else {
-            return;
-        };
-        let Ok(public_key) = <[u8; 33]>::try_from(bytes.as_slice()) else {
-            return;
-        };
-        if let Err(e) = self
-            .append_audit(store::AuditEvent::Key { action, public_key })
-            .await
-        {
-            tracing::warn!(error = %e.message, "the key event is not in the audit log");
-        }
-    }
-
-    /// Stops the session core, the network and the chain task, and waits until their threads
-    /// and sockets are gone (on a thread of its own: a runtime cannot be waited for from
-    /// inside an async task).
-    fn stop_running(&self) {
-        let taken = self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take();
-        if let Some(running) = taken {
-            let waited = std::thread::spawn(move || {
-                if let Ok(mut running) = Arc::try_unwrap(running) {
-                    if let Some(runtime) = running.runtime.take() {
-                        runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-                    }
-                }
-            })
-            .join();
-            if waited.is_err() {
-                tracing::warn!("the engine did not stop cleanly");
             }
         }
     }
@@ -557,6 +419,8 @@ impl Engine {
     /// Joins a group from its invite: checks this key is a member, signs the acceptance (the
     /// key stays in the core), saves the group and starts watching its address.
     pub async fn accept_invite(&self, invite: &str) -> Result<GroupView, ErrorView> {
+        // A pasted group backup file holds the invite on a line of its own.
+        let invite = group_backup::invite_in(invite);
         let running = self.running()?;
         let group = protocol::group::GroupDescriptor::from_invite(invite.trim()).map_err(|e| {
             error_view(
@@ -602,6 +466,109 @@ impl Engine {
         group: protocol::group::GroupDescriptor,
     ) -> Result<GroupView, ErrorView> {
         self.accept_invite(&group.invite()).await
+    }
+
+    /// Creates a group from the app's form (the profile's network unless it names one).
+    pub async fn create_group_from(
+        &self,
+        form: &CreateGroupRequest,
+    ) -> Result<GroupView, ErrorView> {
+        let network = self.running()?.settings.network.lotus();
+        let group = form.descriptor(network).map_err(|e| e.view())?;
+        self.create_group(group).await
+    }
+
+    /// Where saved files go: the configured folder, else the documents folder (or home).
+    fn export_folder(&self) -> Result<std::path::PathBuf, ErrorView> {
+        match &self.config.backup_dir {
+            Some(dir) => Ok(dir.clone()),
+            None => dirs::document_dir().or_else(dirs::home_dir).ok_or_else(|| {
+                internal("There is no documents or home folder", "the OS names none")
+            }),
+        }
+    }
+
+    /// Saves the audit log (JSON Lines, every entry with its hash chain) in the documents
+    /// folder and answers the file's path.
+    pub async fn save_audit_export(&self) -> Result<SavedFileView, ErrorView> {
+        let log = self.audit_export().await?;
+        let folder = self.export_folder()?;
+        let now = crate::unix_now_ms();
+        let path = group_backup::write_new(
+            &folder,
+            &format!("lotus-cosigner-audit-{}", now / 1000),
+            "jsonl",
+            log.as_bytes(),
+        )
+        .map_err(|e| {
+            error_view(
+                ErrorKind::DataFolder,
+                "The audit log cannot be saved",
+                format!("{}: {e}", folder.display()),
+                "Check that the folder exists and is writable, then try again.",
+            )
+        })?;
+        Ok(SavedFileView {
+            path: path.display().to_string(),
+            saved_at_ms: now,
+        })
+    }
+
+    /// Saves the group's backup (its member list and rules, no secret) as a text file in the
+    /// documents folder, and records that it exists. Answers the file's path.
+    pub fn save_group_backup(&self, id: &str) -> Result<SavedFileView, ErrorView> {
+        let (group, _) = self.with_profile(|p| p.group(id).map_err(|e| e.view()))?;
+        let folder = self.export_folder()?;
+        let path = group_backup::write(&folder, &group).map_err(|e| {
+            error_view(
+                ErrorKind::DataFolder,
+                "The group backup cannot be saved",
+                format!("{}: {e}", folder.display()),
+                "Check that the folder exists and is writable, then try again.",
+            )
+        })?;
+        let now = crate::unix_now_ms();
+        self.with_profile(|p| {
+            p.store_mut()
+                .record_group_backup(&group.id().0, now)
+                .map_err(|e| internal("The backup cannot be recorded", e))
+        })?;
+        let _ = self.changes.send(Change::Group {
+            id: group.id().to_string(),
+        });
+        tracing::info!(group = %group.id(), path = %path.display(), "saved a group backup");
+        Ok(SavedFileView {
+            path: path.display().to_string(),
+            saved_at_ms: now,
+        })
+    }
+
+    /// What a payment from the form would look like, from the group's stored coins: exactly
+    /// what co-signers will review. Nothing is proposed.
+    pub fn preview_payment(&self, form: &PaymentForm) -> Result<PaymentPreviewView, ErrorView> {
+        let default_fee = self.fee_rate_per_kb()?;
+        let recipients = form.recipients().map_err(|e| e.view())?;
+        let fee_rate = form.fee_rate(default_fee).map_err(|e| e.view())?;
+        self.with_profile(|profile| {
+            let (group, _) = profile.group(&form.group).map_err(|e| e.view())?;
+            group_wallet::preview_payment(
+                profile,
+                &group,
+                &recipients,
+                fee_rate,
+                form.allow_unconfirmed,
+            )
+            .map(|(preview, _)| preview)
+            .map_err(|e| e.view())
+        })
+    }
+
+    /// Proposes the payment the form describes to the group's co-signers.
+    pub async fn propose_payment(&self, form: &PaymentForm) -> Result<ProposalView, ErrorView> {
+        let request = form
+            .request(self.fee_rate_per_kb()?)
+            .map_err(|e| e.view())?;
+        self.propose(request).await
     }
 
     /// The audit log as JSON Lines.

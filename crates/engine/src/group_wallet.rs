@@ -31,6 +31,9 @@ pub struct GroupView {
     pub balance: BalanceView,
     /// Bootstrap/relay nodes the group names (multiaddrs), dialled by every member.
     pub peers: Vec<String>,
+    /// Unix milliseconds when this profile last saved the group's backup file; `null`: never.
+    #[ts(type = "number | null")]
+    pub backup_saved_at_ms: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
@@ -175,6 +178,7 @@ pub fn view(
         accepted: accepted.len() as u32,
         balance: balance(profile, group)?,
         peers: group.peers.clone(),
+        backup_saved_at_ms: profile.store().group_backup(&group.id().0)?,
     })
 }
 

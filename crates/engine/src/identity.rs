@@ -202,11 +202,7 @@ pub fn restore(
 
 /// The public view of a recorded key.
 pub fn view(record: &SignerRow, network: Network, data_dir: &Path) -> IdentityView {
-    let net = match network {
-        Network::Mainnet => lotus::address::Network::Mainnet,
-        Network::Testnet => lotus::address::Network::Testnet,
-        Network::Regtest => lotus::address::Network::Regtest,
-    };
+    let net = network.lotus();
     let public_key = &PublicKey::from_slice(&record.public_key)
         .expect("the store keeps only keys recorded from a valid public key");
     IdentityView {

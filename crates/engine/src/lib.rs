@@ -10,10 +10,13 @@ pub mod app_db;
 pub mod control;
 pub mod custody;
 pub mod data_dir;
+pub mod group_backup;
+pub mod group_form;
 pub mod group_wallet;
 pub mod identity;
 pub mod key_file;
 pub mod key_store;
+pub mod payment_form;
 pub mod policy;
 pub mod profile;
 pub mod proposals;
@@ -55,6 +58,8 @@ pub struct EngineConfig {
     pub network: Option<net::NetConfig>,
     /// Chain backends replacing the settings' for this run (`--chain`).
     pub chain: Vec<String>,
+    /// Where group backup files are saved; `None`: the documents folder (or home).
+    pub backup_dir: Option<PathBuf>,
     /// Test-only misbehaviour (cross-process tests); never set by the app.
     pub test_fault: Option<runtime::faults::TestFault>,
 }
@@ -63,6 +68,7 @@ impl EngineConfig {
     pub const DATA_DIR_ENV: &'static str = "LOTUS_COSIGNER_DATA_DIR";
     pub const KEYCHAIN_SERVICE_ENV: &'static str = "LOTUS_COSIGNER_KEYCHAIN_SERVICE";
     pub const KEYCHAIN_USER_ENV: &'static str = "LOTUS_COSIGNER_KEYCHAIN_USER";
+    pub const BACKUP_DIR_ENV: &'static str = "LOTUS_COSIGNER_BACKUP_DIR";
 
     /// Defaults, overridden by `LOTUS_COSIGNER_DATA_DIR`, `LOTUS_COSIGNER_KEYCHAIN_SERVICE`
     /// and `LOTUS_COSIGNER_KEYCHAIN_USER` when they are set and not empty.
@@ -88,6 +94,7 @@ impl EngineConfig {
         }
         Self {
             data_dir: var(Self::DATA_DIR_ENV).map(PathBuf::from),
+            backup_dir: var(Self::BACKUP_DIR_ENV).map(PathBuf::from),
             keychain,
             ..Self::default()
         }
@@ -137,6 +144,10 @@ pub enum ErrorKind {
     /// A proposal's coins are not the group's, or a proposal was refused.
     ProposalRefused,
     InvalidFile,
+    /// A settings form with a field that cannot be used.
+    InvalidSettings,
+    /// A new group's members, name or choices that cannot be used.
+    InvalidGroup,
     /// A recovery phrase that cannot be read, or words typed back that do not match.
     RecoveryPhrase,
     /// A restore that would put another key in place of one the profile's groups need.
@@ -222,6 +233,28 @@ impl Explain for profile::ProfileError {
             E::Legacy { .. } => error_view(ErrorKind::DataFolder, "An older profile could not be imported", self.to_string(), "Nothing was deleted. Check the named file, or point --data-dir at the right profile."),
             _ => error_view(ErrorKind::DataFolder, "The profile cannot be used", self.to_string(), "Check that the data folder is yours, writable, and not used by another program."),
         }
+    }
+}
+
+impl Explain for payment_form::PaymentFormError {
+    fn view(&self) -> ErrorView {
+        error_view(
+            ErrorKind::InvalidPayment,
+            "This payment cannot be made",
+            self.to_string(),
+            "Correct the field named above.",
+        )
+    }
+}
+
+impl Explain for group_form::GroupFormError {
+    fn view(&self) -> ErrorView {
+        error_view(
+            ErrorKind::InvalidGroup,
+            "This group cannot be created",
+            self.to_string(),
+            "Correct the field named above; every member's key is 66 hex digits starting 02 or 03.",
+        )
     }
 }
 
@@ -472,6 +505,13 @@ pub mod bindings {
         super::views::ReputationView::export_all(&cfg)?;
         super::recovery::RecoveryPhraseView::export_all(&cfg)?;
         super::recovery::BackupAnswer::export_all(&cfg)?;
+        super::group_form::CreateGroupRequest::export_all(&cfg)?;
+        super::payment_form::PaymentForm::export_all(&cfg)?;
+        super::group_backup::SavedFileView::export_all(&cfg)?;
+        super::views::NetworkView::export_all(&cfg)?;
+        super::views::SettingsView::export_all(&cfg)?;
+        super::views::SettingsForm::export_all(&cfg)?;
+        super::views::ChainTestView::export_all(&cfg)?;
         Ok(())
     }
 }

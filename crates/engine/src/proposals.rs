@@ -50,6 +50,7 @@ pub fn parse_input(spec: &str) -> Result<(OutPoint, i64), String> {
     Ok((OutPoint::new(txid, vout), sats))
 }
 
+#[derive(Debug)]
 pub struct ProposeRequest {
     /// A group id or an unambiguous prefix of it.
     pub group: String,

@@ -17,6 +17,16 @@ pub enum Network {
     Regtest,
 }
 
+impl Network {
+    pub fn lotus(self) -> lotus::address::Network {
+        match self {
+            Network::Mainnet => lotus::address::Network::Mainnet,
+            Network::Testnet => lotus::address::Network::Testnet,
+            Network::Regtest => lotus::address::Network::Regtest,
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {

@@ -377,3 +377,114 @@ pub fn reputation_view(stats: &store::SignerStats, now_ms: u64) -> ReputationVie
             .map(|b| format!("{} (since {} ms)", b.reason, b.since_ms)),
     }
 }
+
+/// The Network screen: how this laptop reaches its co-signers, and what the network layer
+/// refused. `status` is `null` offline.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct NetworkView {
+    pub status: Option<NetStatusView>,
+    pub peers: Vec<PeerView>,
+    /// Trusted bootstrap/relay nodes from the settings.
+    pub bootstrap: Vec<String>,
+    /// Distinct subnets (/24, /48) among direct connections: few means easy to eclipse.
+    pub subnets: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct NetStatusView {
+    pub peer_id: String,
+    pub listening: Vec<String>,
+    pub connected_peers: u32,
+    pub members_reachable: u32,
+    pub members_known: u32,
+    /// "public", "private" or "unknown" (AutoNAT).
+    pub nat: String,
+    /// Messages refused, by reason.
+    #[ts(type = "Record<string, number>")]
+    pub rejected: std::collections::BTreeMap<String, u64>,
+    #[ts(type = "number")]
+    pub ignored: u64,
+    #[ts(type = "number")]
+    pub rate_limited: u64,
+    #[ts(type = "number")]
+    pub connections_refused: u64,
+    #[ts(type = "number")]
+    pub banned_peers: u64,
+    /// Possible eclipse or isolation, in words.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct PeerView {
+    pub peer_id: String,
+    /// The signer key (hex) this peer proved, if it did.
+    pub signer: Option<String>,
+    pub member: bool,
+    pub address: String,
+    /// "direct", "relayed" or "hole-punched".
+    pub path: String,
+}
+
+impl From<net::NetStatus> for NetStatusView {
+    fn from(s: net::NetStatus) -> Self {
+        Self {
+            peer_id: s.peer_id,
+            listening: s.listening,
+            connected_peers: s.connected_peers as u32,
+            members_reachable: s.members_reachable as u32,
+            members_known: s.members_known as u32,
+            nat: s.nat,
+            rejected: s.rejected,
+            ignored: s.ignored,
+            rate_limited: s.rate_limited,
+            connections_refused: s.connections_refused,
+            banned_peers: s.banned_peers,
+            warnings: s.warnings,
+        }
+    }
+}
+
+impl From<net::PeerInfo> for PeerView {
+    fn from(p: net::PeerInfo) -> Self {
+        Self {
+            peer_id: p.peer_id,
+            signer: p.signer,
+            member: p.member,
+            address: p.address,
+            path: p.path.to_owned(),
+        }
+    }
+}
+
+/// The Settings screen: what `settings.json` holds, and where things are.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct SettingsView {
+    pub network: crate::Network,
+    pub chain: Vec<String>,
+    pub seen_quorum: u32,
+    #[ts(type = "number")]
+    pub fee_rate_per_kb: i64,
+    pub bootstrap: Vec<String>,
+    pub settings_file: String,
+    pub data_dir: String,
+    pub key_store: String,
+    /// Whether the app is on the peer-to-peer network (it is, unless started offline).
+    pub online: bool,
+}
+
+/// What the Settings screen saves. The network is not among it: a profile's groups and
+/// addresses belong to one network.
+#[derive(Clone, Debug, serde::Deserialize, TS)]
+pub struct SettingsForm {
+    pub chain: Vec<String>,
+    pub seen_quorum: u32,
+    #[ts(type = "number")]
+    pub fee_rate_per_kb: i64,
+    pub bootstrap: Vec<String>,
+}
+
+/// One chain backend tried before it is saved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct ChainTestView {
+    pub backend: BackendView,
+}

@@ -600,3 +600,151 @@ async fn a_restore_over_a_key_that_is_in_groups_is_refused_and_changes_nothing()
     assert_eq!(typo.kind, ErrorKind::RecoveryPhrase);
     assert!(typo.message.contains("word 7"), "{typo:?}");
 }
+
+/// The app's forms end to end through the engine: create a group from pasted keys, save its
+/// backup file, preview a payment and propose exactly that, export the audit log, and change
+/// the settings (checked whole; the engine starts again with them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_forms_create_back_up_preview_propose_and_configure() {
+    use engine::group_form::CreateGroupRequest;
+    use engine::payment_form::{PaymentForm, RecipientForm};
+    use engine::views::SettingsForm;
+
+    let entry = TestEntry::new("forms");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let backups = tmp.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    let config = EngineConfig {
+        data_dir: Some(data.clone()),
+        keychain: entry.0.config().clone(),
+        backup_dir: Some(backups.clone()),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(config);
+    let me = engine.identity().unwrap().public_key_hex;
+    let other = lotus::PrivateKey::from_bytes(&[0x52; 32]).unwrap();
+    let form = |members: Vec<String>| CreateGroupRequest {
+        name: "shop".into(),
+        members,
+        output: "taproot".into(),
+        election: "salted".into(),
+        network: Some("regtest".into()),
+        round_timeout_s: None,
+        broadcast_slot_s: None,
+        peers: vec![],
+    };
+    let bad = engine
+        .create_group_from(&form(vec![me.clone(), "02zz".into()]))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.kind, ErrorKind::InvalidGroup, "{bad:?}");
+    assert!(bad.message.contains("member 2"), "{bad:?}");
+    let group = engine
+        .create_group_from(&form(vec![
+            me.clone(),
+            hex::encode(other.public_key().serialize()),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(group.accepted, 1);
+    assert_eq!(group.backup_saved_at_ms, None);
+
+    // The backup file: saved, recorded, and it rebuilds the same group.
+    let saved = engine.save_group_backup(&group.id).unwrap();
+    assert!(saved.path.starts_with(&backups.display().to_string()));
+    let text = std::fs::read_to_string(&saved.path).unwrap();
+    assert!(text.contains(&group.fingerprint));
+    assert_eq!(
+        engine.group(&group.id).unwrap().backup_saved_at_ms,
+        Some(saved.saved_at_ms)
+    );
+    assert_eq!(
+        engine.accept_invite(&text).await.unwrap().id,
+        group.id,
+        "pasting the backup file joins the same group"
+    );
+
+    // Fund the group on a devnet named in the settings, saved through the form.
+    let descriptor = protocol::group::GroupDescriptor::from_invite(&group.invite).unwrap();
+    let devnet = chain::devnet::server::start(chain::devnet::server::DevnetConfig {
+        data_dir: tmp.path().join("devnet"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        block_interval: None,
+        fund: vec![(descriptor.script_pubkey().unwrap(), 40_000_000)],
+        limits: Default::default(),
+    })
+    .await
+    .unwrap();
+    let settings = |chain: Vec<String>, fee: i64| SettingsForm {
+        chain,
+        seen_quorum: 1,
+        fee_rate_per_kb: fee,
+        bootstrap: vec![],
+    };
+    let refused = engine
+        .save_settings(&settings(vec!["ftp://nowhere".into()], 2_000))
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::InvalidSettings, "{refused:?}");
+    assert!(
+        engine.settings_view().unwrap().chain.is_empty(),
+        "nothing changed"
+    );
+    let tested = engine
+        .test_chain_backend(&devnet.chronik_spec())
+        .await
+        .unwrap();
+    assert_eq!(tested.backend.height, Some(0), "{tested:?}");
+    let view = engine
+        .save_settings(&settings(vec![devnet.chronik_spec()], 2_000))
+        .unwrap();
+    assert_eq!(view.fee_rate_per_kb, 2_000);
+    assert_eq!(view.chain, vec![devnet.chronik_spec()]);
+    let funded = engine.refresh_group(&group.id).await.unwrap();
+    assert_eq!(funded.balance.confirmed_sats, 40_000_000);
+
+    let shop = lotus::address::XAddress::for_script(
+        &lotus::script::Script::p2pkh(&[0x5a; 20]),
+        lotus::address::Network::Regtest,
+    )
+    .encode();
+    let payment = PaymentForm {
+        group: group.id.clone(),
+        recipients: vec![RecipientForm {
+            address: shop.clone(),
+            amount: "12.5".into(),
+        }],
+        fee_rate_per_kb: None,
+        expires_minutes: Some(60),
+        allow_unconfirmed: false,
+    };
+    let preview = engine.preview_payment(&payment).unwrap();
+    assert_eq!(preview.fee_rate_per_kb, 2_000, "the settings' fee rate");
+    assert!(preview
+        .outputs
+        .iter()
+        .any(|o| o.address == shop && o.amount_sats == 12_500_000 && !o.is_change));
+    assert!(preview.outputs.iter().any(|o| o.is_change));
+    let proposal = engine.propose_payment(&payment).await.unwrap();
+    assert_eq!(
+        proposal.payment, preview,
+        "co-signers review exactly the preview"
+    );
+
+    let mut too_much = payment.clone();
+    too_much.recipients[0].amount = "41".into();
+    assert_eq!(
+        engine.preview_payment(&too_much).unwrap_err().kind,
+        ErrorKind::NotEnoughFunds
+    );
+
+    let log = engine.save_audit_export().await.unwrap();
+    let lines = std::fs::read_to_string(&log.path).unwrap();
+    assert!(lines.lines().count() >= 2, "{lines}");
+    assert!(lines.contains("proposal_created"), "{lines}");
+
+    // Offline engine: the Network screen says so rather than failing.
+    let network = engine.network_view().await.unwrap();
+    assert!(network.status.is_none());
+    assert!(network.peers.is_empty());
+}

@@ -41,6 +41,10 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         sql: include_str!("schema/v3.sql"),
     },
+    // Group backups saved (the descriptor as a file).
+    Migration {
+        sql: include_str!("schema/v4.sql"),
+    },
 ];
 
 /// The schema version this build reads and writes.

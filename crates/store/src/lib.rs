@@ -430,6 +430,16 @@ impl Store {
         profile::confirm_backup(&self.conn, now_ms)
     }
 
+    /// Records that the group's backup file was saved now.
+    pub fn record_group_backup(&mut self, group_id: &[u8; 32], now_ms: u64) -> Result<(), Error> {
+        profile::record_group_backup(&self.conn, group_id, now_ms)
+    }
+
+    /// When the group's backup file was last saved, if ever.
+    pub fn group_backup(&self, group_id: &[u8; 32]) -> Result<Option<u64>, Error> {
+        profile::group_backup(&self.conn, group_id)
+    }
+
     /// Saves a group and acceptances (`(member key, encoded acceptance)`); `true` if the group
     /// is new. Both are kept as first saved.
     pub fn save_group(

@@ -112,6 +112,30 @@ pub(crate) fn replace_signer(conn: &Connection, row: &SignerRow) -> Result<(), E
     Ok(())
 }
 
+pub(crate) fn record_group_backup(
+    conn: &Connection,
+    group_id: &[u8; 32],
+    now_ms: u64,
+) -> Result<(), Error> {
+    conn.execute(
+        "INSERT INTO group_backups (group_id, saved_ms) VALUES (?1, ?2)
+         ON CONFLICT (group_id) DO UPDATE SET saved_ms = excluded.saved_ms",
+        params![&group_id[..], now_ms as i64],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn group_backup(conn: &Connection, group_id: &[u8; 32]) -> Result<Option<u64>, Error> {
+    Ok(conn
+        .query_row(
+            "SELECT saved_ms FROM group_backups WHERE group_id = ?1",
+            [&group_id[..]],
+            |row| row.get::<_, i64>(0),
+        )
+        .optional()?
+        .map(|ms| ms.max(0) as u64))
+}
+
 pub(crate) fn confirm_backup(conn: &Connection, now_ms: u64) -> Result<bool, Error> {
     Ok(conn.execute(
         "UPDATE profile_signer SET backup_confirmed_ms = ?1 WHERE id = 1",

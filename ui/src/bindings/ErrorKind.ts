@@ -3,4 +3,4 @@
 /**
  * The kinds of failure the UI tells apart (it picks wording and icons by them).
  */
-export type ErrorKind = "keychain_unavailable" | "keychain_locked" | "key_missing" | "key_mismatch" | "data_folder" | "key_file" | "unknown_group" | "unknown_session" | "chain_unreachable" | "chain_refused" | "not_enough_funds" | "invalid_payment" | "upgrade_window" | "proposal_refused" | "invalid_file" | "recovery_phrase" | "restore_refused" | "network" | "internal";
+export type ErrorKind = "keychain_unavailable" | "keychain_locked" | "key_missing" | "key_mismatch" | "data_folder" | "key_file" | "unknown_group" | "unknown_session" | "chain_unreachable" | "chain_refused" | "not_enough_funds" | "invalid_payment" | "upgrade_window" | "proposal_refused" | "invalid_file" | "invalid_settings" | "invalid_group" | "recovery_phrase" | "restore_refused" | "network" | "internal";

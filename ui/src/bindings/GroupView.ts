@@ -13,4 +13,8 @@ fingerprint: string, invite: string, members: Array<MemberView>, accepted: numbe
 /**
  * Bootstrap/relay nodes the group names (multiaddrs), dialled by every member.
  */
-peers: Array<string>, };
+peers: Array<string>, 
+/**
+ * Unix milliseconds when this profile last saved the group's backup file; `null`: never.
+ */
+backup_saved_at_ms: number | null, };
