@@ -8,177 +8,11 @@
 //! with a WebDriver server here (macOS has none; Windows would need msedgedriver).
 #![cfg(target_os = "linux")]
 
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
 
-use engine::{Engine, EngineConfig, KeyStore, KeychainConfig};
-use fantoccini::{Client, ClientBuilder, Locator};
-
-const APP: &str = env!("CARGO_BIN_EXE_lotus-cosigner-app");
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A WebKitWebDriver process, stopped with SIGTERM on drop: SIGKILL would orphan the app it
-/// started, which then holds the test's output pipe open.
-struct WebDriver {
-    child: Child,
-    url: String,
-}
-
-impl WebDriver {
-    fn start(env: &[(&str, &str)], log: &Path) -> Self {
-        require_environment();
-        let port = free_port();
-        let log = std::fs::File::create(log).unwrap();
-        let mut command = Command::new("WebKitWebDriver");
-        command
-            .arg(format!("--port={port}"))
-            .arg("--host=127.0.0.1")
-            .env("TAURI_WEBVIEW_AUTOMATION", "true")
-            .env("NO_AT_BRIDGE", "1")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log);
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let child = command.spawn().unwrap_or_else(|e| {
-            panic!("cannot start WebKitWebDriver ({e}); install webkit2gtk-driver (./scripts/test does)")
-        });
-        let driver = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + PATIENCE;
-        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "WebKitWebDriver did not listen on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        driver
-    }
-
-    /// Opens a session: WebKitWebDriver launches the app and attaches to its webview.
-    async fn open_app(&self) -> Client {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "webkitgtk:browserOptions".to_owned(),
-            serde_json::json!({ "binary": APP, "args": [] }),
-        );
-        ClientBuilder::native()
-            .capabilities(caps)
-            .connect(&self.url)
-            .await
-            .expect("WebDriver session with the app window")
-    }
-}
-
-impl Drop for WebDriver {
-    fn drop(&mut self) {
-        // SAFETY: kill(2) on the pid of a child we own and have not reaped yet.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// A keychain service name and data folder of this test's own, removed afterwards.
-struct Profile {
-    dir: tempfile::TempDir,
-    keychain: KeychainConfig,
-}
-
-impl Profile {
-    fn new(name: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        Self {
-            dir: tempfile::tempdir().unwrap(),
-            keychain: KeychainConfig {
-                service: format!("lotus-cosigner-e2e-{name}-{}-{nanos}", std::process::id()),
-                user: KeychainConfig::DEFAULT_USER.to_owned(),
-            },
-        }
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn app_env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            (
-                EngineConfig::DATA_DIR_ENV,
-                self.data_dir().display().to_string(),
-            ),
-            (
-                EngineConfig::KEYCHAIN_SERVICE_ENV,
-                self.keychain.service.clone(),
-            ),
-        ]
-    }
-}
-
-impl Drop for Profile {
-    fn drop(&mut self) {
-        let _ = KeyStore::new(self.keychain.clone()).delete();
-    }
-}
-
-fn require_environment() {
-    let hint = "run the tests through ./scripts/test, which provides Xvfb, a D-Bus session and \
-                an unlocked gnome-keyring";
-    assert!(
-        std::env::var_os("DISPLAY").is_some(),
-        "no X display (DISPLAY is unset): {hint}"
-    );
-    assert!(
-        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
-        "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset): {hint}"
-    );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn text_of(client: &Client, css: &str) -> String {
-    client
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
-        .text()
-        .await
-        .unwrap()
-}
-
-/// Polls until the element's text contains `needle` (the UI updates asynchronously).
-async fn wait_for_text(client: &Client, css: &str, needle: &str) -> String {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let text = text_of(client, css).await;
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{css} never showed {needle:?}; last text: {text:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use common::*;
+use engine::{Engine, EngineConfig, KeyStore};
+use fantoccini::Locator;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn identity_screen_shows_the_key_held_in_the_keychain() {
@@ -331,30 +165,6 @@ async fn an_unreachable_keychain_shows_what_to_do() {
     client.close().await.unwrap();
 }
 
-async fn click(client: &Client, css: &str) {
-    client
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
-}
-
-async fn type_into(client: &Client, css: &str, text: &str) {
-    client
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
-        .send_keys(text)
-        .await
-        .unwrap_or_else(|e| panic!("cannot type into {css}: {e}"));
-}
-
 /// The person backs up the key (reads the 24 words, types three back); later the keychain
 /// loses the key, the app says so, and restoring the written-down phrase brings back the same
 /// key: same public key on screen and in the keychain.
@@ -422,6 +232,7 @@ async fn backup_then_restore_from_the_recovery_phrase_gives_the_same_key() {
     wait_for_text(&client, "[data-testid=backup-confirmed]", "confirmed on").await;
     client.close().await.unwrap();
     drop(driver);
+    wait_until_profile_is_free(&profile.data_dir()).await;
 
     // The keychain loses the key; the profile refuses to make a new one.
     KeyStore::new(profile.keychain.clone()).delete().unwrap();
@@ -444,8 +255,4 @@ async fn backup_then_restore_from_the_recovery_phrase_gives_the_same_key() {
     assert_eq!(hex(&stored.serialize()), key);
     wait_for_text(&client, "[data-testid=backup-confirmed]", "confirmed on").await;
     client.close().await.unwrap();
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

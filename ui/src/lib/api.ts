@@ -3,6 +3,15 @@
 import { Channel, invoke } from "@tauri-apps/api/core";
 import type { AuditView } from "../bindings/AuditView";
 import type { BackupAnswer } from "../bindings/BackupAnswer";
+import type { ChainTestView } from "../bindings/ChainTestView";
+import type { CreateGroupRequest } from "../bindings/CreateGroupRequest";
+import type { NetworkView } from "../bindings/NetworkView";
+import type { PaymentForm } from "../bindings/PaymentForm";
+import type { PaymentPreviewView } from "../bindings/PaymentPreviewView";
+import type { ProposalView } from "../bindings/ProposalView";
+import type { SavedFileView } from "../bindings/SavedFileView";
+import type { SettingsForm } from "../bindings/SettingsForm";
+import type { SettingsView } from "../bindings/SettingsView";
 import type { RecoveryPhraseView } from "../bindings/RecoveryPhraseView";
 import type { Change } from "../bindings/Change";
 import type { ChainStatusView } from "../bindings/ChainStatusView";
@@ -66,6 +75,23 @@ export const groupHistory = (id: string) => call<HistoryEntryView[]>("group_hist
 export const refreshGroup = (id: string) => call<GroupView>("refresh_group", { id });
 /** Joins a group from the invite text; the key signs the acceptance inside the engine. */
 export const acceptInvite = (invite: string) => call<GroupView>("accept_invite", { invite });
+/** Creates a group from members' keys (yours among them); the others join by its invite. */
+export const createGroup = (form: CreateGroupRequest) => call<GroupView>("create_group", { form });
+/** Saves the group's backup file (no secret) in the documents folder. */
+export const saveGroupBackup = (id: string) => call<SavedFileView>("save_group_backup", { id });
+/** Exactly what co-signers would review, from the group's coins; nothing is proposed. */
+export const previewPayment = (form: PaymentForm) =>
+  call<PaymentPreviewView>("preview_payment", { form });
+export const proposePayment = (form: PaymentForm) =>
+  call<ProposalView>("propose_payment", { form });
+export const networkView = () => call<NetworkView>("network_view");
+export const settingsView = () => call<SettingsView>("settings_view");
+/** Saves the settings whole (a bad field changes nothing); the engine restarts with them. */
+export const saveSettings = (form: SettingsForm) => call<SettingsView>("save_settings", { form });
+export const testChainBackend = (spec: string) => call<ChainTestView>("test_chain_backend", { spec });
+/** Saves the audit log (JSON Lines) in the documents folder. */
+export const exportAuditLog = () => call<SavedFileView>("export_audit_log");
+
 export const listSessions = () => call<SessionView[]>("list_sessions");
 export const getSession = (id: string) => call<SessionView>("get_session", { id });
 /** Approves exactly the review shown: `digest` is the `review_digest` of the view on screen. */

@@ -5,10 +5,13 @@ export type Screen =
   | { name: "identity" }
   | { name: "groups" }
   | { name: "group"; id: string }
+  | { name: "pay"; group: string }
   | { name: "inbox" }
   | { name: "session"; id: string }
   | { name: "audit" }
-  | { name: "cosigners" };
+  | { name: "cosigners" }
+  | { name: "network" }
+  | { name: "settings" };
 
 export const nav = $state<{ screen: Screen }>({ screen: { name: "identity" } });
 
@@ -18,7 +21,7 @@ export function open(screen: Screen) {
 
 /** The sidebar section a screen belongs to. */
 export function section(screen: Screen): Screen["name"] {
-  if (screen.name === "group") return "groups";
+  if (screen.name === "group" || screen.name === "pay") return "groups";
   if (screen.name === "session") return "inbox";
   return screen.name;
 }

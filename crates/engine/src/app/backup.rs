@@ -89,8 +89,12 @@ impl Engine {
         }
         let view = self.identity()?;
         tracing::info!(public_key = %view.public_key_hex, "restored the signer key from its recovery phrase");
-        self.running()?;
-        self.audit_key(store::KeyAction::Imported, &view).await;
+        // The key is restored whatever happens next; a failed start shows on every screen
+        // and is retried from there.
+        match self.running() {
+            Ok(_) => self.audit_key(store::KeyAction::Imported, &view).await,
+            Err(e) => tracing::warn!(error = %e.message, "restored, but the engine did not start"),
+        }
         let _ = self.changes.send(Change::Everything);
         Ok(view)
     }

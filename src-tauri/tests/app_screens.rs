@@ -1,0 +1,174 @@
+//! End-to-end over WebDriver with a populated profile: a funded two-member group on a local
+//! devnet. The person backs the group up, pays from it (preview, then propose), creates a
+//! group, checks and changes the settings, looks at the network, and exports the audit log.
+//! With `LOTUS_COSIGNER_SCREENSHOTS=DIR` it saves a 1280×800 screenshot of every screen there
+//! (how docs/screenshots/ is made).
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use engine::{EngineConfig, KeyStore};
+use fantoccini::{Client, Locator};
+use protocol::group::{Acceptance, GroupDescriptor};
+
+async fn shoot(client: &Client, name: &str) {
+    let Some(dir) = std::env::var_os("LOTUS_COSIGNER_SCREENSHOTS") else {
+        return;
+    };
+    // Let fonts and the last reload settle before the picture (screenshots only, not asserts).
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let png = client.screenshot().await.expect("screenshot");
+    let path = PathBuf::from(dir).join(format!("{name}.png"));
+    std::fs::write(&path, png).unwrap();
+}
+
+async fn nav(client: &Client, section: &str) {
+    click(client, &format!("[data-testid=nav-{section}]")).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_funded_group_is_backed_up_and_pays_and_every_screen_opens() {
+    let profile = Profile::new("screens");
+    let me = lotus::PrivateKey::from_bytes(&[0x51; 32]).unwrap();
+    let other = lotus::PrivateKey::from_bytes(&[0x52; 32]).unwrap();
+    KeyStore::new(profile.keychain.clone()).store(&me).unwrap();
+    let mut group = GroupDescriptor::new(
+        "Shop till",
+        lotus::address::Network::Regtest,
+        vec![me.public_key(), other.public_key()],
+    )
+    .unwrap();
+    group.election = protocol::election::ElectionMethod::ALL[4];
+    let devnet = chain::devnet::server::start(chain::devnet::server::DevnetConfig {
+        data_dir: profile.dir.path().join("devnet"),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        block_interval: None,
+        fund: vec![(group.script_pubkey().unwrap(), 40_000_000)],
+        limits: Default::default(),
+    })
+    .await
+    .unwrap();
+    {
+        let mut saved = engine::profile::Profile::open(Some(profile.data_dir())).unwrap();
+        let acceptances = [
+            Acceptance::sign(&group, &me).unwrap(),
+            Acceptance::sign(&group, &other).unwrap(),
+        ];
+        saved.save_group(&group, &acceptances).unwrap();
+        let path = saved.data_dir().settings_file();
+        let mut settings = engine::settings::Settings::load_or_init(&path).unwrap();
+        settings.network = engine::Network::Regtest;
+        settings.chain = vec![devnet.chronik_spec()];
+        settings.save(&path).unwrap();
+    }
+    let backups = profile.dir.path().join("backups");
+    std::fs::create_dir_all(&backups).unwrap();
+    let mut env = profile.app_env();
+    env.push((EngineConfig::BACKUP_DIR_ENV, backups.display().to_string()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let driver = WebDriver::start(&env, &profile.dir.path().join("webdriver.log"));
+    let client = driver.open_app().await;
+
+    text_of(&client, "[data-testid=public-key]").await;
+    shoot(&client, "01-identity").await;
+
+    // The group: balance from the devnet, then its backup file.
+    nav(&client, "groups").await;
+    wait_for_text(&client, "[data-testid=groups]", "40.000000 XPI").await;
+    shoot(&client, "02-groups").await;
+    click(&client, "[data-testid=group-row] button").await;
+    wait_for_text(&client, "[data-testid=group-balance]", "40.000000 XPI").await;
+    text_of(&client, "[data-testid=group-backup-missing]").await;
+    click(&client, "[data-testid=save-group-backup]").await;
+    wait_for_text(&client, "[data-testid=group-backup-saved]", "Backup saved").await;
+    let path = text_of(&client, "[data-testid=group-backup-path]").await;
+    let file = path.trim_start_matches("Saved to ").trim();
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(text.contains(&group.invite()), "{text}");
+    assert!(file.starts_with(&backups.display().to_string()), "{file}");
+    shoot(&client, "03-group").await;
+
+    // A payment: the preview shows exactly what co-signers review, then it is proposed.
+    click(&client, "[data-testid=new-payment]").await;
+    let shop = lotus::address::XAddress::for_script(
+        &lotus::script::Script::p2pkh(&[0x5a; 20]),
+        lotus::address::Network::Regtest,
+    )
+    .encode();
+    type_into(&client, "[data-testid=recipient-address]", &shop).await;
+    type_into(&client, "[data-testid=recipient-amount]", "12.5").await;
+    click(&client, "[data-testid=preview-payment]").await;
+    let preview = wait_for_text(&client, "[data-testid=payment-preview]", "12.500000 XPI").await;
+    assert!(preview.contains(&shop), "{preview}");
+    assert!(preview.contains("change, back to this group"), "{preview}");
+    shoot(&client, "04-new-payment").await;
+    click(&client, "[data-testid=propose-payment]").await;
+    let review = wait_for_text(&client, "[data-testid=session]", "12.500000 XPI").await;
+    assert!(review.contains(&shop), "{review}");
+    text_of(&client, "[data-testid=approve]").await;
+    shoot(&client, "05-session-review").await;
+
+    nav(&client, "inbox").await;
+    text_of(&client, "[data-testid=inbox]").await;
+    shoot(&client, "06-inbox").await;
+
+    // Settings: the devnet backend answers its test; a bad fee is refused, a good one saved.
+    nav(&client, "settings").await;
+    click(&client, "[data-testid=chain-backend] button").await;
+    wait_for_text(&client, "[data-testid=chain-backend-ok]", "height").await;
+    let fee = client
+        .find(Locator::Css("[data-testid=fee-rate-setting]"))
+        .await
+        .unwrap();
+    fee.clear().await.unwrap();
+    fee.send_keys("1").await.unwrap();
+    click(&client, "[data-testid=save-settings]").await;
+    wait_for_text(&client, "[data-testid=settings-problem]", "relay floor").await;
+    fee.clear().await.unwrap();
+    fee.send_keys("2000").await.unwrap();
+    click(&client, "[data-testid=save-settings]").await;
+    text_of(&client, "[data-testid=settings-saved]").await;
+    let settings = std::fs::read_to_string(profile.data_dir().join("settings.json")).unwrap();
+    assert!(settings.contains("\"fee_rate_per_kb\": 2000"), "{settings}");
+    shoot(&client, "07-settings").await;
+
+    // The network: the app is on the peer-to-peer network and lists its counters.
+    nav(&client, "network").await;
+    wait_for_text(&client, "[data-testid=members-reachable]", "of 1").await;
+    text_of(&client, "[data-testid=security-counters]").await;
+    shoot(&client, "08-network").await;
+
+    nav(&client, "co-signers").await;
+    text_of(&client, "[data-testid=cosigners]").await;
+    shoot(&client, "09-cosigners").await;
+
+    // The audit log verifies and exports.
+    nav(&client, "audit").await;
+    wait_for_text(&client, "[data-testid=audit-status]", "Verified").await;
+    click(&client, "[data-testid=export-audit]").await;
+    let exported = text_of(&client, "[data-testid=audit-exported]").await;
+    let log = std::fs::read_to_string(exported.trim_start_matches("Saved to ").trim()).unwrap();
+    assert!(log.contains("proposal_created"), "{log}");
+    shoot(&client, "10-audit").await;
+
+    // A second group, created in the window from pasted keys.
+    nav(&client, "groups").await;
+    click(&client, "[data-testid=create-group]").await;
+    type_into(&client, "[data-testid=group-name-input]", "Savings").await;
+    let third = lotus::PrivateKey::from_bytes(&[0x53; 32]).unwrap();
+    type_into(
+        &client,
+        "[data-testid=group-members-input]",
+        &hex(&third.public_key().serialize()),
+    )
+    .await;
+    shoot(&client, "11-create-group").await;
+    click(&client, "[data-testid=create-group-submit]").await;
+    wait_for_text(&client, "[data-testid=group-name]", "Savings").await;
+    wait_for_text(&client, "[data-testid=group-member]", "you").await;
+
+    client.close().await.unwrap();
+}

@@ -1,0 +1,262 @@
+//! Helpers for the WebDriver tests of the real app window (see identity_window.rs).
+#![allow(dead_code)]
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use engine::{Engine, EngineConfig, KeyStore, KeychainConfig};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+pub const APP: &str = env!("CARGO_BIN_EXE_lotus-cosigner-app");
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A WebKitWebDriver process, stopped with SIGTERM on drop: SIGKILL would orphan the app it
+/// started, which then holds the test's output pipe open.
+pub struct WebDriver {
+    child: Child,
+    url: String,
+}
+
+impl WebDriver {
+    pub fn start(env: &[(&str, &str)], log: &Path) -> Self {
+        require_environment();
+        let port = free_port();
+        let log = std::fs::File::create(log).unwrap();
+        let mut command = Command::new("WebKitWebDriver");
+        command
+            .arg(format!("--port={port}"))
+            .arg("--host=127.0.0.1")
+            .env("TAURI_WEBVIEW_AUTOMATION", "true")
+            .env("NO_AT_BRIDGE", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!("cannot start WebKitWebDriver ({e}); install webkit2gtk-driver (./scripts/test does)")
+        });
+        let driver = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + PATIENCE;
+        while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "WebKitWebDriver did not listen on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        driver
+    }
+
+    /// Opens a session: WebKitWebDriver launches the app and attaches to its webview.
+    pub async fn open_app(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "webkitgtk:browserOptions".to_owned(),
+            serde_json::json!({ "binary": APP, "args": [] }),
+        );
+        ClientBuilder::native()
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("WebDriver session with the app window")
+    }
+}
+
+impl Drop for WebDriver {
+    fn drop(&mut self) {
+        // The app windows this driver launched: WebKitWebDriver leaves them running when it
+        // stops (they would hold their profiles, and memory, until the machine is idle).
+        let apps = children_of(self.child.id());
+        // SAFETY: kill(2) on the pid of a child we own and have not reaped yet.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+        for pid in apps {
+            stop_process(pid);
+        }
+    }
+}
+
+/// The processes whose parent is `parent` (from /proc).
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            // /proc/PID/stat: "pid (comm) state ppid …"; comm may hold spaces, so split after ')'.
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after = stat.rsplit_once(')')?.1;
+                    after.split_whitespace().nth(1)?.parse::<u32>().ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// SIGTERM, then wait until the process is gone (SIGKILL if it lingers).
+fn stop_process(pid: u32) {
+    // SAFETY: kill(2) with a pid read from /proc a moment ago; at worst it is already gone.
+    unsafe {
+        libc::kill(pid as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        if Instant::now() > deadline {
+            // SAFETY: as above.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A keychain service name and data folder of this test's own, removed afterwards.
+pub struct Profile {
+    pub dir: tempfile::TempDir,
+    pub keychain: KeychainConfig,
+}
+
+impl Profile {
+    pub fn new(name: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            keychain: KeychainConfig {
+                service: format!("lotus-cosigner-e2e-{name}-{}-{nanos}", std::process::id()),
+                user: KeychainConfig::DEFAULT_USER.to_owned(),
+            },
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn app_env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (
+                EngineConfig::DATA_DIR_ENV,
+                self.data_dir().display().to_string(),
+            ),
+            (
+                EngineConfig::KEYCHAIN_SERVICE_ENV,
+                self.keychain.service.clone(),
+            ),
+        ]
+    }
+}
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        let _ = KeyStore::new(self.keychain.clone()).delete();
+    }
+}
+
+pub fn require_environment() {
+    let hint = "run the tests through ./scripts/test, which provides Xvfb, a D-Bus session and \
+                an unlocked gnome-keyring";
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "no X display (DISPLAY is unset): {hint}"
+    );
+    assert!(
+        std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some(),
+        "no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is unset): {hint}"
+    );
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub async fn text_of(client: &Client, css: &str) -> String {
+    client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Polls until the element's text contains `needle` (the UI updates asynchronously).
+pub async fn wait_for_text(client: &Client, css: &str, needle: &str) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let text = text_of(client, css).await;
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} never showed {needle:?}; last text: {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn click(client: &Client, css: &str) {
+    client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}
+
+pub async fn type_into(client: &Client, css: &str, text: &str) {
+    client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css} did not appear: {e}"))
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("cannot type into {css}: {e}"));
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Waits until no app holds the profile (its engine lock is free): a closed window's process
+/// may take a moment to exit after its WebDriver session ends.
+pub async fn wait_until_profile_is_free(data_dir: &Path) {
+    let dir = engine::data_dir::DataDir::open(Some(data_dir.to_owned())).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while dir.lock_engine().is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the app never let go of {}",
+            data_dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
