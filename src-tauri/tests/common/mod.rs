@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use engine::{Engine, EngineConfig, KeyStore, KeychainConfig};
+use engine::{EngineConfig, KeyStore, KeychainConfig};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 pub const APP: &str = env!("CARGO_BIN_EXE_lotus-cosigner-app");
