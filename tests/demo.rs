@@ -39,6 +39,53 @@ fn the_demo_shows_a_failover_and_a_blame_and_cleans_up() {
             .contains("partial signature"),
         "{report}"
     );
+    // The blame record in Alice's profile, as the app's evidence viewer shows it: verified
+    // again from its signed messages alone, and listed in the audit log.
+    let open = |name: &str| {
+        std::sync::Arc::new(
+            engine::custody::Custody::open_file(
+                &keep.join(name).join("key.enc"),
+                "demo only - throwaway keys",
+            )
+            .unwrap(),
+        )
+    };
+    let carol = hex::encode(open("carol").public_key().serialize());
+    let alice = engine::Engine::start(engine::EngineConfig {
+        data_dir: Some(keep.join("alice")),
+        key: Some(open("alice")),
+        ..engine::EngineConfig::default()
+    });
+    let evidence = alice.evidence_against(&carol).unwrap();
+    assert!(!evidence.is_empty(), "no evidence against carol");
+    let record = &evidence[0];
+    assert_eq!(record.offence, "invalid partial signature", "{record:?}");
+    assert_eq!(record.verification_error, None, "{record:?}");
+    assert_eq!(record.culprit, 3);
+    assert_eq!(
+        record.messages.len(),
+        4,
+        "proposal round: 3 nonces + carol's partials"
+    );
+    assert!(
+        record
+            .messages
+            .iter()
+            .any(|m| m.sender == 3 && m.kind == "partials"),
+        "{record:?}"
+    );
+    let entries = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(alice.audit_entries(1000))
+        .unwrap();
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.kind == "blamed" && e.signer.as_deref() == Some(carol.as_str())),
+        "{entries:?}"
+    );
+    drop(alice);
+
     // Every demo process stopped: the kept folders hold no running node's socket.
     for name in ["alice", "bob", "carol"] {
         let socket = keep.join(name).join("node.sock");

@@ -6,6 +6,7 @@
     windows_subsystem = "windows"
 )]
 
+use engine::app::{AuditEntryView, EvidenceView};
 use engine::group_backup::SavedFileView;
 use engine::group_form::CreateGroupRequest;
 use engine::group_wallet::{GroupView, HistoryEntryView, PaymentPreviewView};
@@ -130,6 +131,31 @@ async fn test_chain_backend(
     engine.test_chain_backend(&spec).await
 }
 
+/// The audit log's newest entries, for the Audit screen's list and filters.
+#[tauri::command]
+async fn audit_entries(engine: State<'_, Engine>) -> Result<Vec<AuditEntryView>, ErrorView> {
+    engine.audit_entries(5_000).await
+}
+
+/// The blame records against a signer, each verified again now.
+#[tauri::command(async)]
+fn evidence_against(
+    engine: State<'_, Engine>,
+    signer: String,
+) -> Result<Vec<EvidenceView>, ErrorView> {
+    engine.evidence_against(&signer)
+}
+
+/// Saves one blame record's exact bytes for a third party to verify.
+#[tauri::command(async)]
+fn save_evidence(
+    engine: State<'_, Engine>,
+    signer: String,
+    id: String,
+) -> Result<SavedFileView, ErrorView> {
+    engine.save_evidence(&signer, &id)
+}
+
 /// Saves the audit log (JSON Lines) in the documents folder.
 #[tauri::command]
 async fn export_audit_log(engine: State<'_, Engine>) -> Result<SavedFileView, ErrorView> {
@@ -225,6 +251,9 @@ fn main() {
             save_settings,
             test_chain_backend,
             export_audit_log,
+            audit_entries,
+            evidence_against,
+            save_evidence,
             list_sessions,
             get_session,
             approve_session,

@@ -38,7 +38,10 @@ use crate::views::{
 use crate::{error_view, open_identity, EngineConfig, ErrorKind, ErrorView, Explain, IdentityView};
 
 mod backup;
+mod evidence;
 mod settings;
+
+pub use evidence::{AuditEntryView, EvidenceMessageView, EvidenceView};
 
 /// The running engine. Cheap to share (`&Engine` from any thread).
 pub struct Engine {
@@ -479,7 +482,7 @@ impl Engine {
     }
 
     /// Where saved files go: the configured folder, else the documents folder (or home).
-    fn export_folder(&self) -> Result<std::path::PathBuf, ErrorView> {
+    pub(crate) fn export_folder(&self) -> Result<std::path::PathBuf, ErrorView> {
         match &self.config.backup_dir {
             Some(dir) => Ok(dir.clone()),
             None => dirs::document_dir().or_else(dirs::home_dir).ok_or_else(|| {

@@ -1,7 +1,9 @@
 // The only way the UI talks to Rust: typed wrappers over the app's Tauri commands.
 // Types come from ./bindings, generated from the Rust types (see crates/engine/tests/bindings.rs).
 import { Channel, invoke } from "@tauri-apps/api/core";
+import type { AuditEntryView } from "../bindings/AuditEntryView";
 import type { AuditView } from "../bindings/AuditView";
+import type { EvidenceView } from "../bindings/EvidenceView";
 import type { BackupAnswer } from "../bindings/BackupAnswer";
 import type { ChainTestView } from "../bindings/ChainTestView";
 import type { CreateGroupRequest } from "../bindings/CreateGroupRequest";
@@ -91,6 +93,13 @@ export const saveSettings = (form: SettingsForm) => call<SettingsView>("save_set
 export const testChainBackend = (spec: string) => call<ChainTestView>("test_chain_backend", { spec });
 /** Saves the audit log (JSON Lines) in the documents folder. */
 export const exportAuditLog = () => call<SavedFileView>("export_audit_log");
+
+export const auditEntries = () => call<AuditEntryView[]>("audit_entries");
+/** Blame records against a signer, each verified again by the engine now. */
+export const evidenceAgainst = (signer: string) =>
+  call<EvidenceView[]>("evidence_against", { signer });
+export const saveEvidence = (signer: string, id: string) =>
+  call<SavedFileView>("save_evidence", { signer, id });
 
 export const listSessions = () => call<SessionView[]>("list_sessions");
 export const getSession = (id: string) => call<SessionView>("get_session", { id });
