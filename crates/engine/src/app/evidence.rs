@@ -147,7 +147,7 @@ impl Engine {
                     size_bytes: record.bytes.len() as u32,
                 });
             }
-            views.sort_by(|a, b| b.recorded_ms.cmp(&a.recorded_ms));
+            views.sort_by_key(|v| std::cmp::Reverse(v.recorded_ms));
             Ok(views)
         })
     }
