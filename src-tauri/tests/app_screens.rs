@@ -73,6 +73,12 @@ async fn a_funded_group_is_backed_up_and_pays_and_every_screen_opens() {
     let client = driver.open_app().await;
 
     text_of(&client, "[data-testid=public-key]").await;
+    // Every IPC answer and change event from here on is kept (ui/src/lib/api.ts), to look for
+    // secrets in them at the end.
+    client
+        .execute("window.__lotusIpcLog = []; return null;", vec![])
+        .await
+        .unwrap();
     shoot(&client, "01-identity").await;
 
     // The group: balance from the devnet, then its backup file.
@@ -169,6 +175,83 @@ async fn a_funded_group_is_backed_up_and_pays_and_every_screen_opens() {
     click(&client, "[data-testid=create-group-submit]").await;
     wait_for_text(&client, "[data-testid=group-name]", "Savings").await;
     wait_for_text(&client, "[data-testid=group-member]", "you").await;
+
+    // The one deliberate display of a secret: the recovery phrase in the backup dialog.
+    nav(&client, "identity").await;
+    click(&client, "[data-testid=backup-now]").await;
+    click(&client, "[data-testid=reveal-phrase]").await;
+    text_of(&client, "[data-testid=recovery-phrase]").await;
+    shoot(&client, "12-backup-phrase").await;
+    let mut words = Vec::new();
+    for word in client
+        .find_all(Locator::Css("[data-testid=phrase-word]"))
+        .await
+        .unwrap()
+    {
+        words.push(word.text().await.unwrap());
+    }
+    assert_eq!(words.len(), 24);
+
+    // No IPC answer but that display carries the key, in hex or as its phrase.
+    let log = client
+        .execute("return window.__lotusIpcLog;", vec![])
+        .await
+        .unwrap();
+    let log = log.as_array().expect("the IPC log");
+    let commands: std::collections::BTreeSet<&str> =
+        log.iter().filter_map(|e| e[0].as_str()).collect();
+    for expected in [
+        "list_groups",
+        "get_group",
+        "save_group_backup",
+        "preview_payment",
+        "propose_payment",
+        "get_session",
+        "settings_view",
+        "save_settings",
+        "test_chain_backend",
+        "network_view",
+        "audit",
+        "audit_entries",
+        "export_audit_log",
+        "create_group",
+        "reveal_recovery_phrase",
+    ] {
+        assert!(
+            commands.contains(expected),
+            "{expected} not seen: {commands:?}"
+        );
+    }
+    let secret_hex = hex(&me.to_bytes()[..]);
+    let phrase = words.join(" ");
+    let mut scanned = 0;
+    for entry in log {
+        let (command, answer) = (entry[0].as_str().unwrap(), entry[1].as_str().unwrap());
+        if command == "reveal_recovery_phrase" {
+            continue;
+        }
+        scanned += answer.len();
+        assert!(
+            !answer.to_lowercase().contains(&secret_hex),
+            "{command} answered the secret key"
+        );
+        let flat: String = answer
+            .chars()
+            .map(|c| if c.is_ascii_alphabetic() { c } else { ' ' })
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            !flat.contains(&phrase),
+            "{command} answered the recovery phrase"
+        );
+    }
+    eprintln!(
+        "IPC secret scan: {} answers from {} commands, {scanned} bytes, no secret",
+        log.len(),
+        commands.len()
+    );
 
     client.close().await.unwrap();
 }

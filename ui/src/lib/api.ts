@@ -39,10 +39,23 @@ function isErrorView(value: unknown): value is ErrorView {
   );
 }
 
+/**
+ * What the window received, kept only when a test (or someone in the inspector) put an array
+ * at `window.__lotusIpcLog`: the end-to-end tests scan it for secrets. Tauri's own IPC object
+ * is frozen, so this is the one place that sees every answer and event.
+ */
+function logIpc(what: string, value: unknown) {
+  const log = (globalThis as { __lotusIpcLog?: unknown }).__lotusIpcLog;
+  if (Array.isArray(log)) log.push([what, JSON.stringify(value)]);
+}
+
 async function call<T>(command: string, args?: Record<string, unknown>): Promise<Outcome<T>> {
   try {
-    return { ok: true, value: await invoke<T>(command, args) };
+    const value = await invoke<T>(command, args);
+    logIpc(command, value);
+    return { ok: true, value };
   } catch (error) {
+    logIpc(command, error);
     if (isErrorView(error)) return { ok: false, problem: error };
     return {
       ok: false,
@@ -116,6 +129,9 @@ export const reputation = () => call<ReputationView[]>("reputation");
 /** Calls `onChange` with every "X changed" notice; fetch the fresh view of X in response. */
 export async function watchChanges(onChange: (change: Change) => void): Promise<Outcome<null>> {
   const channel = new Channel<Change>();
-  channel.onmessage = onChange;
+  channel.onmessage = (change) => {
+    logIpc("change", change);
+    onChange(change);
+  };
   return call<null>("watch_changes", { onChange: channel });
 }
