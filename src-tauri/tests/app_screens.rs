@@ -10,9 +10,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::*;
-use engine::{EngineConfig, KeyStore};
+use engine::EngineConfig;
 use fantoccini::{Client, Locator};
-use protocol::group::{Acceptance, GroupDescriptor};
 
 async fn shoot(client: &Client, name: &str) {
     let Some(dir) = std::env::var_os("LOTUS_COSIGNER_SCREENSHOTS") else {
@@ -31,39 +30,8 @@ async fn nav(client: &Client, section: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_funded_group_is_backed_up_and_pays_and_every_screen_opens() {
-    let profile = Profile::new("screens");
-    let me = lotus::PrivateKey::from_bytes(&[0x51; 32]).unwrap();
-    let other = lotus::PrivateKey::from_bytes(&[0x52; 32]).unwrap();
-    KeyStore::new(profile.keychain.clone()).store(&me).unwrap();
-    let mut group = GroupDescriptor::new(
-        "Shop till",
-        lotus::address::Network::Regtest,
-        vec![me.public_key(), other.public_key()],
-    )
-    .unwrap();
-    group.election = protocol::election::ElectionMethod::ALL[4];
-    let devnet = chain::devnet::server::start(chain::devnet::server::DevnetConfig {
-        data_dir: profile.dir.path().join("devnet"),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        block_interval: None,
-        fund: vec![(group.script_pubkey().unwrap(), 40_000_000)],
-        limits: Default::default(),
-    })
-    .await
-    .unwrap();
-    {
-        let mut saved = engine::profile::Profile::open(Some(profile.data_dir())).unwrap();
-        let acceptances = [
-            Acceptance::sign(&group, &me).unwrap(),
-            Acceptance::sign(&group, &other).unwrap(),
-        ];
-        saved.save_group(&group, &acceptances).unwrap();
-        let path = saved.data_dir().settings_file();
-        let mut settings = engine::settings::Settings::load_or_init(&path).unwrap();
-        settings.network = engine::Network::Regtest;
-        settings.chain = vec![devnet.chronik_spec()];
-        settings.save(&path).unwrap();
-    }
+    let funded = FundedProfile::new("screens").await;
+    let (profile, group, me) = (&funded.profile, &funded.group, &funded.me);
     let backups = profile.dir.path().join("backups");
     std::fs::create_dir_all(&backups).unwrap();
     let mut env = profile.app_env();

@@ -54,6 +54,10 @@ impl WebDriver {
         driver
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Opens a session: WebKitWebDriver launches the app and attaches to its webview.
     pub async fn open_app(&self) -> Client {
         let mut caps = serde_json::Map::new();
@@ -258,5 +262,57 @@ pub async fn wait_until_profile_is_free(data_dir: &Path) {
             data_dir.display()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A profile whose key (in its own keychain entry) is member 1 of "Shop till", a two-member
+/// group both members accepted, funded with 40 XPI on a local devnet the settings name.
+pub struct FundedProfile {
+    pub profile: Profile,
+    pub group: protocol::group::GroupDescriptor,
+    pub me: lotus::PrivateKey,
+    pub devnet: chain::devnet::server::RunningDevnet,
+}
+
+impl FundedProfile {
+    pub async fn new(name: &str) -> Self {
+        use protocol::group::{Acceptance, GroupDescriptor};
+        let profile = Profile::new(name);
+        let me = lotus::PrivateKey::from_bytes(&[0x51; 32]).unwrap();
+        let other = lotus::PrivateKey::from_bytes(&[0x52; 32]).unwrap();
+        KeyStore::new(profile.keychain.clone()).store(&me).unwrap();
+        let mut group = GroupDescriptor::new(
+            "Shop till",
+            lotus::address::Network::Regtest,
+            vec![me.public_key(), other.public_key()],
+        )
+        .unwrap();
+        group.election = protocol::election::ElectionMethod::ALL[4];
+        let devnet = chain::devnet::server::start(chain::devnet::server::DevnetConfig {
+            data_dir: profile.dir.path().join("devnet"),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            block_interval: None,
+            fund: vec![(group.script_pubkey().unwrap(), 40_000_000)],
+            limits: Default::default(),
+        })
+        .await
+        .unwrap();
+        let mut saved = engine::profile::Profile::open(Some(profile.data_dir())).unwrap();
+        let acceptances = [
+            Acceptance::sign(&group, &me).unwrap(),
+            Acceptance::sign(&group, &other).unwrap(),
+        ];
+        saved.save_group(&group, &acceptances).unwrap();
+        let path = saved.data_dir().settings_file();
+        let mut settings = engine::settings::Settings::load_or_init(&path).unwrap();
+        settings.network = engine::Network::Regtest;
+        settings.chain = vec![devnet.chronik_spec()];
+        settings.save(&path).unwrap();
+        Self {
+            profile,
+            group,
+            me,
+            devnet,
+        }
     }
 }
