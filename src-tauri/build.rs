@@ -10,6 +10,7 @@ use std::time::SystemTime;
 /// them to the main window.
 const COMMANDS: &[&str] = &[
     "get_identity",
+    "take_launch_invite",
     "reveal_recovery_phrase",
     "confirm_backup",
     "restore_key",

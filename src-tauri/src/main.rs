@@ -221,6 +221,15 @@ fn watch_changes(engine: State<'_, Engine>, on_change: Channel<Change>) {
     });
 }
 
+/// A `lotus-cosigner://invite/…` link the app was opened with (the desktop entry passes it),
+/// handed to the window once: it opens the join form filled in, and the person decides.
+struct LaunchInvite(std::sync::Mutex<Option<String>>);
+
+#[tauri::command]
+fn take_launch_invite(launch: State<'_, LaunchInvite>) -> Option<String> {
+    launch.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -230,10 +239,15 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
 
+    let invite = std::env::args()
+        .skip(1)
+        .find(|arg| arg.starts_with(engine::INVITE_LINK_PREFIX));
     tauri::Builder::default()
+        .manage(LaunchInvite(std::sync::Mutex::new(invite)))
         .manage(Engine::start(EngineConfig::desktop()))
         .invoke_handler(tauri::generate_handler![
             get_identity,
+            take_launch_invite,
             reveal_recovery_phrase,
             confirm_backup,
             restore_key,

@@ -256,3 +256,38 @@ async fn backup_then_restore_from_the_recovery_phrase_gives_the_same_key() {
     wait_for_text(&client, "[data-testid=backup-confirmed]", "confirmed on").await;
     client.close().await.unwrap();
 }
+
+/// Opened from a `lotus-cosigner://invite/…` link (the desktop entry passes it), the app shows
+/// the join form filled in; joining is still the person's click.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invite_link_opens_the_join_form_filled_in() {
+    let profile = Profile::new("deeplink");
+    let me = lotus::PrivateKey::from_bytes(&[0x61; 32]).unwrap();
+    let other = lotus::PrivateKey::from_bytes(&[0x62; 32]).unwrap();
+    KeyStore::new(profile.keychain.clone()).store(&me).unwrap();
+    let group = protocol::group::GroupDescriptor::new(
+        "Linked",
+        lotus::address::Network::Mainnet,
+        vec![other.public_key(), me.public_key()],
+    )
+    .unwrap();
+    let invite = group.invite();
+    assert!(invite.starts_with(engine::INVITE_LINK_PREFIX));
+    let env = profile.app_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let driver = WebDriver::start(&env, &profile.dir.path().join("webdriver.log"));
+    let client = driver.open_app_with(&[&invite]).await;
+
+    text_of(&client, "[data-testid=invite-from-link]").await;
+    let field = client
+        .find(Locator::Css("[data-testid=invite-input]"))
+        .await
+        .unwrap();
+    assert_eq!(
+        field.prop("value").await.unwrap().as_deref(),
+        Some(invite.as_str())
+    );
+    click(&client, "[data-testid=join-group]").await;
+    wait_for_text(&client, "[data-testid=group-name]", "Linked").await;
+    client.close().await.unwrap();
+}

@@ -36,6 +36,8 @@ use ts_rs::TS;
 pub use app::Engine;
 pub use identity::IdentityView;
 pub use key_store::{KeyStore, KeychainConfig};
+/// What a group invite link starts with (the app's `lotus-cosigner://` URL scheme).
+pub use protocol::group::INVITE_PREFIX as INVITE_LINK_PREFIX;
 pub use settings::Network;
 pub use views::{AuditView, ChainStatusView, Change, ReputationView, SessionView};
 

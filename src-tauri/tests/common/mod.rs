@@ -10,6 +10,12 @@ use engine::{EngineConfig, KeyStore, KeychainConfig};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 pub const APP: &str = env!("CARGO_BIN_EXE_lotus-cosigner-app");
+
+/// The app binary under test: this build's, or an installed one (`scripts/check-deb` points
+/// `LOTUS_COSIGNER_APP_BINARY` at /usr/bin/lotus-cosigner-app).
+pub fn app_binary() -> String {
+    std::env::var("LOTUS_COSIGNER_APP_BINARY").unwrap_or_else(|_| APP.to_owned())
+}
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A WebKitWebDriver process, stopped with SIGTERM on drop: SIGKILL would orphan the app it
@@ -60,10 +66,15 @@ impl WebDriver {
 
     /// Opens a session: WebKitWebDriver launches the app and attaches to its webview.
     pub async fn open_app(&self) -> Client {
+        self.open_app_with(&[]).await
+    }
+
+    /// Opens a session with the app started with these arguments (an invite link, say).
+    pub async fn open_app_with(&self, args: &[&str]) -> Client {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "webkitgtk:browserOptions".to_owned(),
-            serde_json::json!({ "binary": APP, "args": [] }),
+            serde_json::json!({ "binary": app_binary(), "args": args }),
         );
         ClientBuilder::native()
             .capabilities(caps)

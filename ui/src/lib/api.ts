@@ -83,6 +83,9 @@ export const confirmBackup = (answers: BackupAnswer[]) =>
 /** Puts the key of this phrase into the keychain and starts again with it. */
 export const restoreKey = (phrase: string) => call<IdentityView>("restore_key", { phrase });
 
+/** The invite link the app was opened with, once (then `null`). */
+export const takeLaunchInvite = () => call<string | null>("take_launch_invite");
+
 export const listGroups = () => call<GroupView[]>("list_groups");
 export const getGroup = (id: string) => call<GroupView>("get_group", { id });
 export const groupHistory = (id: string) => call<HistoryEntryView[]>("group_history", { id });

@@ -3,7 +3,7 @@
 
 export type Screen =
   | { name: "identity" }
-  | { name: "groups" }
+  | { name: "groups"; invite?: string }
   | { name: "group"; id: string }
   | { name: "pay"; group: string }
   | { name: "inbox" }
