@@ -730,6 +730,22 @@ async fn the_app_forms_create_back_up_preview_propose_and_configure() {
         proposal.payment, preview,
         "co-signers review exactly the preview"
     );
+    // Saving settings restarts the engine; the open session is restored, and its proposal is
+    // in the audit log once, not once per start.
+    engine
+        .save_settings(&settings(vec![devnet.chronik_spec()], 2_000))
+        .unwrap();
+    engine.session(&proposal.session_id).await.unwrap();
+    let created = engine
+        .audit_entries(1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e.kind == "proposal_created" && e.session_id.as_deref() == Some(&proposal.session_id)
+        })
+        .count();
+    assert_eq!(created, 1, "the proposal is audited once across a restart");
 
     let mut too_much = payment.clone();
     too_much.recipients[0].amount = "41".into();

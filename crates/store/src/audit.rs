@@ -538,6 +538,16 @@ pub(crate) fn entries(conn: &Connection, after: u64, limit: u32) -> Result<Vec<A
 }
 
 /// The entries about one session, oldest first.
+/// Whether the session's proposal (created here or received) is in the log already.
+pub(crate) fn has_proposal_entry(conn: &Connection, session_id: &[u8; 32]) -> Result<bool, Error> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM audit WHERE session_id = ?1
+             AND kind IN ('proposal_created', 'proposal_received') LIMIT 1",
+        )?
+        .exists(params![session_id])?)
+}
+
 pub(crate) fn of_session(
     conn: &Connection,
     session_id: &[u8; 32],

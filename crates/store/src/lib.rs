@@ -605,7 +605,13 @@ impl Batch<'_> {
         let conn = self.conn;
         let session = sessions::get(conn, &session_id)?;
         let proposed_by_me = session.as_ref().is_some_and(|s| s.proposed_by_me);
-        let audited = AuditEvent::from_protocol(group, session_id, event, proposed_by_me)?;
+        let mut audited = AuditEvent::from_protocol(group, session_id, event, proposed_by_me)?;
+        // A session rebuilt after a restart presents its review again: audited once.
+        if matches!(event, Event::ReviewReady { .. })
+            && audit::has_proposal_entry(conn, &session_id)?
+        {
+            audited = None;
+        }
         match event {
             Event::ReviewReady { review } if !proposed_by_me => {
                 let seen_at = session.as_ref().map_or(now_ms, |s| s.created_ms);

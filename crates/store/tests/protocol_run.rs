@@ -403,6 +403,15 @@ impl Net {
             .expect("a transaction reached the chain");
         lotus::spend::verify_transaction(&tx, &self.spent).expect("final signatures verify");
         for (i, m) in self.members.iter().enumerate() {
+            // However often a member restarted, its log holds the proposal once.
+            let proposals = m
+                .store
+                .session_audit(session)
+                .unwrap()
+                .iter()
+                .filter(|e| matches!(e.event.kind(), "proposal_created" | "proposal_received"))
+                .count();
+            assert_eq!(proposals, 1, "member {i}'s log holds the proposal once");
             let record = m.store.session(session).unwrap().expect("session stored");
             let attempts = m.store.attempts(session).unwrap();
             if record.signed_tx.is_none()
