@@ -28,6 +28,7 @@ const COMMANDS: &[&str] = &[
     "save_settings",
     "test_chain_backend",
     "export_audit_log",
+    "save_session_file",
     "audit_entries",
     "evidence_against",
     "save_evidence",

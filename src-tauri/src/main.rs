@@ -156,6 +156,12 @@ fn save_evidence(
     engine.save_evidence(&signer, &id)
 }
 
+/// Saves the session (signed proposal, signed transaction once there is one) as a file.
+#[tauri::command(async)]
+fn save_session_file(engine: State<'_, Engine>, id: String) -> Result<SavedFileView, ErrorView> {
+    engine.save_session_file(&id)
+}
+
 /// Saves the audit log (JSON Lines) in the documents folder.
 #[tauri::command]
 async fn export_audit_log(engine: State<'_, Engine>) -> Result<SavedFileView, ErrorView> {
@@ -265,6 +271,7 @@ fn main() {
             save_settings,
             test_chain_backend,
             export_audit_log,
+            save_session_file,
             audit_entries,
             evidence_against,
             save_evidence,

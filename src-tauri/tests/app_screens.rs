@@ -84,6 +84,10 @@ async fn a_funded_group_is_backed_up_and_pays_and_every_screen_opens() {
     assert!(review.contains(&shop), "{review}");
     text_of(&client, "[data-testid=approve]").await;
     shoot(&client, "05-session-review").await;
+    click(&client, "[data-testid=save-session-file]").await;
+    let saved = text_of(&client, "[data-testid=session-file-saved]").await;
+    let file = std::fs::read_to_string(saved.trim_start_matches("Saved to ").trim()).unwrap();
+    assert!(file.contains("lotus-cosigner-session/1"), "{file}");
 
     nav(&client, "inbox").await;
     text_of(&client, "[data-testid=inbox]").await;
@@ -184,6 +188,7 @@ async fn a_funded_group_is_backed_up_and_pays_and_every_screen_opens() {
         "export_audit_log",
         "create_group",
         "reveal_recovery_phrase",
+        "save_session_file",
     ] {
         assert!(
             commands.contains(expected),

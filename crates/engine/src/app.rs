@@ -517,6 +517,40 @@ impl Engine {
         })
     }
 
+    /// Saves a session as a file (its signed proposal, and the signed transaction once there
+    /// is one) for a co-signer offline or a third party to check; answers the path.
+    pub fn save_session_file(&self, id: &str) -> Result<SavedFileView, ErrorView> {
+        let session_id: [u8; 32] = hex::decode(id.trim())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| internal("Not a session id", id))?;
+        let file = self.with_profile(|profile| {
+            crate::session_files::export(profile, &session_id).map_err(|e| e.view())
+        })?;
+        let json = serde_json::to_string_pretty(&file)
+            .map_err(|e| internal("The session cannot be written", e))?
+            + "\n";
+        let folder = self.export_folder()?;
+        let path = group_backup::write_new(
+            &folder,
+            &format!("lotus-cosigner-session-{}", &file.session_id[..16]),
+            "json",
+            json.as_bytes(),
+        )
+        .map_err(|e| {
+            error_view(
+                ErrorKind::DataFolder,
+                "The session file cannot be saved",
+                format!("{}: {e}", folder.display()),
+                "Check that the folder exists and is writable, then try again.",
+            )
+        })?;
+        Ok(SavedFileView {
+            path: path.display().to_string(),
+            saved_at_ms: crate::unix_now_ms(),
+        })
+    }
+
     /// Saves the group's backup (its member list and rules, no secret) as a text file in the
     /// documents folder, and records that it exists. Answers the file's path.
     pub fn save_group_backup(&self, id: &str) -> Result<SavedFileView, ErrorView> {

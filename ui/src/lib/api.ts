@@ -110,6 +110,8 @@ export const testChainBackend = (spec: string) => call<ChainTestView>("test_chai
 /** Saves the audit log (JSON Lines) in the documents folder. */
 export const exportAuditLog = () => call<SavedFileView>("export_audit_log");
 
+/** Saves the session (signed proposal, and the signed transaction once there is one). */
+export const saveSessionFile = (id: string) => call<SavedFileView>("save_session_file", { id });
 export const auditEntries = () => call<AuditEntryView[]>("audit_entries");
 /** Blame records against a signer, each verified again by the engine now. */
 export const evidenceAgainst = (signer: string) =>
