@@ -32,9 +32,7 @@ use crate::runtime::{
     CoreHandle, EngineEvent, ReviewDigest, SessionEngine, SessionId, SystemClock,
 };
 use crate::settings::Settings;
-use crate::views::{
-    self, AuditView, BackendView, ChainStatusView, Change, ReputationView, SessionView,
-};
+use crate::views::{self, AuditView, ChainStatusView, Change, ReputationView, SessionView};
 use crate::{error_view, open_identity, EngineConfig, ErrorKind, ErrorView, Explain, IdentityView};
 
 mod backup;
@@ -813,23 +811,7 @@ impl Engine {
             .map_err(|e| internal("The chain question failed", e))?;
         Ok(ChainStatusView {
             seen_quorum: running.settings.seen_quorum as u32,
-            backends: tips
-                .into_iter()
-                .map(|report| match report.answer {
-                    Ok(tip) => BackendView {
-                        label: report.backend,
-                        height: Some(tip.height),
-                        tip: Some(tip.hash),
-                        error: None,
-                    },
-                    Err(e) => BackendView {
-                        label: report.backend,
-                        height: None,
-                        tip: None,
-                        error: Some(e.to_string()),
-                    },
-                })
-                .collect(),
+            backends: tips.into_iter().map(Into::into).collect(),
         })
     }
 }

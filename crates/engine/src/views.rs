@@ -130,6 +130,25 @@ pub struct BackendView {
     pub error: Option<String>,
 }
 
+impl From<chain::multi::Report<chain::Tip>> for BackendView {
+    fn from(report: chain::multi::Report<chain::Tip>) -> Self {
+        match report.answer {
+            Ok(tip) => BackendView {
+                label: report.backend,
+                height: Some(tip.height),
+                tip: Some(tip.hash),
+                error: None,
+            },
+            Err(e) => BackendView {
+                label: report.backend,
+                height: None,
+                tip: None,
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}
+
 /// Builds the view; `members` are the group's keys in member order.
 pub fn session_view(
     detail: &SessionDetail,

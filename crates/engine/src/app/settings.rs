@@ -6,9 +6,7 @@ use chain::ChainSpec;
 
 use super::{internal, Engine};
 use crate::settings::Settings;
-use crate::views::{
-    BackendView, ChainTestView, Change, NetworkView, PeerView, SettingsForm, SettingsView,
-};
+use crate::views::{ChainTestView, Change, NetworkView, PeerView, SettingsForm, SettingsView};
 use crate::{error_view, ErrorKind, ErrorView};
 
 /// Why a settings form cannot be saved.
@@ -138,20 +136,7 @@ impl Engine {
             .next()
             .ok_or_else(|| internal("The chain question failed", "no answer"))?;
         Ok(ChainTestView {
-            backend: match report.answer {
-                Ok(tip) => BackendView {
-                    label: report.backend,
-                    height: Some(tip.height),
-                    tip: Some(tip.hash),
-                    error: None,
-                },
-                Err(e) => BackendView {
-                    label: report.backend,
-                    height: None,
-                    tip: None,
-                    error: Some(e.to_string()),
-                },
-            },
+            backend: report.into(),
         })
     }
 
