@@ -764,3 +764,28 @@ async fn the_app_forms_create_back_up_preview_propose_and_configure() {
     assert!(network.status.is_none());
     assert!(network.peers.is_empty());
 }
+
+/// A crash in a restore after the keychain took the new key but before the profile recorded
+/// it: the next start finds the keychain and the profile disagreeing, refuses to run on either,
+/// and restoring the same phrase again mends it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_cut_between_the_keychain_and_the_profile_is_mended_by_restoring_again() {
+    let entry = TestEntry::new("restore-crash");
+    let tmp = tempfile::tempdir().unwrap();
+    let first = engine_at(&entry, tmp.path()).identity().unwrap();
+    // The crash state: the keychain already holds the restored key, the profile the old one.
+    let restored = lotus::PrivateKey::from_bytes(&[0x71; 32]).unwrap();
+    entry.0.store(&restored).unwrap();
+    let broken = engine_at(&entry, tmp.path());
+    assert_eq!(broken.identity().unwrap_err().kind, ErrorKind::KeyMismatch);
+    let phrase = engine::recovery::RecoveryPhrase::of(&restored)
+        .words()
+        .join(" ");
+    let mended = broken.restore_key(&phrase).await.unwrap();
+    assert_eq!(
+        mended.public_key_hex,
+        hex::encode(restored.public_key().serialize())
+    );
+    assert_ne!(mended.public_key_hex, first.public_key_hex);
+    assert!(mended.backup_confirmed_at_ms.is_some());
+}
