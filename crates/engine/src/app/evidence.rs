@@ -68,20 +68,25 @@ fn explanation(offence: Offence, culprit: u32) -> String {
     }
 }
 
+/// A signer's public key from its hex, as the screens send it.
+fn signer_key(text: &str) -> Result<[u8; 33], ErrorView> {
+    hex::decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            error_view(
+                ErrorKind::InvalidFile,
+                "That is not a signer key",
+                format!("'{text}' is not a 33-byte public key in hex"),
+                "Pick a co-signer from the list.",
+            )
+        })
+}
+
 impl Engine {
     /// Every blame record against the signer (public key hex), newest first.
     pub fn evidence_against(&self, signer: &str) -> Result<Vec<EvidenceView>, ErrorView> {
-        let key: [u8; 33] = hex::decode(signer.trim())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| {
-                error_view(
-                    ErrorKind::InvalidFile,
-                    "That is not a signer key",
-                    format!("'{signer}' is not a 33-byte public key in hex"),
-                    "Pick a co-signer from the list.",
-                )
-            })?;
+        let key = signer_key(signer)?;
         self.with_profile(|profile| {
             let records = profile
                 .store()
@@ -154,10 +159,7 @@ impl Engine {
 
     /// Saves one blame record (its exact bytes) for a third party to verify.
     pub fn save_evidence(&self, signer: &str, id: &str) -> Result<SavedFileView, ErrorView> {
-        let key: [u8; 33] = hex::decode(signer.trim())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| internal("Not a signer key", signer))?;
+        let key = signer_key(signer)?;
         let record = self.with_profile(|profile| {
             profile
                 .store()
