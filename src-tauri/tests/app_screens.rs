@@ -67,14 +67,8 @@ async fn a_funded_group_is_backed_up_and_pays_and_every_screen_opens() {
 
     // A payment: the preview shows exactly what co-signers review, then it is proposed.
     click(&client, "[data-testid=new-payment]").await;
-    let shop = lotus::address::XAddress::for_script(
-        &lotus::script::Script::p2pkh(&[0x5a; 20]),
-        lotus::address::Network::Regtest,
-    )
-    .encode();
-    type_into(&client, "[data-testid=recipient-address]", &shop).await;
-    type_into(&client, "[data-testid=recipient-amount]", "12.5").await;
-    click(&client, "[data-testid=preview-payment]").await;
+    let shop = shop_address();
+    fill_payment(&client, &shop).await;
     let preview = wait_for_text(&client, "[data-testid=payment-preview]", "12.500000 XPI").await;
     assert!(preview.contains(&shop), "{preview}");
     assert!(preview.contains("change, back to this group"), "{preview}");
@@ -154,14 +148,7 @@ async fn a_funded_group_is_backed_up_and_pays_and_every_screen_opens() {
     click(&client, "[data-testid=reveal-phrase]").await;
     text_of(&client, "[data-testid=recovery-phrase]").await;
     shoot(&client, "12-backup-phrase").await;
-    let mut words = Vec::new();
-    for word in client
-        .find_all(Locator::Css("[data-testid=phrase-word]"))
-        .await
-        .unwrap()
-    {
-        words.push(word.text().await.unwrap());
-    }
+    let words = texts_of(&client, "[data-testid=phrase-word]").await;
     assert_eq!(words.len(), 24);
 
     // No IPC answer but that display carries the key, in hex or as its phrase.

@@ -184,14 +184,7 @@ async fn backup_then_restore_from_the_recovery_phrase_gives_the_same_key() {
     click(&client, "[data-testid=backup-now]").await;
     click(&client, "[data-testid=reveal-phrase]").await;
     text_of(&client, "[data-testid=recovery-phrase]").await;
-    let mut words = Vec::new();
-    for word in client
-        .find_all(Locator::Css("[data-testid=phrase-word]"))
-        .await
-        .unwrap()
-    {
-        words.push(word.text().await.unwrap());
-    }
+    let words = texts_of(&client, "[data-testid=phrase-word]").await;
     assert_eq!(words.len(), 24, "{words:?}");
     click(&client, "[data-testid=phrase-written]").await;
     let checks = client

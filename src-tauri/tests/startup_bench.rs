@@ -99,14 +99,8 @@ async fn app_start_and_memory() {
     // During a session: a proposal under review, the engine holding its state.
     click(&client, "[data-testid=group-row] button").await;
     click(&client, "[data-testid=new-payment]").await;
-    let shop = lotus::address::XAddress::for_script(
-        &lotus::script::Script::p2pkh(&[0x5a; 20]),
-        lotus::address::Network::Regtest,
-    )
-    .encode();
-    type_into(&client, "[data-testid=recipient-address]", &shop).await;
-    type_into(&client, "[data-testid=recipient-amount]", "12.5").await;
-    click(&client, "[data-testid=preview-payment]").await;
+    let shop = shop_address();
+    fill_payment(&client, &shop).await;
     click(&client, "[data-testid=propose-payment]").await;
     text_of(&client, "[data-testid=approve]").await;
     tokio::time::sleep(Duration::from_secs(5)).await;

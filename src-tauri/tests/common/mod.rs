@@ -327,3 +327,28 @@ impl FundedProfile {
         }
     }
 }
+
+/// The texts of every element matching `css`, in document order.
+pub async fn texts_of(client: &Client, css: &str) -> Vec<String> {
+    let mut texts = Vec::new();
+    for element in client.find_all(Locator::Css(css)).await.unwrap() {
+        texts.push(element.text().await.unwrap());
+    }
+    texts
+}
+
+/// The regtest address payments in the window tests go to (a shop's P2PKH).
+pub fn shop_address() -> String {
+    lotus::address::XAddress::for_script(
+        &lotus::script::Script::p2pkh(&[0x5a; 20]),
+        lotus::address::Network::Regtest,
+    )
+    .encode()
+}
+
+/// On the New payment screen: pays 12.5 XPI to `to` and asks for the preview.
+pub async fn fill_payment(client: &Client, to: &str) {
+    type_into(client, "[data-testid=recipient-address]", to).await;
+    type_into(client, "[data-testid=recipient-amount]", "12.5").await;
+    click(client, "[data-testid=preview-payment]").await;
+}
