@@ -230,6 +230,40 @@ impl RpcBackend {
             .collect()
     }
 
+    /// Where `tx` is, if the node knows it: by its id, or, without a transaction index, by an
+    /// unspent output of its own.
+    async fn presence(&self, tx: &Transaction, tip: &Tip) -> Result<Option<TxStatus>, ChainError> {
+        let confirmed = |depth: u32| -> Result<TxStatus, ChainError> {
+            if depth > tip.height + 1 {
+                return Err(self.protocol(format!(
+                    "claims {depth} confirmations with the tip at height {}",
+                    tip.height
+                )));
+            }
+            Ok(TxStatus::Confirmed {
+                height: tip.height + 1 - depth,
+                depth,
+            })
+        };
+        let txid = tx.txid();
+        if let Some((_, confirmations)) = self.raw_transaction(&txid).await? {
+            return match confirmations {
+                None => Ok(Some(TxStatus::Mempool)),
+                Some(depth) => confirmed(depth).map(Some),
+            };
+        }
+        for vout in 0..tx.outputs.len() as u32 {
+            if let Some(confirmations) = self.tx_out(&OutPoint::new(txid, vout)).await? {
+                return if confirmations == 0 {
+                    Ok(Some(TxStatus::Mempool))
+                } else {
+                    confirmed(confirmations).map(Some)
+                };
+            }
+        }
+        Ok(None)
+    }
+
     async fn raw_transaction(
         &self,
         txid: &TxId,
@@ -378,39 +412,18 @@ impl ChainBackend for RpcBackend {
     }
 
     async fn status(&self, tx: &Transaction) -> Result<TxStatus, ChainError> {
-        let txid = tx.txid();
         let tip = self.tip().await?;
-        let confirmed = |depth: u32| -> Result<TxStatus, ChainError> {
-            if depth > tip.height + 1 {
-                return Err(self.protocol(format!(
-                    "claims {depth} confirmations with the tip at height {}",
-                    tip.height
-                )));
-            }
-            Ok(TxStatus::Confirmed {
-                height: tip.height + 1 - depth,
-                depth,
-            })
-        };
-        if let Some((_, confirmations)) = self.raw_transaction(&txid).await? {
-            return match confirmations {
-                None => Ok(TxStatus::Mempool),
-                Some(depth) => confirmed(depth),
-            };
-        }
-        // No transaction index: an unspent output of ours proves where it is.
-        for vout in 0..tx.outputs.len() as u32 {
-            if let Some(confirmations) = self.tx_out(&OutPoint::new(txid, vout)).await? {
-                return if confirmations == 0 {
-                    Ok(TxStatus::Mempool)
-                } else {
-                    confirmed(confirmations)
-                };
-            }
+        if let Some(found) = self.presence(tx, &tip).await? {
+            return Ok(found);
         }
         for input in &tx.inputs {
             if self.tx_out(&input.prev_out).await?.is_none() {
-                return Ok(TxStatus::Conflicted);
+                // Spent, but maybe by this very transaction, arrived since it was looked for
+                // (a broadcast racing this poll): a conflict only if it is still not there.
+                return Ok(self
+                    .presence(tx, &tip)
+                    .await?
+                    .unwrap_or(TxStatus::Conflicted));
             }
         }
         Ok(TxStatus::Unknown)

@@ -574,3 +574,93 @@ async fn an_invalidated_block_returns_parents_before_their_mempool_children() {
         "the child was kept"
     );
 }
+
+/// A loopback proxy in front of the devnet that, before it forwards the first request whose
+/// body contains `marker`, lets `before` happen: an event lands exactly between two calls.
+async fn proxy_with_hook(
+    upstream: std::net::SocketAddr,
+    marker: String,
+    before: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut before = Some(Box::pin(before));
+        loop {
+            let (mut client, _) = listener.accept().await.unwrap();
+            // One whole request: the headers, then Content-Length bytes of body.
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let read = client.read(&mut chunk).await.unwrap();
+                assert!(read > 0, "the client hung up mid-request");
+                request.extend_from_slice(&chunk[..read]);
+                let text = String::from_utf8_lossy(&request).to_string();
+                let Some(head_end) = text.find("\r\n\r\n") else {
+                    continue;
+                };
+                let length: usize = text[..head_end]
+                    .lines()
+                    .find_map(|l| {
+                        let (name, value) = l.split_once(':')?;
+                        name.eq_ignore_ascii_case("content-length")
+                            .then(|| value.trim().parse().unwrap())
+                    })
+                    .unwrap_or(0);
+                if request.len() >= head_end + 4 + length {
+                    break;
+                }
+            }
+            if String::from_utf8_lossy(&request).contains(&marker) {
+                if let Some(hook) = before.take() {
+                    hook.await;
+                }
+            }
+            let mut node = tokio::net::TcpStream::connect(upstream).await.unwrap();
+            node.write_all(&request).await.unwrap();
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut node).await;
+        }
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broadcast_landing_during_a_status_poll_is_not_taken_for_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = Wallet::new(5);
+    let bob = Wallet::new(6);
+    let (devnet, direct) = start(dir.path(), vec![(alice.script(), 20 * XPI)]).await;
+    let coin = direct.unspent(&alice.script()).await.unwrap()[0].clone();
+    let pay = alice.spend(
+        &[(coin.outpoint, coin.output.value)],
+        vec![TxOut::new(20 * XPI - 1_000, bob.script())],
+        0,
+        u32::MAX,
+    );
+
+    // The poll finds neither the payment nor its outputs; the payment arrives (another
+    // member's broadcast) just before the poll asks about the coin it spends.
+    let sender = direct.clone();
+    let sent = pay.clone();
+    let proxy = proxy_with_hook(
+        devnet.address,
+        format!(
+            "\"gettxout\",\"params\":[\"{}\"",
+            coin.outpoint.txid.to_display_hex()
+        ),
+        async move {
+            sender.broadcast(&sent).await.unwrap();
+        },
+    )
+    .await;
+    let spec = devnet
+        .chain_spec()
+        .replace(&devnet.address.to_string(), &proxy.to_string());
+    let polling = RpcBackend::new(RpcClient::from_spec(&ChainSpec::parse(&spec).unwrap()).unwrap());
+    assert_eq!(
+        polling.status(&pay).await.unwrap(),
+        TxStatus::Mempool,
+        "its coin is spent by the payment itself"
+    );
+}
