@@ -40,6 +40,8 @@ const COMMANDS: &[&str] = &[
     "audit",
     "reputation",
     "watch_changes",
+    "demo_guide",
+    "start_demo",
 ];
 
 fn main() {

@@ -13,13 +13,17 @@ use engine::group_wallet::{GroupView, HistoryEntryView, PaymentPreviewView};
 use engine::payment_form::PaymentForm;
 use engine::proposals::ProposalView;
 use engine::recovery::{BackupAnswer, RecoveryPhraseView};
-use engine::views::{ChainTestView, NetworkView, SettingsForm, SettingsView};
+use engine::views::{ChainTestView, DemoView, NetworkView, SettingsForm, SettingsView};
 use engine::{
     AuditView, ChainStatusView, Change, Engine, EngineConfig, ErrorView, IdentityView,
     ReputationView, SessionView,
 };
+use std::process::ExitCode;
+
 use tauri::ipc::Channel;
 use tauri::State;
+
+mod demo_window;
 
 /// The signer identity (public data only). `async`: runs off the main thread, because a retry
 /// after a failed start talks to the keychain.
@@ -236,7 +240,34 @@ fn take_launch_invite(launch: State<'_, LaunchInvite>) -> Option<String> {
     launch.0.lock().unwrap_or_else(|p| p.into_inner()).take()
 }
 
-fn main() {
+/// The demo's guide, in a demo window only (started with `--demo`).
+struct Demo(Option<cli::app_demo::DemoGuide>);
+
+#[tauri::command]
+fn demo_guide(demo: State<'_, Demo>) -> Option<DemoView> {
+    demo.0.as_ref().map(|guide| guide.view())
+}
+
+/// Opens the demo in a window of its own (another process of this program): the person's
+/// profile stays untouched. Answers once the demo is ready, or why it could not start.
+#[tauri::command(async)]
+fn start_demo() -> Result<(), ErrorView> {
+    demo_window::start()
+}
+
+/// The command-line argument that runs this program as the `lotus-cosigner` command line
+/// (the demo's headless co-signers).
+const HEADLESS: &str = "--headless";
+/// The argument that opens the demo window.
+const DEMO: &str = "--demo";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args_os();
+    if std::env::args_os().nth(1).is_some_and(|a| a == HEADLESS) {
+        let _program = args.next();
+        let _headless = args.next();
+        return cli::entry::main_with(std::iter::once("lotus-cosigner".into()).chain(args));
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -245,12 +276,29 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
 
+    let demo = if std::env::args().any(|a| a == DEMO) {
+        match demo_window::prepare() {
+            Ok(demo) => Some(demo),
+            Err(e) => {
+                eprintln!("error: the demo could not start: {e:#}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        None
+    };
+    let config = match &demo {
+        Some((_, config)) => config.clone(),
+        None => EngineConfig::desktop(),
+    };
     let invite = std::env::args()
         .skip(1)
         .find(|arg| arg.starts_with(engine::INVITE_LINK_PREFIX));
-    tauri::Builder::default()
+    let guide = demo.as_ref().map(|(d, _)| d.guide());
+    let app = tauri::Builder::default()
         .manage(LaunchInvite(std::sync::Mutex::new(invite)))
-        .manage(Engine::start(EngineConfig::desktop()))
+        .manage(Engine::start(config))
+        .manage(Demo(guide.clone()))
         .invoke_handler(tauri::generate_handler![
             get_identity,
             take_launch_invite,
@@ -282,8 +330,19 @@ fn main() {
             chain_status,
             audit,
             reputation,
-            watch_changes
+            watch_changes,
+            demo_guide,
+            start_demo
         ])
-        .run(tauri::generate_context!())
+        .build(tauri::generate_context!())
         .expect("Lotus Cosigner failed to start its window");
+    let director = demo.map(|(demo, _)| demo_window::direct(demo, app.handle().clone()));
+    app.run(move |_, event| {
+        if let tauri::RunEvent::Exit = event {
+            if let (Some(guide), Some(director)) = (&guide, &director) {
+                demo_window::end(guide, director);
+            }
+        }
+    });
+    ExitCode::SUCCESS
 }

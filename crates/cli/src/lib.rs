@@ -1,6 +1,7 @@
 //! The `lotus-cosigner` command line. Subcommands live in their own modules; `main.rs` only
 //! parses arguments.
 
+pub mod app_demo;
 pub mod audit_cmd;
 pub mod bench;
 pub mod chain_args;

@@ -514,6 +514,7 @@ pub mod bindings {
         super::views::SettingsView::export_all(&cfg)?;
         super::views::SettingsForm::export_all(&cfg)?;
         super::views::ChainTestView::export_all(&cfg)?;
+        super::views::DemoView::export_all(&cfg)?;
         super::app::EvidenceView::export_all(&cfg)?;
         super::app::AuditEntryView::export_all(&cfg)?;
         Ok(())

@@ -507,3 +507,33 @@ pub struct SettingsForm {
 pub struct ChainTestView {
     pub backend: BackendView,
 }
+
+/// The guide of the app's demo ("Try a demo group"): its steps as they happen. Only a demo
+/// window has one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct DemoView {
+    pub steps: Vec<DemoStepView>,
+    /// Why the demo stopped early, in plain words.
+    pub failure: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct DemoStepView {
+    pub title: String,
+    pub state: DemoStepState,
+    /// What happened, or what the person is asked to do.
+    pub detail: Option<String>,
+    /// The session the step is about, to open it.
+    pub session_id: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "snake_case")]
+pub enum DemoStepState {
+    Waiting,
+    Running,
+    /// The person is asked to act (review and approve).
+    YourTurn,
+    Done,
+    Failed,
+}

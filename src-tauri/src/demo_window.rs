@@ -1,0 +1,97 @@
+//! The demo window's life: prepared before the window opens, directed on a thread of its own,
+//! ended (co-signers stopped, folder removed) when the window closes; and how the person's own
+//! window opens it: another process of this program, so nothing of their profile is shared.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+
+use cli::app_demo::{AppDemo, DemoGuide};
+use cli::demo_kit::Launcher;
+use engine::{Engine, EngineConfig, ErrorKind, ErrorView};
+use tauri::Manager;
+
+/// What a demo process prints once its window is up: the window that asked may stop waiting.
+pub const READY: &str = "demo-ready";
+
+/// Starts the demo's devnet and co-signers (this program in its headless mode) and makes the
+/// engine configuration of the person's demo profile.
+pub fn prepare() -> anyhow::Result<(AppDemo, EngineConfig)> {
+    let demo = AppDemo::prepare(Launcher::this_program(&[super::HEADLESS])?)?;
+    let config = demo.engine_config()?;
+    Ok((demo, config))
+}
+
+/// The thread walking the person through the demo; it keeps the demo until [`end`].
+pub struct Director(Mutex<Option<JoinHandle<()>>>);
+
+pub fn direct(demo: AppDemo, app: tauri::AppHandle) -> Director {
+    let guide = demo.guide();
+    let thread = std::thread::spawn(move || {
+        let mut demo = demo;
+        demo.run(&app.state::<Engine>());
+        // The co-signers and the devnet stay up, for the person to look around, until the
+        // window closes.
+        while !guide.is_stopped() {
+            std::thread::park();
+        }
+    });
+    println!("{READY}");
+    Director(Mutex::new(Some(thread)))
+}
+
+/// Stops the demo's waits and waits for its thread, which drops the demo: co-signers and
+/// devnet stopped, temporary folder removed.
+pub fn end(guide: &DemoGuide, director: &Director) {
+    guide.stop();
+    if let Some(thread) = director.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        thread.thread().unpark();
+        let _ = thread.join();
+    }
+}
+
+/// Opens the demo window: this program with `--demo`. Returns once it is up, or with the reason
+/// it gave for not starting.
+pub fn start() -> Result<(), ErrorView> {
+    let failed = |message: String| ErrorView {
+        kind: ErrorKind::Internal,
+        title: "The demo could not start".into(),
+        message,
+        action: "Try again; if it fails again, start the app from a terminal to see its log."
+            .into(),
+    };
+    let program = std::env::current_exe().map_err(|e| failed(e.to_string()))?;
+    let log = std::env::temp_dir().join("lotus-cosigner-demo.log");
+    let log_file = std::fs::File::create(&log)
+        .map_err(|e| failed(format!("cannot write {}: {e}", log.display())))?;
+    let mut child = Command::new(program)
+        .arg(super::DEMO)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+    for line in lines.by_ref() {
+        if line.map_err(|e| failed(e.to_string()))? == READY {
+            // The demo lives on by itself; reap it when it ends so it leaves no zombie.
+            std::thread::spawn(move || {
+                for _ in lines {}
+                let _ = child.wait();
+            });
+            return Ok(());
+        }
+    }
+    let _ = child.wait();
+    let said = std::fs::read_to_string(&log).unwrap_or_default();
+    let reason = said
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or("it stopped before its window opened")
+        .trim_start_matches("error:")
+        .trim()
+        .to_owned();
+    Err(failed(reason))
+}
