@@ -41,9 +41,24 @@ pub fn direct(demo: AppDemo, app: tauri::AppHandle) -> Director {
     Director(Mutex::new(Some(thread)))
 }
 
+/// A demo window asked to end by a signal (the session logging out, a test driver closing it)
+/// exits like a closed window, so the demo still cleans up.
+pub fn exit_on_terminate(app: tauri::AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut terminate) = signal(SignalKind::terminate()) else {
+            return;
+        };
+        terminate.recv().await;
+        tracing::info!("asked to stop: ending the demo");
+        app.exit(0);
+    });
+}
+
 /// Stops the demo's waits and waits for its thread, which drops the demo: co-signers and
 /// devnet stopped, temporary folder removed.
 pub fn end(guide: &DemoGuide, director: &Director) {
+    tracing::info!("the demo window closed: stopping the demo's co-signers");
     guide.stop();
     if let Some(thread) = director.0.lock().unwrap_or_else(|p| p.into_inner()).take() {
         thread.thread().unpark();

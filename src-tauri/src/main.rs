@@ -337,6 +337,9 @@ fn main() -> ExitCode {
         .build(tauri::generate_context!())
         .expect("Lotus Cosigner failed to start its window");
     let director = demo.map(|(demo, _)| demo_window::direct(demo, app.handle().clone()));
+    if director.is_some() {
+        demo_window::exit_on_terminate(app.handle().clone());
+    }
     app.run(move |_, event| {
         if let tauri::RunEvent::Exit = event {
             if let (Some(guide), Some(director)) = (&guide, &director) {

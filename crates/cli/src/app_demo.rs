@@ -36,6 +36,10 @@ name = "demo: approve the demo's own payments"
 max_per_session_sats = 5000000
 "#;
 
+/// Demo folders are `<temp>/lotus-cosigner-demo…`, each holding the pid of the app that owns it.
+const FOLDER_PREFIX: &str = "lotus-cosigner-demo";
+const OWNER_FILE: &str = "owner.pid";
+
 /// The steps of the guide, in order.
 const STEPS: [&str; 6] = [
     "Start a local test chain and two demo co-signers, Alice and Bob",
@@ -115,10 +119,12 @@ impl AppDemo {
     /// Creates the keys and the group, starts the devnet and the two co-signers. Takes a few
     /// seconds; the app shows its window afterwards.
     pub fn prepare(launcher: Launcher) -> anyhow::Result<Self> {
+        remove_abandoned_demos(&std::env::temp_dir());
         let root = tempfile::Builder::new()
-            .prefix("lotus-cosigner-demo")
+            .prefix(FOLDER_PREFIX)
             .tempdir()
             .context("cannot create the demo's temporary folder")?;
+        std::fs::write(root.path().join(OWNER_FILE), std::process::id().to_string())?;
         let mut cosigners = Cosigners::new(launcher, root.path(), &["alice", "bob", "you"]);
         let keys = cosigners.create_keys()?;
         // First-signer election: Alice coordinates, Bob is backup #1, the person backup #2.
@@ -304,7 +310,11 @@ impl AppDemo {
         demo.stop_node(BOB);
         let policy = self.root.path().join("policy.toml");
         let policy = policy.to_string_lossy().into_owned();
-        demo.start_node(BOB, Some("invalid-partials"), &["--policy", policy.as_str()])?;
+        demo.start_node(
+            BOB,
+            Some("invalid-partials"),
+            &["--policy", policy.as_str()],
+        )?;
         let (second, _) = demo.propose(ALICE, &group.id, 2_000_000)?;
         demo.wait("the second proposal to reach you", || session(&second))?;
         guide.step_about(
@@ -362,6 +372,33 @@ fn member_name(number: u64) -> &'static str {
     }
 }
 
+/// Removes the folders of demos whose app is gone without cleaning up (killed, or the machine
+/// lost power): their co-signers died with it (they are started to), their folders did not.
+pub fn remove_abandoned_demos(temp: &Path) {
+    let Ok(entries) = std::fs::read_dir(temp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(FOLDER_PREFIX)
+        {
+            continue;
+        }
+        let owner = std::fs::read_to_string(path.join(OWNER_FILE))
+            .ok()
+            .and_then(|pid| pid.trim().parse::<i32>().ok());
+        // SAFETY: kill(2) with signal 0 only asks whether the process exists.
+        let alive = owner.is_some_and(|pid| unsafe { libc::kill(pid, 0) } == 0);
+        if owner.is_some() && !alive {
+            tracing::info!(folder = %path.display(), "removing an abandoned demo folder");
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// The demo profile shows regtest addresses (the devnet's).
 fn regtest_settings(data_dir: &Path) -> anyhow::Result<()> {
     let dir = engine::data_dir::DataDir::open(Some(data_dir.to_owned()))?;
@@ -369,4 +406,38 @@ fn regtest_settings(data_dir: &Path) -> anyhow::Result<()> {
     settings.network = engine::settings::Network::Regtest;
     settings.save(&dir.settings_file())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_folders_of_demos_whose_app_is_gone_are_removed() {
+        let temp = tempfile::tempdir().unwrap();
+        let folder = |name: &str, owner: Option<String>| {
+            let path = temp.path().join(name);
+            std::fs::create_dir_all(path.join("alice")).unwrap();
+            if let Some(pid) = owner {
+                std::fs::write(path.join(OWNER_FILE), pid).unwrap();
+            }
+            path
+        };
+        let mut gone = std::process::Command::new("true").spawn().unwrap();
+        gone.wait().unwrap();
+        let abandoned = folder("lotus-cosigner-demoAAAA", Some(gone.id().to_string()));
+        let running = folder(
+            "lotus-cosigner-demoBBBB",
+            Some(std::process::id().to_string()),
+        );
+        let unowned = folder("lotus-cosigner-demoCCCC", None);
+        let other = folder("somebody-else", Some(gone.id().to_string()));
+
+        remove_abandoned_demos(temp.path());
+
+        assert!(!abandoned.exists());
+        assert!(running.exists(), "a demo still running keeps its folder");
+        assert!(unowned.exists(), "not known to be a demo's: left alone");
+        assert!(other.exists(), "not a demo folder");
+    }
 }

@@ -121,9 +121,9 @@ fn run_in(root: &Path, mut say: Box<dyn FnMut(&str)>) -> anyhow::Result<DemoRepo
     // Session 1: the coordinator never broadcasts; a backup does in its slot.
     say("Session 1: bob proposes paying 1 XPI…");
     let (first, digest) = demo.propose(1, &group.id, 1_000_000)?;
-    for i in 0..NAMES.len() {
+    for (i, name) in NAMES.iter().enumerate() {
         demo.approve(i, &first, &digest)?;
-        say(&format!("  {} reviewed the payment and approved it", NAMES[i]));
+        say(&format!("  {name} reviewed the payment and approved it"));
     }
     let done = demo.wait("the payment to confirm", || {
         let shown = demo.session(1, &first)?;
@@ -145,9 +145,9 @@ fn run_in(root: &Path, mut say: Box<dyn FnMut(&str)>) -> anyhow::Result<DemoRepo
     demo.stop_node(2);
     demo.start_node(2, Some("invalid-partials"), &[])?;
     let (second, digest) = demo.propose(1, &group.id, 2_000_000)?;
-    for i in 0..NAMES.len() {
+    for (i, name) in NAMES.iter().enumerate() {
         demo.approve(i, &second, &digest)?;
-        say(&format!("  {} reviewed the payment and approved it", NAMES[i]));
+        say(&format!("  {name} reviewed the payment and approved it"));
     }
     let stopped = demo.wait("the faulty session to stop", || {
         let shown = demo.session(1, &second)?;

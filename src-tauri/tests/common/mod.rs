@@ -101,7 +101,7 @@ impl Drop for WebDriver {
 }
 
 /// The processes whose parent is `parent` (from /proc).
-fn children_of(parent: u32) -> Vec<u32> {
+pub fn children_of(parent: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };

@@ -23,6 +23,7 @@ import type { HistoryEntryView } from "../bindings/HistoryEntryView";
 import type { IdentityView } from "../bindings/IdentityView";
 import type { ReputationView } from "../bindings/ReputationView";
 import type { SessionView } from "../bindings/SessionView";
+import type { DemoView } from "../bindings/DemoView";
 
 /** A failure as the UI shows it: the engine's own errors, or the app failing to answer at all. */
 export type Problem = Omit<ErrorView, "kind"> & { kind: ErrorView["kind"] | "ipc" };
@@ -140,3 +141,8 @@ export async function watchChanges(onChange: (change: Change) => void): Promise<
   };
   return call<null>("watch_changes", { onChange: channel });
 }
+
+/** The demo's guide, in a demo window only (`null` in the person's own window). */
+export const demoGuide = () => call<DemoView | null>("demo_guide");
+/** Opens the demo in a window of its own; answers once it is up, or why it could not start. */
+export const startDemo = () => call<null>("start_demo");

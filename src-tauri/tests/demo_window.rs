@@ -1,0 +1,209 @@
+//! The demo a newcomer runs, over WebDriver in the real app window started with `--demo` (what
+//! "Try a demo group" opens): the person approves a payment, watches the silent coordinator's
+//! backup broadcast it, approves a second one, sees the cheating co-signer blamed and the
+//! evidence verified, checks the audit log; no IPC answer carries the demo key; closing the
+//! app stops the demo's co-signers and removes its folder.
+#![cfg(target_os = "linux")]
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::*;
+use fantoccini::{Client, Locator};
+
+/// The demo starts processes and waits for block and broadcast slots: more than a screen.
+const DEMO_PATIENCE: Duration = Duration::from_secs(240);
+
+/// Waits until the guide's step `index` is in `state`; its text.
+async fn wait_for_step(client: &Client, index: usize, state: &str) -> String {
+    let deadline = Instant::now() + DEMO_PATIENCE;
+    loop {
+        let steps = client
+            .find_all(Locator::Css("[data-testid=demo-step]"))
+            .await
+            .unwrap();
+        if let Some(step) = steps.get(index) {
+            let now = step.attr("data-state").await.unwrap().unwrap_or_default();
+            let text = step.text().await.unwrap_or_default();
+            if now == state {
+                return text;
+            }
+            if let Ok(failure) = client
+                .find(Locator::Css("[data-testid=demo-failure]"))
+                .await
+            {
+                panic!(
+                    "the demo failed at step {index}: {}",
+                    failure.text().await.unwrap()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "step {index} never became {state}; it is {now}: {text}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Opens the payment the guide asks about and approves exactly what the review shows.
+async fn review_and_approve(client: &Client, amount: &str) {
+    click(client, "[data-testid=demo-open-session]").await;
+    let review = wait_for_text(client, "[data-testid=session]", amount).await;
+    assert!(review.contains("change, back to this group"), "{review}");
+    click(client, "[data-testid=approve]").await;
+}
+
+fn processes_with_argument(needle: &Path) -> Vec<u32> {
+    let needle = needle.to_string_lossy();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(needle.as_ref()))
+                .unwrap_or(false)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_demo_walks_through_a_failover_and_a_blame_and_leaves_nothing_behind() {
+    // Its own profile environment, which the demo must not even open.
+    let profile = Profile::new("demo");
+    let env = profile.app_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let driver_log = profile.dir.path().join("webdriver.log");
+    let driver = WebDriver::start(&env, &driver_log);
+    let client = driver.open_app_with(&["--demo"]).await;
+
+    text_of(&client, "[data-testid=demo-guide]").await;
+    client
+        .execute("window.__lotusIpcLog = []; return null;", vec![])
+        .await
+        .unwrap();
+    let data_dir = client
+        .wait()
+        .at_most(PATIENCE)
+        .for_element(Locator::Css("[data-testid=data-dir]"))
+        .await
+        .unwrap()
+        .attr("title")
+        .await
+        .unwrap()
+        .unwrap_or_default();
+    let demo_root = Path::new(data_dir.trim()).parent().unwrap().to_owned();
+    assert!(
+        demo_root
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("lotus-cosigner-demo"),
+        "{data_dir}"
+    );
+    assert!(
+        !profile.data_dir().exists(),
+        "the demo opened the person's profile"
+    );
+
+    // Session 1: the person approves; Alice (the coordinator) stays silent, Bob broadcasts.
+    wait_for_step(&client, 2, "your_turn").await;
+    review_and_approve(&client, "1.000000 XPI").await;
+    let failover = wait_for_step(&client, 3, "done").await;
+    assert!(
+        failover.contains("Alice (#1) did not broadcast in its slot, Bob (#2) did"),
+        "{failover}"
+    );
+    assert!(failover.contains("Confirmed as"), "{failover}");
+
+    // Session 2: Bob sends an invalid partial signature and is blamed, with evidence.
+    wait_for_step(&client, 4, "your_turn").await;
+    review_and_approve(&client, "2.000000 XPI").await;
+    let blame = wait_for_step(&client, 5, "done").await;
+    assert!(blame.contains("partial signature"), "{blame}");
+    text_of(&client, "[data-testid=demo-finished]").await;
+    wait_for_text(&client, "[data-testid=abort-reason]", "partial signature").await;
+
+    click(&client, "[data-testid=nav-co-signers]").await;
+    click(&client, "[data-testid=show-evidence]").await;
+    text_of(&client, "[data-testid=evidence-verified]").await;
+    click(&client, "dialog button.close").await;
+    click(&client, "[data-testid=nav-audit]").await;
+    wait_for_text(&client, "[data-testid=audit-status]", "Verified").await;
+
+    // The demo key, through its one deliberate display, is in no other IPC answer.
+    click(&client, "[data-testid=nav-identity]").await;
+    let public_key = text_of(&client, "[data-testid=public-key]").await;
+    click(&client, "[data-testid=backup-now]").await;
+    click(&client, "[data-testid=reveal-phrase]").await;
+    let words = texts_of(&client, "[data-testid=phrase-word]").await;
+    let phrase = words.join(" ");
+    let key = engine::recovery::RecoveryPhrase::parse(&phrase)
+        .unwrap()
+        .key()
+        .unwrap();
+    assert_eq!(
+        hex(&key.public_key().serialize()),
+        public_key.split_whitespace().collect::<String>(),
+        "the phrase is the demo key's"
+    );
+    let log = client
+        .execute("return window.__lotusIpcLog;", vec![])
+        .await
+        .unwrap();
+    let log = log.as_array().expect("the IPC log");
+    let commands: std::collections::BTreeSet<&str> =
+        log.iter().filter_map(|e| e[0].as_str()).collect();
+    for expected in ["demo_guide", "get_session", "approve_session", "change"] {
+        assert!(
+            commands.contains(expected),
+            "{expected} not seen: {commands:?}"
+        );
+    }
+    let secret_hex = hex(&key.to_bytes()[..]);
+    let mut scanned = 0;
+    for entry in log {
+        let (command, answer) = (entry[0].as_str().unwrap(), entry[1].as_str().unwrap());
+        if command == "reveal_recovery_phrase" {
+            continue;
+        }
+        scanned += answer.len();
+        assert!(
+            !answer.to_lowercase().contains(&secret_hex),
+            "{command} answered the secret key"
+        );
+        assert!(
+            !answer.contains(&words[..6].join(" ")),
+            "{command} answered the recovery phrase"
+        );
+    }
+    eprintln!(
+        "demo IPC secret scan: {} answers from {} commands, {scanned} bytes, no secret",
+        log.len(),
+        commands.len()
+    );
+
+    // Ending the app ends the demo: co-signers and devnet stopped, folder removed. (A
+    // WebDriver "close window" kills the app outright, so the test asks as a desktop session
+    // does at logout: SIGTERM, which the demo window handles like its window closing.)
+    assert!(!processes_with_argument(&demo_root).is_empty());
+    let apps = children_of(driver.pid());
+    assert_eq!(apps.len(), 1, "one app window: {apps:?}");
+    // SAFETY: kill(2) on the app process WebKitWebDriver started for this test.
+    unsafe {
+        libc::kill(apps[0] as libc::pid_t, libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while demo_root.exists() || !processes_with_argument(&demo_root).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the demo left {} or its processes {:?} behind; the app said:\n{}",
+            demo_root.display(),
+            processes_with_argument(&demo_root),
+            std::fs::read_to_string(&driver_log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
