@@ -7,22 +7,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::*;
 use engine::EngineConfig;
 use fantoccini::{Client, Locator};
-
-async fn shoot(client: &Client, name: &str) {
-    let Some(dir) = std::env::var_os("LOTUS_COSIGNER_SCREENSHOTS") else {
-        return;
-    };
-    // Let fonts and the last reload settle before the picture (screenshots only, not asserts).
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-    let png = client.screenshot().await.expect("screenshot");
-    let path = PathBuf::from(dir).join(format!("{name}.png"));
-    std::fs::write(&path, png).unwrap();
-}
 
 async fn nav(client: &Client, section: &str) {
     click(client, &format!("[data-testid=nav-{section}]")).await;

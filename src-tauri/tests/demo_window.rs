@@ -39,10 +39,17 @@ async fn wait_for_step(client: &Client, index: usize, state: &str) -> String {
                     failure.text().await.unwrap()
                 );
             }
-            assert!(
-                Instant::now() < deadline,
-                "step {index} never became {state}; it is {now}: {text}"
-            );
+            if Instant::now() > deadline {
+                let guide = text_of(client, "[data-testid=demo-guide]").await;
+                let screen = client
+                    .find(Locator::Css("main"))
+                    .await
+                    .unwrap()
+                    .text()
+                    .await
+                    .unwrap_or_default();
+                panic!("step {index} never became {state}; it is {now}: {text}\n{guide}\n{screen}");
+            }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -54,6 +61,23 @@ async fn review_and_approve(client: &Client, amount: &str) {
     let review = wait_for_text(client, "[data-testid=session]", amount).await;
     assert!(review.contains("change, back to this group"), "{review}");
     click(client, "[data-testid=approve]").await;
+    // The approval took: the person's row in the timeline says so (an error card otherwise).
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let rows = texts_of(client, "[data-testid=session-member]").await;
+        if rows
+            .iter()
+            .any(|r| r.contains("(you)") && r.contains("approved"))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the approval did not take: {}",
+            text_of(client, "[data-testid=session]").await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 fn processes_with_argument(needle: &Path) -> Vec<u32> {
@@ -103,6 +127,7 @@ async fn the_demo_walks_through_a_failover_and_a_blame_and_leaves_nothing_behind
             .starts_with("lotus-cosigner-demo"),
         "{data_dir}"
     );
+    wait_for_text(&client, "[data-testid=key-store]", "encrypted key file").await;
     assert!(
         !profile.data_dir().exists(),
         "the demo opened the person's profile"
@@ -110,6 +135,7 @@ async fn the_demo_walks_through_a_failover_and_a_blame_and_leaves_nothing_behind
 
     // Session 1: the person approves; Alice (the coordinator) stays silent, Bob broadcasts.
     wait_for_step(&client, 2, "your_turn").await;
+    shoot(&client, "13-demo-guide").await;
     review_and_approve(&client, "1.000000 XPI").await;
     let failover = wait_for_step(&client, 3, "done").await;
     assert!(
@@ -124,11 +150,13 @@ async fn the_demo_walks_through_a_failover_and_a_blame_and_leaves_nothing_behind
     let blame = wait_for_step(&client, 5, "done").await;
     assert!(blame.contains("partial signature"), "{blame}");
     text_of(&client, "[data-testid=demo-finished]").await;
+    shoot(&client, "14-demo-blame").await;
     wait_for_text(&client, "[data-testid=abort-reason]", "partial signature").await;
 
     click(&client, "[data-testid=nav-co-signers]").await;
     click(&client, "[data-testid=show-evidence]").await;
     text_of(&client, "[data-testid=evidence-verified]").await;
+    shoot(&client, "15-demo-evidence").await;
     click(&client, "dialog button.close").await;
     click(&client, "[data-testid=nav-audit]").await;
     wait_for_text(&client, "[data-testid=audit-status]", "Verified").await;
@@ -138,6 +166,7 @@ async fn the_demo_walks_through_a_failover_and_a_blame_and_leaves_nothing_behind
     let public_key = text_of(&client, "[data-testid=public-key]").await;
     click(&client, "[data-testid=backup-now]").await;
     click(&client, "[data-testid=reveal-phrase]").await;
+    text_of(&client, "[data-testid=recovery-phrase]").await;
     let words = texts_of(&client, "[data-testid=phrase-word]").await;
     let phrase = words.join(" ");
     let key = engine::recovery::RecoveryPhrase::parse(&phrase)
@@ -195,15 +224,77 @@ async fn the_demo_walks_through_a_failover_and_a_blame_and_leaves_nothing_behind
     unsafe {
         libc::kill(apps[0] as libc::pid_t, libc::SIGTERM);
     }
+    wait_until_demo_is_gone(&demo_root, &driver_log).await;
+}
+
+/// The demo's folder removed and none of its processes left, within a minute.
+async fn wait_until_demo_is_gone(demo_root: &Path, driver_log: &Path) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while demo_root.exists() || !processes_with_argument(&demo_root).is_empty() {
+    while demo_root.exists() || !processes_with_argument(demo_root).is_empty() {
         assert!(
             Instant::now() < deadline,
             "the demo left {} or its processes {:?} behind; the app said:\n{}",
             demo_root.display(),
-            processes_with_argument(&demo_root),
-            std::fs::read_to_string(&driver_log).unwrap_or_default()
+            processes_with_argument(demo_root),
+            std::fs::read_to_string(driver_log).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The demo folder of the demo process `pid` (it writes its pid into its folder).
+fn demo_folder_of(pid: u32) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("lotus-cosigner-demo")
+        })
+        .map(|e| e.path())
+        .find(|p| {
+            std::fs::read_to_string(p.join("owner.pid")).is_ok_and(|o| o.trim() == pid.to_string())
+        })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_person_opens_the_demo_in_one_click_from_their_own_window() {
+    let profile = Profile::new("demo-offer");
+    let env = profile.app_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let driver_log = profile.dir.path().join("webdriver.log");
+    let driver = WebDriver::start(&env, &driver_log);
+    let client = driver.open_app().await;
+
+    // The first screen a new person sees offers the demo.
+    text_of(&client, "[data-testid=public-key]").await;
+    click(&client, "[data-testid=start-demo]").await;
+    client
+        .wait()
+        .at_most(DEMO_PATIENCE)
+        .for_element(Locator::Css("[data-testid=demo-started]"))
+        .await
+        .expect("the demo window opened");
+    shoot(&client, "00-first-run").await;
+
+    // Another process of the app, with a folder of its own; the person's profile has no group.
+    let app = children_of(driver.pid())[0];
+    let demo = children_of(app)
+        .into_iter()
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains("--demo"))
+        })
+        .expect("a demo process started by the app");
+    let demo_root = demo_folder_of(demo).expect("the demo's folder");
+    assert!(demo_root.join("you").exists(), "{}", demo_root.display());
+    click(&client, "[data-testid=nav-groups]").await;
+    text_of(&client, "[data-testid=try-demo]").await;
+
+    // SAFETY: kill(2) on the demo process the app under test started.
+    unsafe {
+        libc::kill(demo as libc::pid_t, libc::SIGTERM);
+    }
+    wait_until_demo_is_gone(&demo_root, &driver_log).await;
 }

@@ -674,6 +674,13 @@ impl Engine {
     /// Builds, signs and stores a payment proposal; the co-signers review exactly what it says.
     pub async fn propose(&self, request: ProposeRequest) -> Result<ProposalView, ErrorView> {
         let running = self.running()?;
+        // The group's coins as the chain has them now, not as last polled: a coin spent since
+        // (by the payment just before, say) would have every co-signer refuse the proposal.
+        if running.chains.is_some() && request.inputs.is_empty() {
+            if let Err(e) = self.refresh_group(&request.group).await {
+                tracing::warn!(group = %request.group, "proposing from the stored coins: {}", e.message);
+            }
+        }
         let prepared = self
             .with_profile(|profile| proposals::prepare(profile, &request).map_err(|e| e.view()))?;
         let view = proposals::submit(&running.sessions, prepared)

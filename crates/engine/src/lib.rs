@@ -461,7 +461,10 @@ pub(crate) fn open_identity(config: &EngineConfig) -> Result<IdentityView, Engin
             identity::load_or_create(&keys, profile.store_mut(), unix_now_ms())?
         }
     };
-    let view = identity::view(&record, settings.network, dir.path());
+    let mut view = identity::view(&record, settings.network, dir.path());
+    if let Some(custody) = &config.key {
+        view.key_store = custody.location().to_owned();
+    }
     let how = match origin {
         Origin::Created => "created a new signer key",
         Origin::Loaded => "loaded the signer key",

@@ -352,3 +352,16 @@ pub async fn fill_payment(client: &Client, to: &str) {
     type_into(client, "[data-testid=recipient-amount]", "12.5").await;
     click(client, "[data-testid=preview-payment]").await;
 }
+
+/// With `LOTUS_COSIGNER_SCREENSHOTS=DIR`, saves the window as DIR/NAME.png (how
+/// docs/screenshots/ is made); otherwise nothing.
+pub async fn shoot(client: &Client, name: &str) {
+    let Some(dir) = std::env::var_os("LOTUS_COSIGNER_SCREENSHOTS") else {
+        return;
+    };
+    // Let fonts and the last reload settle before the picture (screenshots only, not asserts).
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let png = client.screenshot().await.expect("screenshot");
+    let path = PathBuf::from(dir).join(format!("{name}.png"));
+    std::fs::write(&path, png).unwrap();
+}
