@@ -44,6 +44,8 @@ impl Launcher {
         {
             use std::os::unix::process::CommandExt;
             // A demo child never outlives the program that started it, even one killed hard.
+            // (Linux sends this when the spawning *thread* ends: children are started from the
+            // main thread or the demo's director thread, which both live as long as the demo.)
             unsafe {
                 command.pre_exec(|| {
                     libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
