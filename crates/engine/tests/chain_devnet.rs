@@ -210,9 +210,23 @@ async fn three_engines_pay_from_a_funded_group_and_survive_a_reorg() {
         .count() as i64;
     assert_eq!(paid, 1);
 
-    // A reorg drops the transaction from the chain; a member's chain task notices and sends
-    // the signed transaction again.
-    let mut news = tasks[1].news();
+    // A reorg drops the transaction from the chain; the members' chain tasks notice and send
+    // the signed transaction again. Whichever polls first does it (the others then find it in
+    // the mempool again), so every member's news is heard.
+    let (rebroadcasts, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    for task in &tasks {
+        let mut news = task.news();
+        let rebroadcasts = rebroadcasts.clone();
+        tokio::spawn(async move {
+            while let Ok(item) = news.recv().await {
+                if let ChainNews::Rebroadcast(report) = item {
+                    if report.txid == txid && rebroadcasts.send(report).is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
     let reorg = observer
         .client()
         .call("reorg", json!([1, false]))
@@ -221,17 +235,10 @@ async fn three_engines_pay_from_a_funded_group_and_survive_a_reorg() {
         .unwrap();
     assert_eq!(reorg["dropped"], json!([txid.to_display_hex()]));
     tasks[1].poll_now().unwrap();
-    let rebroadcast = tokio::time::timeout(PATIENCE, async {
-        loop {
-            if let Ok(ChainNews::Rebroadcast(report)) = news.recv().await {
-                if report.txid == txid {
-                    return report;
-                }
-            }
-        }
-    })
-    .await
-    .expect("the dropped transaction is broadcast again");
+    let rebroadcast = tokio::time::timeout(PATIENCE, heard.recv())
+        .await
+        .expect("the dropped transaction is broadcast again")
+        .expect("the news forwarders run");
     assert_eq!(rebroadcast.accepted_by(), 1);
     assert_eq!(
         observer.status(&payment.tx).await.unwrap(),
