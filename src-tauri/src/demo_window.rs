@@ -4,6 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
 
@@ -66,9 +67,32 @@ pub fn end(guide: &DemoGuide, director: &Director) {
     }
 }
 
+/// Set while a demo this window started is starting or running: one demo at a time, however
+/// often `start_demo` is called (each demo is a devnet and two co-signer processes).
+static DEMO_RUNNING: AtomicBool = AtomicBool::new(false);
+
 /// Opens the demo window: this program with `--demo`. Returns once it is up, or with the reason
-/// it gave for not starting.
+/// it gave for not starting. Refused while this window's previous demo still runs.
 pub fn start() -> Result<(), ErrorView> {
+    if DEMO_RUNNING
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return Err(ErrorView {
+            kind: ErrorKind::Internal,
+            title: "A demo is already open".into(),
+            message: "the demo window this app opened is still running".into(),
+            action: "Switch to the demo window, or close it to start a new demo.".into(),
+        });
+    }
+    let started = start_child();
+    if started.is_err() {
+        DEMO_RUNNING.store(false, Ordering::Release);
+    }
+    started
+}
+
+fn start_child() -> Result<(), ErrorView> {
     let failed = |message: String| ErrorView {
         kind: ErrorKind::Internal,
         title: "The demo could not start".into(),
@@ -89,11 +113,21 @@ pub fn start() -> Result<(), ErrorView> {
         .map_err(|e| failed(e.to_string()))?;
     let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
     for line in lines.by_ref() {
-        if line.map_err(|e| failed(e.to_string()))? == READY {
+        let line = match line {
+            Ok(line) => line,
+            Err(e) => {
+                // Not left running beside the guard's next demo.
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failed(e.to_string()));
+            }
+        };
+        if line == READY {
             // The demo lives on by itself; reap it when it ends so it leaves no zombie.
             std::thread::spawn(move || {
                 for _ in lines {}
                 let _ = child.wait();
+                DEMO_RUNNING.store(false, Ordering::Release);
             });
             return Ok(());
         }

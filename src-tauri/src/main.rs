@@ -6,7 +6,7 @@
     windows_subsystem = "windows"
 )]
 
-use engine::app::{AuditEntryView, EvidenceView};
+use engine::app::{AuditEntryView, EvidenceView, TransactionView};
 use engine::group_backup::SavedFileView;
 use engine::group_form::CreateGroupRequest;
 use engine::group_wallet::{GroupView, HistoryEntryView, PaymentPreviewView};
@@ -24,6 +24,9 @@ use tauri::ipc::Channel;
 use tauri::State;
 
 mod demo_window;
+#[cfg(unix)]
+mod single_instance;
+mod tray;
 
 /// The signer identity (public data only). `async`: runs off the main thread, because a retry
 /// after a failed start talks to the keychain.
@@ -166,6 +169,31 @@ fn save_session_file(engine: State<'_, Engine>, id: String) -> Result<SavedFileV
     engine.save_session_file(&id)
 }
 
+/// Takes a session file the person picked: its proposal is validated as if it had arrived
+/// from a co-signer, then shown for review.
+#[tauri::command]
+async fn import_session_file(
+    engine: State<'_, Engine>,
+    text: String,
+) -> Result<SessionView, ErrorView> {
+    engine.import_session_file(&text).await
+}
+
+/// A signed session's transaction as this member's chain backends see it.
+#[tauri::command]
+async fn transaction_status(
+    engine: State<'_, Engine>,
+    id: String,
+) -> Result<TransactionView, ErrorView> {
+    engine.transaction_status(&id).await
+}
+
+/// Proposes spending a coin of a signed transaction nobody has seen, which cancels it.
+#[tauri::command]
+async fn cancel_unseen(engine: State<'_, Engine>, id: String) -> Result<ProposalView, ErrorView> {
+    engine.cancel_unseen(&id).await
+}
+
 /// Saves the audit log (JSON Lines) in the documents folder.
 #[tauri::command]
 async fn export_audit_log(engine: State<'_, Engine>) -> Result<SavedFileView, ErrorView> {
@@ -182,14 +210,16 @@ async fn get_session(engine: State<'_, Engine>, id: String) -> Result<SessionVie
     engine.session(&id).await
 }
 
-/// Approves exactly the review the person saw: `digest` comes from the session view shown.
+/// Approves exactly the review the person saw: `digest` comes from the session view shown;
+/// `code` is the proposer's confirmation code, for a payment above the limit.
 #[tauri::command]
 async fn approve_session(
     engine: State<'_, Engine>,
     id: String,
     digest: String,
+    code: Option<String>,
 ) -> Result<SessionView, ErrorView> {
-    engine.approve(&id, &digest).await
+    engine.approve(&id, &digest, code.as_deref()).await
 }
 
 #[tauri::command]
@@ -232,8 +262,16 @@ fn watch_changes(engine: State<'_, Engine>, on_change: Channel<Change>) {
 }
 
 /// A `lotus-cosigner://invite/…` link the app was opened with (the desktop entry passes it),
-/// handed to the window once: it opens the join form filled in, and the person decides.
-struct LaunchInvite(std::sync::Mutex<Option<String>>);
+/// or that a later start handed over, given to the window once: it opens the join form filled
+/// in, and the person decides.
+#[derive(Clone, Default)]
+struct LaunchInvite(std::sync::Arc<std::sync::Mutex<Option<String>>>);
+
+impl LaunchInvite {
+    fn put(&self, invite: String) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(invite);
+    }
+}
 
 #[tauri::command]
 fn take_launch_invite(launch: State<'_, LaunchInvite>) -> Option<String> {
@@ -260,6 +298,17 @@ fn start_demo() -> Result<(), ErrorView> {
 const HEADLESS: &str = "--headless";
 /// The argument that opens the demo window.
 const DEMO: &str = "--demo";
+
+/// Hands this start (and its invite link) to a window already open on the same profile, or
+/// becomes the one later starts are handed to.
+#[cfg(unix)]
+fn first_start(config: &EngineConfig, invite: Option<&str>) -> single_instance::Start {
+    match engine::data_dir::DataDir::open(config.data_dir.clone()) {
+        Ok(dir) => single_instance::claim(dir.path(), invite),
+        // The engine reports this in the window; the app still opens to say so.
+        Err(e) => single_instance::Start::Alone(e.to_string()),
+    }
+}
 
 fn main() -> ExitCode {
     let mut args = std::env::args_os();
@@ -295,8 +344,47 @@ fn main() -> ExitCode {
         .skip(1)
         .find(|arg| arg.starts_with(engine::INVITE_LINK_PREFIX));
     let guide = demo.as_ref().map(|(d, _)| d.guide());
+    let is_demo = demo.is_some();
+    let launch = LaunchInvite::default();
+    if let Some(invite) = invite.clone() {
+        launch.put(invite);
+    }
+    // Later starts are answered from now on, even before the window exists: a link they
+    // bring waits in `launch`, and the window comes to the front once there is one.
+    let app_handle: std::sync::Arc<std::sync::OnceLock<tauri::AppHandle>> = Default::default();
+    #[cfg(unix)]
+    if !is_demo {
+        // (a demo's profile is its own, made fresh for this window)
+        match first_start(&config, invite.as_deref()) {
+            single_instance::Start::Handed => {
+                println!("Lotus Cosigner is already open on this profile: its window was brought to the front.");
+                return ExitCode::SUCCESS;
+            }
+            single_instance::Start::Alone(why) => {
+                tracing::warn!("no single-instance check: {why}");
+            }
+            single_instance::Start::First(listener) => {
+                let (launch, app_handle) = (launch.clone(), app_handle.clone());
+                single_instance::serve(listener, move |invite| {
+                    if let Some(invite) =
+                        invite.filter(|i| i.starts_with(engine::INVITE_LINK_PREFIX))
+                    {
+                        launch.put(invite);
+                    }
+                    if let Some(app) = app_handle.get() {
+                        tray::show_window(app);
+                    }
+                });
+            }
+        }
+    }
     let app = tauri::Builder::default()
-        .manage(LaunchInvite(std::sync::Mutex::new(invite)))
+        .on_window_event(move |window, event| {
+            if !is_demo {
+                tray::hide_on_close(window, event);
+            }
+        })
+        .manage(launch)
         .manage(Engine::start(config))
         .manage(Demo(guide.clone()))
         .invoke_handler(tauri::generate_handler![
@@ -320,6 +408,9 @@ fn main() -> ExitCode {
             test_chain_backend,
             export_audit_log,
             save_session_file,
+            import_session_file,
+            transaction_status,
+            cancel_unseen,
             audit_entries,
             evidence_against,
             save_evidence,
@@ -336,6 +427,13 @@ fn main() -> ExitCode {
         ])
         .build(tauri::generate_context!())
         .expect("Lotus Cosigner failed to start its window");
+    let _ = app_handle.set(app.handle().clone());
+    if !is_demo {
+        if let Err(e) = tray::install(app.handle()) {
+            tracing::warn!("no tray icon, so closing the window quits: {e}");
+        }
+        tray::follow_waiting(app.handle().clone());
+    }
     let director = demo.map(|(demo, _)| demo_window::direct(demo, app.handle().clone()));
     if director.is_some() {
         demo_window::exit_on_terminate(app.handle().clone());

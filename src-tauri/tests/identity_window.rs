@@ -253,7 +253,7 @@ async fn backup_then_restore_from_the_recovery_phrase_gives_the_same_key() {
 /// Opened from a `lotus-cosigner://invite/…` link (the desktop entry passes it), the app shows
 /// the join form filled in; joining is still the person's click.
 #[tokio::test(flavor = "multi_thread")]
-async fn an_invite_link_opens_the_join_form_filled_in() {
+async fn an_invite_link_opens_the_join_form_filled_in_even_while_the_app_runs() {
     let profile = Profile::new("deeplink");
     let me = lotus::PrivateKey::from_bytes(&[0x61; 32]).unwrap();
     let other = lotus::PrivateKey::from_bytes(&[0x62; 32]).unwrap();
@@ -282,5 +282,43 @@ async fn an_invite_link_opens_the_join_form_filled_in() {
     );
     click(&client, "[data-testid=join-group]").await;
     wait_for_text(&client, "[data-testid=group-name]", "Linked").await;
+
+    // A link opened while the app runs: the second start hands it to this window (one window
+    // per profile) and exits; the window shows the join form with the new invite.
+    let second = protocol::group::GroupDescriptor::new(
+        "Second",
+        lotus::address::Network::Mainnet,
+        vec![me.public_key(), other.public_key()],
+    )
+    .unwrap()
+    .invite();
+    let started = std::process::Command::new(app_binary())
+        .arg(&second)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&started.stdout);
+    assert!(
+        started.status.success() && said.contains("already open"),
+        "{:?} {said} {}",
+        started.status,
+        String::from_utf8_lossy(&started.stderr)
+    );
+    text_of(&client, "[data-testid=invite-from-link]").await;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let field = client
+            .find(Locator::Css("[data-testid=invite-input]"))
+            .await
+            .unwrap();
+        if field.prop("value").await.unwrap().as_deref() == Some(second.as_str()) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second link never arrived"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     client.close().await.unwrap();
 }

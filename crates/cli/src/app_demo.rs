@@ -248,22 +248,15 @@ impl AppDemo {
         guide.step(2, DemoStepState::Running, Some("Bob is proposing…".into()));
         let (first, _) = demo.propose(BOB, &group.id, 1_000_000)?;
         let session = |id: &str| runtime.block_on(engine.session(id)).ok();
-        demo.wait("the proposal to reach you", || session(&first))?;
-        guide.step_about(
+        ask_to_approve(
+            &guide,
+            demo,
+            &session,
             2,
-            DemoStepState::YourTurn,
-            Some(
-                "Open it from the Inbox, check every line of the review, then Approve. \
-                 Alice and Bob approve by their policy."
-                    .into(),
-            ),
-            Some(first.clone()),
-        );
-        demo.wait_for("your approval", REVIEW_PATIENCE, &mut || {
-            session(&first).filter(|s| s.approved_by_me || s.outcome.is_some())
-        })
-        .and_then(|s| ended_unless_approved(&s))?;
-        guide.step(2, DemoStepState::Done, Some("You approved.".into()));
+            &first,
+            "Open it from the Inbox, check every line of the review, then Approve. \
+             Alice and Bob approve by their policy.",
+        )?;
         guide.step(
             3,
             DemoStepState::Running,
@@ -316,18 +309,14 @@ impl AppDemo {
             &["--policy", policy.as_str()],
         )?;
         let (second, _) = demo.propose(ALICE, &group.id, 2_000_000)?;
-        demo.wait("the second proposal to reach you", || session(&second))?;
-        guide.step_about(
+        ask_to_approve(
+            &guide,
+            demo,
+            &session,
             4,
-            DemoStepState::YourTurn,
-            Some("Review and approve this one too: Bob will cheat while signing it.".into()),
-            Some(second.clone()),
-        );
-        demo.wait_for("your approval", REVIEW_PATIENCE, &mut || {
-            session(&second).filter(|s| s.approved_by_me || s.outcome.is_some())
-        })
-        .and_then(|s| ended_unless_approved(&s))?;
-        guide.step(4, DemoStepState::Done, Some("You approved.".into()));
+            &second,
+            "Review and approve this one too: Bob will cheat while signing it.",
+        )?;
         guide.step(5, DemoStepState::Running, None);
         let stopped = demo.wait("the faulty session to stop", || {
             session(&second).filter(|s| s.outcome.is_some())
@@ -352,6 +341,31 @@ impl AppDemo {
 }
 
 /// The person rejected the proposal or it ended before their approval: the demo cannot go on.
+/// Waits for session `id` to reach the person, asks them (guide step `step` says `ask`) and
+/// waits for their approval; a session that ends first ends the demo.
+fn ask_to_approve(
+    guide: &DemoGuide,
+    demo: &Cosigners,
+    session: &dyn Fn(&str) -> Option<SessionView>,
+    step: usize,
+    id: &str,
+    ask: &str,
+) -> anyhow::Result<()> {
+    demo.wait("the proposal to reach you", || session(id))?;
+    guide.step_about(
+        step,
+        DemoStepState::YourTurn,
+        Some(ask.into()),
+        Some(id.to_owned()),
+    );
+    demo.wait_for("your approval", REVIEW_PATIENCE, &mut || {
+        session(id).filter(|s| s.approved_by_me || s.outcome.is_some())
+    })
+    .and_then(|s| ended_unless_approved(&s))?;
+    guide.step(step, DemoStepState::Done, Some("You approved.".into()));
+    Ok(())
+}
+
 fn ended_unless_approved(session: &SessionView) -> anyhow::Result<()> {
     if session.approved_by_me {
         return Ok(());

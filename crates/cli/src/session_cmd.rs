@@ -51,6 +51,10 @@ pub enum SessionCommand {
         session: String,
         #[arg(long, value_name = "HEX")]
         digest: String,
+        /// The proposer's confirmation code, for a payment above the profile's limit
+        /// (`confirm_above_sats` in the settings).
+        #[arg(long, value_name = "DIGITS")]
+        code: Option<String>,
     },
     /// Refuse the proposal (signed; the co-signers see the reason).
     Reject {
@@ -167,9 +171,14 @@ impl SessionCommand {
             SessionCommand::Show { session } => ControlRequest::SessionShow {
                 session: session.clone(),
             },
-            SessionCommand::Approve { session, digest } => ControlRequest::SessionApprove {
+            SessionCommand::Approve {
+                session,
+                digest,
+                code,
+            } => ControlRequest::SessionApprove {
                 session: session.clone(),
                 digest: digest.clone(),
+                code: code.clone(),
             },
             SessionCommand::Reject { session, reason } => ControlRequest::SessionReject {
                 session: session.clone(),

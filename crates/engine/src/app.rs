@@ -37,9 +37,12 @@ use crate::{error_view, open_identity, EngineConfig, ErrorKind, ErrorView, Expla
 
 mod backup;
 mod evidence;
+mod import;
 mod settings;
+mod transaction;
 
 pub use evidence::{AuditEntryView, EvidenceMessageView, EvidenceView};
+pub use transaction::TransactionView;
 
 /// The running engine. Cheap to share (`&Engine` from any thread).
 pub struct Engine {
@@ -706,6 +709,16 @@ impl Engine {
         Ok(views)
     }
 
+    /// How many sessions wait for this member's review.
+    pub async fn waiting_for_me(&self) -> Result<usize, ErrorView> {
+        Ok(self
+            .sessions()
+            .await?
+            .iter()
+            .filter(|s| s.needs_me())
+            .count())
+    }
+
     pub async fn session(&self, id: &str) -> Result<SessionView, ErrorView> {
         let running = self.running()?;
         let session = parse_session_id(id)?;
@@ -732,16 +745,38 @@ impl Engine {
             let (group, _) = profile.group(&group_id).map_err(|e| e.view())?;
             Ok((group.name.clone(), group.members.clone()))
         })?;
-        Ok(Some(views::session_view(
-            &detail,
-            &name,
-            &members,
-            &running.me,
+        let mut view = views::session_view(&detail, &name, &members, &running.me);
+        // Signed with this member's key is not enough: this app must have made it (a stolen
+        // key proposing from elsewhere must get no code here to read out).
+        let made_here = self.with_profile(|profile| {
+            Ok(profile
+                .store()
+                .session(&session.0)
+                .map_err(|e| internal("The session cannot be read", e))?
+                .is_some_and(|record| record.proposed_by_me))
+        })?;
+        let signed_with_my_key =
+            members.get(usize::from(detail.review.proposer)) == Some(&running.me);
+        if signed_with_my_key && !made_here {
+            view.warnings
+                .insert(0, views::FOREIGN_PROPOSAL_WARNING.to_owned());
+        }
+        Ok(Some(views::with_confirmation(
+            view,
+            &detail.review.digest,
+            made_here,
+            running.settings.confirm_above_sats,
         )))
     }
 
     /// Approves exactly the review named by `digest` (a changed proposal has another digest).
-    pub async fn approve(&self, id: &str, digest: &str) -> Result<SessionView, ErrorView> {
+    /// Above the amount set for it, `code` must be the confirmation code the proposer read out.
+    pub async fn approve(
+        &self,
+        id: &str,
+        digest: &str,
+        code: Option<&str>,
+    ) -> Result<SessionView, ErrorView> {
         let running = self.running()?;
         let session = parse_session_id(id)?;
         let digest = ReviewDigest::from_hex(digest).ok_or_else(|| {
@@ -752,6 +787,10 @@ impl Engine {
                 "Open the session again and approve what it shows.",
             )
         })?;
+        let view = self.session(id).await?;
+        if view.needs_confirmation_code {
+            confirmation_check(code, &digest.0, view.proposer)?;
+        }
         running
             .sessions
             .approve(session, digest)
@@ -820,6 +859,29 @@ impl Engine {
             seen_quorum: running.settings.seen_quorum as u32,
             backends: tips.into_iter().map(Into::into).collect(),
         })
+    }
+}
+
+/// The out-of-band check of a large payment's approval.
+fn confirmation_check(
+    code: Option<&str>,
+    digest: &[u8; 32],
+    proposer: u32,
+) -> Result<(), ErrorView> {
+    match code.map(str::trim).filter(|c| !c.is_empty()) {
+        None => Err(error_view(
+            ErrorKind::ProposalRefused,
+            "This payment needs the proposer's confirmation code",
+            format!("the amount is above the limit set in Settings; member #{proposer}'s app shows a 12-digit code"),
+            "Call the proposer on a channel you trust, ask them to read the code out, and type it in.",
+        )),
+        Some(typed) if !crate::confirmation::matches(typed, digest) => Err(error_view(
+            ErrorKind::ProposalRefused,
+            "That is not this payment's confirmation code",
+            format!("'{typed}' does not match the code of the review on your screen"),
+            "Check with the proposer that you both look at the same payment; do not approve if their screen shows something else.",
+        )),
+        Some(_) => Ok(()),
     }
 }
 

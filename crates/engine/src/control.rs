@@ -64,6 +64,9 @@ pub enum ControlRequest {
     SessionApprove {
         session: String,
         digest: String,
+        /// The proposer's confirmation code, for a payment above the profile's limit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
     },
     SessionReject {
         session: String,
@@ -191,7 +194,11 @@ pub async fn answer(engine: &Engine, request: ControlRequest) -> ControlAnswer {
         }
         R::SessionList => to_value(engine.sessions().await),
         R::SessionShow { session } => to_value(engine.session(&session).await),
-        R::SessionApprove { session, digest } => to_value(engine.approve(&session, &digest).await),
+        R::SessionApprove {
+            session,
+            digest,
+            code,
+        } => to_value(engine.approve(&session, &digest, code.as_deref()).await),
         R::SessionReject { session, reason } => to_value(engine.reject(&session, &reason).await),
         R::Peers => to_value(engine.peers().await),
         R::AuditVerify => to_value(engine.audit().await),
@@ -334,6 +341,7 @@ mod tests {
         let request = ControlRequest::SessionApprove {
             session: "ab".into(),
             digest: "cd".into(),
+            code: None,
         };
         let bytes = serde_json::to_vec(&request).unwrap();
         assert_eq!(decode_request(&bytes).unwrap(), request);

@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod app_db;
+pub mod confirmation;
 pub mod control;
 pub mod custody;
 pub mod data_dir;
@@ -519,6 +520,7 @@ pub mod bindings {
         super::views::ChainTestView::export_all(&cfg)?;
         super::views::DemoView::export_all(&cfg)?;
         super::app::EvidenceView::export_all(&cfg)?;
+        super::app::TransactionView::export_all(&cfg)?;
         super::app::AuditEntryView::export_all(&cfg)?;
         Ok(())
     }

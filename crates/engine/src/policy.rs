@@ -91,6 +91,10 @@ impl Policy {
         now_ms: u64,
         spent_today: impl Fn(&str) -> i64,
     ) -> Result<&Rule, String> {
+        // Above the confirmation-code limit, no rule may approve: it needs a person on a call.
+        if session.needs_confirmation_code {
+            return Err(CODE_NEEDED.to_owned());
+        }
         let mut why = Vec::new();
         for rule in &self.rules {
             match rule.allows(session, now_ms, spent_today(&rule.name)) {
@@ -155,6 +159,9 @@ impl Rule {
         Ok(())
     }
 }
+
+const CODE_NEEDED: &str = "it is above this profile's confirmation-code limit: a person must \
+    call the proposer for the code";
 
 /// Watches sessions and approves what the policy allows; the rest waits for a person.
 pub fn spawn(engine: Arc<Engine>, policy: Policy) -> tokio::task::JoinHandle<()> {
@@ -260,7 +267,7 @@ async fn approve(engine: &Engine, session: &SessionView, rule: &str) -> bool {
         return false;
     }
     match engine
-        .approve(&session.session_id, &session.review_digest)
+        .approve(&session.session_id, &session.review_digest, None)
         .await
     {
         Ok(_) => {
@@ -296,5 +303,15 @@ mod tests {
         assert_eq!(policy.rules[0].max_per_session_sats, Some(1000));
         assert!(Policy::parse("[[rule]]\nname = \"x\"\nmax_sats = 1\n").is_err());
         assert!(Policy::parse("[[rule]]\nname = \"x\"\nhours_utc = [20, 8]\n").is_err());
+    }
+
+    #[test]
+    fn a_policy_leaves_a_payment_above_the_code_limit_to_the_person() {
+        let policy = Policy::parse("[[rule]]\nname = \"any\"\n").unwrap();
+        let mut session = crate::views::sample_session(5_000, 100);
+        assert!(policy.decide(&session, 0, |_| 0).is_ok());
+        session.needs_confirmation_code = true;
+        let why = policy.decide(&session, 0, |_| 0).unwrap_err();
+        assert_eq!(why, CODE_NEEDED);
     }
 }

@@ -107,6 +107,18 @@ pub async fn propose_cancel(
     fee_rate_per_kb: i64,
     expires_minutes: u64,
 ) -> Result<ProposalView, ProposeError> {
+    let request = cancel_request(profile, session_id, fee_rate_per_kb, expires_minutes)?;
+    propose(profile, custody, request).await
+}
+
+/// The proposal that cancels session `session_id`'s signed transaction: its first coin, paid
+/// back to the group.
+pub fn cancel_request(
+    profile: &Profile,
+    session_id: &[u8; 32],
+    fee_rate_per_kb: i64,
+    expires_minutes: u64,
+) -> Result<ProposeRequest, ProposeError> {
     let hex_id = hex::encode(session_id);
     let record = profile
         .store()
@@ -137,7 +149,7 @@ pub async fn propose_cancel(
         .first()
         .map(|o| o.value)
         .ok_or_else(|| ProposeError::BadSignedTransaction(hex_id))?;
-    let request = ProposeRequest {
+    Ok(ProposeRequest {
         group: group_id,
         pay: vec![(
             group.address().map_err(GroupWalletError::from)?,
@@ -147,8 +159,7 @@ pub async fn propose_cancel(
         fee_rate_per_kb,
         expires_minutes,
         allow_unconfirmed: false,
-    };
-    propose(profile, custody, request).await
+    })
 }
 
 /// A payment built and checked, ready for the session runtime to sign and store.

@@ -130,7 +130,7 @@ pub async fn import(
     // The file is a local delivery; the protocol's budgets charge this connection id.
     let _ = deliver
         .send(crate::runtime::transport::Delivery::new(
-            protocol::node::Peer(u64::MAX),
+            crate::runtime::transport::BY_HAND,
             envelope,
         ))
         .await;

@@ -46,6 +46,10 @@ pub struct Settings {
     /// on start besides the command line's `--bootstrap` and the nodes groups name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bootstrap: Vec<String>,
+    /// Above this many satoshis sent, approving needs the proposer's confirmation code read
+    /// out on a call (see [`crate::confirmation`]); `None`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_above_sats: Option<i64>,
 }
 
 impl Default for Settings {
@@ -56,6 +60,7 @@ impl Default for Settings {
             seen_quorum: default_seen_quorum(),
             fee_rate_per_kb: default_fee_rate(),
             bootstrap: Vec::new(),
+            confirm_above_sats: None,
         }
     }
 }

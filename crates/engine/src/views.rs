@@ -50,6 +50,21 @@ pub struct SessionView {
     pub abort_reason: Option<String>,
     /// The member a verified blame names (1-based), if any.
     pub blamed_member: Option<u32>,
+    /// Approving needs the code the proposer reads out (sent plus fee is above the setting).
+    pub needs_confirmation_code: bool,
+    /// The code to read out, only in the app that made the proposal.
+    pub confirmation_code: Option<String>,
+}
+
+impl SessionView {
+    /// Waiting for this member's review: still open and not approved by them (the Inbox's
+    /// "Waiting for you", the tray count).
+    pub fn needs_me(&self) -> bool {
+        self.outcome.is_none()
+            && !self.approved_by_me
+            && self.phase != "signed"
+            && self.phase != "closed"
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
@@ -247,7 +262,32 @@ pub fn session_view(
         outcome,
         abort_reason,
         blamed_member,
+        needs_confirmation_code: false,
+        confirmation_code: None,
     }
+}
+
+/// Shown first on a proposal signed with this member's key that this app did not make.
+pub const FOREIGN_PROPOSAL_WARNING: &str = "This proposal is signed with YOUR key, but this app \
+    did not make it: your key may be in someone else's hands. Reject it, tell your co-signers, \
+    and move the group's funds to a new group with a new key.";
+
+/// Adds the out-of-band confirmation (see [`crate::confirmation`]): the app that made the
+/// proposal shows the code to read out; any other member must type it to approve once what
+/// leaves the group (sent plus fee) is above `confirm_above_sats`.
+pub fn with_confirmation(
+    mut view: SessionView,
+    digest: &[u8; 32],
+    made_here: bool,
+    confirm_above_sats: Option<i64>,
+) -> SessionView {
+    if made_here {
+        view.confirmation_code = Some(crate::confirmation::code(digest));
+    } else {
+        let leaving = view.sent_sats.saturating_add(view.fee_sats);
+        view.needs_confirmation_code = confirm_above_sats.is_some_and(|limit| leaving > limit);
+    }
+    view
 }
 
 fn waiting_name(what: WaitingFor) -> String {
@@ -348,6 +388,53 @@ pub struct ReputationView {
     pub last_seen_ms: Option<u64>,
     /// Why and since when it is refused, if blacklisted.
     pub blacklisted: Option<String>,
+    /// The score's parts: the share of sessions completed, and how recently it was seen
+    /// (each 0 to 1).
+    pub success_rate: f64,
+    pub recency: f64,
+    /// Timeouts by phase (commitments, nonces, signatures, broadcast), zeros included.
+    pub timeouts: Vec<PhaseCountView>,
+    /// Response times by signing round: the Co-signers chart.
+    pub responses: Vec<ResponseTimesView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct PhaseCountView {
+    pub phase: String,
+    #[ts(type = "number")]
+    pub count: u64,
+}
+
+/// How long after a round's first message this co-signer's arrived, in one round kind.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct ResponseTimesView {
+    pub phase: String,
+    #[ts(type = "number")]
+    pub count: u64,
+    #[ts(type = "number | null")]
+    pub mean_ms: Option<u64>,
+    /// Upper bounds (the bucket the quantile falls in); `null` with no data or above the
+    /// last bucket.
+    #[ts(type = "number | null")]
+    pub p50_ms: Option<u64>,
+    #[ts(type = "number | null")]
+    pub p95_ms: Option<u64>,
+    /// Rounds it was the last of two or more to answer, of such rounds.
+    #[ts(type = "number")]
+    pub last_in_round: u64,
+    #[ts(type = "number")]
+    pub contested_rounds: u64,
+    pub buckets: Vec<LatencyBucketView>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
+pub struct LatencyBucketView {
+    /// This bucket holds answers up to this many ms (after the previous bucket's bound);
+    /// `null`: slower than every bound.
+    #[ts(type = "number | null")]
+    pub up_to_ms: Option<u64>,
+    #[ts(type = "number")]
+    pub count: u64,
 }
 
 pub fn audit_view(result: Result<store::AuditSummary, String>) -> AuditView {
@@ -382,13 +469,53 @@ pub fn audit_view(result: Result<store::AuditSummary, String>) -> AuditView {
     }
 }
 
+fn response_times_view(
+    phase: store::RoundPhase,
+    stats: &store::ResponseStats,
+) -> ResponseTimesView {
+    let bounded = |ms: Option<u64>| ms.filter(|&ms| ms != u64::MAX);
+    ResponseTimesView {
+        phase: phase.as_str().to_owned(),
+        count: stats.count,
+        mean_ms: stats.mean_ms().map(|ms| ms.round() as u64),
+        p50_ms: bounded(stats.p50_ms()),
+        p95_ms: bounded(stats.p95_ms()),
+        last_in_round: stats.last_in_round,
+        contested_rounds: stats.contested_rounds,
+        buckets: stats
+            .histogram
+            .iter()
+            .enumerate()
+            .map(|(i, &count)| LatencyBucketView {
+                up_to_ms: store::reputation::LATENCY_BUCKETS_MS.get(i).copied(),
+                count,
+            })
+            .collect(),
+    }
+}
+
 pub fn reputation_view(stats: &store::SignerStats, now_ms: u64) -> ReputationView {
+    let score = stats.score(now_ms);
+    let none = store::ResponseStats::default();
     ReputationView {
+        success_rate: score.success_rate,
+        recency: score.recency,
+        timeouts: store::reputation::TimeoutPhase::ALL
+            .iter()
+            .map(|phase| PhaseCountView {
+                phase: phase.as_str().to_owned(),
+                count: stats.timeouts.get(phase).copied().unwrap_or(0),
+            })
+            .collect(),
+        responses: store::RoundPhase::ALL
+            .iter()
+            .map(|phase| response_times_view(*phase, stats.responses.get(phase).unwrap_or(&none)))
+            .collect(),
         signer: hex::encode(stats.signer),
         sessions_succeeded: stats.sessions_succeeded,
         sessions_failed: stats.sessions_failed,
         blame_count: stats.blame_count,
-        score: stats.score(now_ms).value,
+        score: score.value,
         last_seen_ms: stats.last_seen_ms,
         blacklisted: stats
             .blacklisted
@@ -489,6 +616,9 @@ pub struct SettingsView {
     pub key_store: String,
     /// Whether the app is on the peer-to-peer network (it is, unless started offline).
     pub online: bool,
+    /// Above this many satoshis, approving needs the proposer's confirmation code.
+    #[ts(type = "number | null")]
+    pub confirm_above_sats: Option<i64>,
 }
 
 /// What the Settings screen saves. The network is not among it: a profile's groups and
@@ -500,6 +630,8 @@ pub struct SettingsForm {
     #[ts(type = "number")]
     pub fee_rate_per_kb: i64,
     pub bootstrap: Vec<String>,
+    /// XPI as typed; empty: never ask for a confirmation code.
+    pub confirm_above_xpi: String,
 }
 
 /// One chain backend tried before it is saved.
@@ -536,4 +668,136 @@ pub enum DemoStepState {
     YourTurn,
     Done,
     Failed,
+}
+
+/// An open payment session for tests: `sent_sats` out, `fee_sats` fee, nobody approved.
+#[cfg(test)]
+pub(crate) fn sample_session(sent_sats: i64, fee_sats: i64) -> SessionView {
+    SessionView {
+        session_id: String::new(),
+        group_id: String::new(),
+        group_name: String::new(),
+        proposer: 1,
+        attempt: 0,
+        phase: "commitments".into(),
+        review_digest: String::new(),
+        txid: String::new(),
+        outputs: vec![],
+        inputs: vec![],
+        sent_sats,
+        change_sats: 0,
+        fee_sats,
+        fee_rate_sat_per_kb: 1_000,
+        signed_size_bytes: 0,
+        warnings: vec![],
+        created_ms: 0,
+        expires_ms: 0,
+        approved_by_me: false,
+        members: vec![],
+        election: None,
+        failover: vec![],
+        outcome: None,
+        abort_reason: None,
+        blamed_member: None,
+        needs_confirmation_code: false,
+        confirmation_code: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use store::reputation::TimeoutPhase;
+
+    fn payment(sent_sats: i64, fee_sats: i64) -> SessionView {
+        sample_session(sent_sats, fee_sats)
+    }
+
+    #[test]
+    fn the_code_is_asked_when_sent_plus_fee_is_above_the_limit_and_shown_only_where_it_was_made() {
+        let digest = [5; 32];
+        let asks = |sent, fee, limit| {
+            with_confirmation(payment(sent, fee), &digest, false, limit).needs_confirmation_code
+        };
+        assert!(!asks(900, 100, Some(1_000)), "at the limit");
+        assert!(asks(901, 100, Some(1_000)), "one satoshi above");
+        assert!(asks(100, 901, Some(1_000)), "the fee leaves the group too");
+        assert!(!asks(i64::MAX, 1, None), "no limit set");
+        let other = with_confirmation(payment(5_000, 100), &digest, false, Some(1_000));
+        assert_eq!(
+            other.confirmation_code, None,
+            "an approver never sees the code"
+        );
+        let mine = with_confirmation(payment(5_000, 100), &digest, true, Some(1_000));
+        assert_eq!(
+            mine.confirmation_code,
+            Some(crate::confirmation::code(&digest))
+        );
+        assert!(!mine.needs_confirmation_code);
+    }
+
+    #[test]
+    fn a_cosigners_record_shows_its_score_parts_timeouts_and_response_times() {
+        // Three answers: two within 250 ms, one within 5 s.
+        let mut histogram = [0; store::reputation::BUCKETS];
+        histogram[0] = 2;
+        histogram[4] = 1;
+        let nonces = store::ResponseStats {
+            count: 3,
+            total_ms: 100 + 200 + 4_000,
+            histogram,
+            contested_rounds: 3,
+            last_in_round: 1,
+        };
+        let stats = store::SignerStats {
+            signer: [2; 33],
+            sessions_succeeded: 3,
+            sessions_failed: 1,
+            blame_count: 0,
+            timeouts: [(TimeoutPhase::Broadcast, 2)].into_iter().collect(),
+            responses: [(store::RoundPhase::Nonces, nonces)].into_iter().collect(),
+            first_seen_ms: Some(0),
+            last_seen_ms: Some(1_000),
+            blacklisted: None,
+        };
+        let view = reputation_view(&stats, 1_000);
+        assert_eq!(view.success_rate, 0.75);
+        let timeouts: Vec<(&str, u64)> = view
+            .timeouts
+            .iter()
+            .map(|t| (t.phase.as_str(), t.count))
+            .collect();
+        assert_eq!(
+            timeouts,
+            [
+                ("commitments", 0),
+                ("nonces", 0),
+                ("signatures", 0),
+                ("broadcast", 2)
+            ]
+        );
+        let phases: Vec<&str> = view.responses.iter().map(|r| r.phase.as_str()).collect();
+        assert_eq!(phases, ["commitments", "nonces", "signatures"]);
+        let answered = &view.responses[1];
+        assert_eq!(
+            (
+                answered.count,
+                answered.mean_ms,
+                answered.p50_ms,
+                answered.p95_ms
+            ),
+            (3, Some(1_433), Some(250), Some(5_000))
+        );
+        assert_eq!(answered.buckets.len(), store::reputation::BUCKETS);
+        assert_eq!(answered.buckets[0].up_to_ms, Some(250));
+        assert_eq!(
+            answered.buckets.last().unwrap().up_to_ms,
+            None,
+            "the open bucket"
+        );
+        let counted: u64 = answered.buckets.iter().map(|b| b.count).sum();
+        assert_eq!(counted, 3);
+        assert_eq!(view.responses[0].count, 0);
+        assert_eq!(view.responses[0].p50_ms, None);
+    }
 }

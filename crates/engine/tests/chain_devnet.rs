@@ -368,10 +368,13 @@ async fn a_signed_payment_never_seen_can_be_cancelled_by_spending_its_coin_back(
     )
     .unwrap();
     let script = group.script_pubkey().unwrap();
-    let coin = (
-        lotus::tx::OutPoint::new(lotus::tx::TxId([3; 32]), 1),
-        30 * XPI,
-    );
+    // A real coin on a devnet, so the app's status question has a chain to ask.
+    let devnet = devnet(dir.path(), vec![(script.clone(), 30 * XPI)]).await;
+    let spec = devnet.chain_spec();
+    let observer = backend(&spec);
+    let funded = observer.unspent(&script).await.unwrap();
+    let coin = (funded[0].outpoint, funded[0].output.value);
+    assert_eq!(coin.1, 30 * XPI);
     let tx = lotus::tx::Transaction {
         version: 2,
         inputs: vec![lotus::tx::TxIn {
@@ -379,8 +382,10 @@ async fn a_signed_payment_never_seen_can_be_cancelled_by_spending_its_coin_back(
             script_sig: Script::new(),
             sequence: u32::MAX,
         }],
+        // A fee below the relay floor: every broadcast of it is refused, so it is never
+        // seen (what a cancel is for: the coin goes back to the group at a proper fee).
         outputs: vec![lotus::tx::TxOut::new(
-            30 * XPI - 1_000,
+            30 * XPI - 10,
             Script::p2pkh(&[2; 20]),
         )],
         lock_time: 0,
@@ -461,7 +466,7 @@ async fn a_signed_payment_never_seen_can_be_cancelled_by_spending_its_coin_back(
     assert_eq!(payment.inputs.len(), 1);
     assert_eq!(
         payment.inputs[0].outpoint,
-        format!("{}:1", lotus::tx::TxId([3; 32]).to_display_hex())
+        format!("{}:{}", coin.0.txid.to_display_hex(), coin.0.vout)
     );
     assert_eq!(payment.outputs.len(), 1);
     assert_eq!(
@@ -474,6 +479,346 @@ async fn a_signed_payment_never_seen_can_be_cancelled_by_spending_its_coin_back(
     let unsigned =
         engine::proposals::propose_cancel(&mut profile, &custody, &[7; 32], 1_000, 60).await;
     assert!(unsigned.is_err());
+    drop(profile);
+
+    // The same through the app's engine, with the devnet as its chain: the Session screen
+    // asks the chain, offers the cancel only for a transaction nobody has, and proposes it.
+    let app = |member: usize, custody: Custody, chain: Vec<String>| {
+        std::fs::create_dir_all(dir.path().join(format!("exports{member}"))).unwrap();
+        engine::Engine::start(engine::EngineConfig {
+            data_dir: Some(dir.path().join(format!("p{member}"))),
+            key: Some(Arc::new(custody)),
+            chain,
+            backup_dir: Some(dir.path().join(format!("exports{member}"))),
+            ..engine::EngineConfig::default()
+        })
+    };
+    let first = app(0, custody, vec![spec.clone()]);
+    let id = session.to_string();
+    let status = first.transaction_status(&id).await.unwrap();
+    assert_eq!(
+        (status.state.as_str(), status.can_cancel),
+        ("not_seen", true),
+        "{status:?}"
+    );
+    let cancel = first.cancel_unseen(&id).await.unwrap();
+    assert_eq!(cancel.payment.inputs.len(), 1);
+    assert_eq!(cancel.payment.outputs[0].address, group.address().unwrap());
+
+    // The other member, who cannot be reached, imports the cancel from a session file and
+    // reviews exactly what the proposer proposed.
+    let key_file = dir.path().join("k1.key");
+    engine::key_file::write(
+        &key_file,
+        &keys[1],
+        "a long enough passphrase",
+        Default::default(),
+    )
+    .unwrap();
+    let second = app(
+        1,
+        Custody::open_file(&key_file, "a long enough passphrase").unwrap(),
+        vec![],
+    );
+    let file = first.save_session_file(&cancel.session_id).unwrap();
+    let text = std::fs::read_to_string(&file.path).unwrap();
+    let imported = second.import_session_file(&text).await.unwrap();
+    let proposed = first.session(&cancel.session_id).await.unwrap();
+    assert_eq!(imported.session_id, cancel.session_id);
+    assert_eq!(imported.review_digest, proposed.review_digest);
+    assert_eq!(imported.outputs, proposed.outputs);
+    assert!(
+        !imported.approved_by_me,
+        "an import is reviewed, never approved by itself"
+    );
+    assert_eq!(
+        second.waiting_for_me().await.unwrap(),
+        1,
+        "it waits in the Inbox"
+    );
+    // Again: the same session, opened.
+    let again = second.import_session_file(&text).await.unwrap();
+    assert_eq!(again.review_digest, imported.review_digest);
+
+    // Without a chain to ask, nobody can tell it was never seen: no cancel is offered.
+    let status = second.transaction_status(&id).await.unwrap();
+    assert_eq!(
+        (status.state.as_str(), status.can_cancel),
+        ("offline", false),
+        "{status:?}"
+    );
+    let refused = second.cancel_unseen(&id).await.unwrap_err();
+    assert_eq!(refused.title, "This transaction cannot be cancelled now");
+    devnet.shutdown();
+}
+
+/// Two members' app engines on one devnet funding their group with 30 XPI.
+async fn two_apps(
+    dir: &std::path::Path,
+    seed: u8,
+) -> (
+    server::RunningDevnet,
+    GroupDescriptor,
+    Vec<PrivateKey>,
+    Vec<engine::Engine>,
+) {
+    let keys: Vec<PrivateKey> = (0..2)
+        .map(|i| PrivateKey::from_bytes(&sha256(&[i, seed, seed])).unwrap())
+        .collect();
+    let group = GroupDescriptor::new(
+        "pair",
+        Network::Regtest,
+        keys.iter().map(|k| k.public_key()).collect(),
+    )
+    .unwrap();
+    let script = group.script_pubkey().unwrap();
+    let devnet = devnet(dir, vec![(script.clone(), 30 * XPI)]).await;
+    let apps: Vec<engine::Engine> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, key)| app_engine(dir, &format!("p{i}"), key, &group, &devnet))
+        .collect();
+    (devnet, group, keys, apps)
+}
+
+/// An app engine on its own data folder `name` in `dir`, holding `key` and `group`.
+fn app_engine(
+    dir: &std::path::Path,
+    name: &str,
+    key: &PrivateKey,
+    group: &GroupDescriptor,
+    devnet: &server::RunningDevnet,
+) -> engine::Engine {
+    use engine::custody::Custody;
+    let data = dir.join(name);
+    let mut profile = engine::profile::Profile::open(Some(data.clone())).unwrap();
+    profile.save_group(group, &[]).unwrap();
+    drop(profile);
+    let exports = dir.join(format!("{name}-exports"));
+    std::fs::create_dir_all(&exports).unwrap();
+    let key_file = dir.join(format!("{name}.key"));
+    engine::key_file::write(
+        &key_file,
+        key,
+        "a long enough passphrase",
+        Default::default(),
+    )
+    .unwrap();
+    engine::Engine::start(engine::EngineConfig {
+        data_dir: Some(data),
+        key: Some(Arc::new(
+            Custody::open_file(&key_file, "a long enough passphrase").unwrap(),
+        )),
+        chain: vec![devnet.chain_spec()],
+        backup_dir: Some(exports),
+        ..engine::EngineConfig::default()
+    })
+}
+
+/// `proposer` proposes paying `xpi` XPI (at `fee_rate` sat/kB, or the default); answers the
+/// session id and its session file's text.
+async fn propose_by_file(
+    proposer: &engine::Engine,
+    group: &GroupDescriptor,
+    keys: &[PrivateKey],
+    xpi: &str,
+    fee_rate: Option<i64>,
+) -> (String, String) {
+    let form: engine::payment_form::PaymentForm = serde_json::from_value(json!({
+        "group": group.id().to_string(),
+        "recipients": [{
+            "address": lotus::address::p2pkh_address(&keys[0].public_key(), Network::Regtest),
+            "amount": xpi,
+        }],
+        "fee_rate_per_kb": fee_rate,
+        "expires_minutes": null,
+        "allow_unconfirmed": true,
+    }))
+    .unwrap();
+    let proposal = proposer.propose_payment(&form).await.unwrap();
+    let path = proposer
+        .save_session_file(&proposal.session_id)
+        .unwrap()
+        .path;
+    (proposal.session_id, std::fs::read_to_string(path).unwrap())
+}
+
+/// A session file is checked like a message from the network: altered, foreign or not a
+/// session file at all, it is refused with a reason, and nothing is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_session_file_that_was_altered_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (devnet, group, keys, apps) = two_apps(dir.path(), 9).await;
+    let (session_id, text) = propose_by_file(&apps[0], &group, &keys, "5", None).await;
+
+    // One byte of the signed proposal changed: its signature no longer holds.
+    let mut file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut proposal_hex = file["proposal"].as_str().unwrap().to_owned();
+    let at = proposal_hex.len() - 10;
+    let flipped = if &proposal_hex[at..at + 1] == "0" {
+        "1"
+    } else {
+        "0"
+    };
+    proposal_hex.replace_range(at..at + 1, flipped);
+    file["proposal"] = json!(proposal_hex);
+    let altered = apps[1]
+        .import_session_file(&file.to_string())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        altered.title, "The proposal in the file was not accepted",
+        "{altered:?}"
+    );
+    assert!(altered.message.contains("signature"), "{altered:?}");
+    // A file naming this session but carrying another proposal.
+    let (_, other) = propose_by_file(&apps[0], &group, &keys, "6", None).await;
+    let other: serde_json::Value = serde_json::from_str(&other).unwrap();
+    let mut swapped: serde_json::Value = serde_json::from_str(&text).unwrap();
+    swapped["proposal"] = other["proposal"].clone();
+    let swapped = apps[1]
+        .import_session_file(&swapped.to_string())
+        .await
+        .unwrap_err();
+    assert_eq!(swapped.title, "Not a session file", "{swapped:?}");
+    assert!(swapped.message.contains("not the session"), "{swapped:?}");
+    let huge = apps[1]
+        .import_session_file(&" ".repeat(2 << 20))
+        .await
+        .unwrap_err();
+    assert!(
+        huge.message.contains("larger than any session file"),
+        "{huge:?}"
+    );
+    // Not a session file at all, and one for a group this profile is not in.
+    let junk = apps[1]
+        .import_session_file("{\"hello\": 1}")
+        .await
+        .unwrap_err();
+    assert_eq!(junk.title, "Not a session file", "{junk:?}");
+    let mut foreign: serde_json::Value = serde_json::from_str(&text).unwrap();
+    foreign["group_id"] = json!("00".repeat(32));
+    let foreign = apps[1]
+        .import_session_file(&foreign.to_string())
+        .await
+        .unwrap_err();
+    assert_eq!(foreign.title, "Not a session file", "{foreign:?}");
+    assert!(
+        apps[1].sessions().await.unwrap().is_empty(),
+        "nothing refused was stored"
+    );
+    // The file as written is taken.
+    let taken = apps[1].import_session_file(&text).await.unwrap();
+    assert_eq!(taken.session_id, session_id);
+    devnet.shutdown();
+}
+
+/// Above the limit a member set, a payment is approved only with the code the proposer's app
+/// shows (read out on a call): a stolen proposer key used from elsewhere cannot supply it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_payment_is_not_approved_without_the_proposers_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (devnet, group, keys, apps) = two_apps(dir.path(), 10).await;
+    // A_proposal_signed_with_my_key_elsewhere_shows_no_code_and_warns: the key of member 0,
+    // stolen and used from another profile (before member 0 proposed anything: a thief who
+    // knows its sequence). Member 0's own app shows no code for it.
+    let thief = app_engine(dir.path(), "thief", &keys[0], &group, &devnet);
+    let (stolen, text) = propose_by_file(&thief, &group, &keys, "7", None).await;
+    let view = apps[0].import_session_file(&text).await.unwrap();
+    assert_eq!(view.session_id, stolen);
+    assert_eq!(view.confirmation_code, None, "{view:?}");
+    assert_eq!(
+        view.warnings.first().map(String::as_str),
+        Some(engine::views::FOREIGN_PROPOSAL_WARNING)
+    );
+    let limit = |xpi: &str| engine::views::SettingsForm {
+        chain: vec![],
+        seen_quorum: 1,
+        fee_rate_per_kb: 1_000,
+        bootstrap: vec![],
+        confirm_above_xpi: xpi.into(),
+    };
+    let refused = apps[1].save_settings(&limit("lots")).unwrap_err();
+    assert_eq!(
+        refused.title, "These settings cannot be saved",
+        "{refused:?}"
+    );
+    assert_eq!(
+        apps[1]
+            .save_settings(&limit("10"))
+            .unwrap()
+            .confirm_above_sats,
+        Some(10 * XPI)
+    );
+
+    // 5 XPI is under the limit: approved as always.
+    let (small, text) = propose_by_file(&apps[0], &group, &keys, "5", None).await;
+    let view = apps[1].import_session_file(&text).await.unwrap();
+    assert!(!view.needs_confirmation_code && view.confirmation_code.is_none());
+    apps[1]
+        .approve(&small, &view.review_digest, None)
+        .await
+        .unwrap();
+
+    // 12 XPI is over it: no code, a wrong code and another payment's code are refused.
+    let (large, text) = propose_by_file(&apps[0], &group, &keys, "12", None).await;
+    let view = apps[1].import_session_file(&text).await.unwrap();
+    assert!(view.needs_confirmation_code, "{view:?}");
+    assert_eq!(
+        view.confirmation_code, None,
+        "the approver is never shown the code"
+    );
+    let code = apps[0]
+        .session(&large)
+        .await
+        .unwrap()
+        .confirmation_code
+        .expect("the proposer's screen shows the code");
+    let small_code = apps[0]
+        .session(&small)
+        .await
+        .unwrap()
+        .confirmation_code
+        .unwrap();
+    for (typed, title) in [
+        (None, "This payment needs the proposer's confirmation code"),
+        (
+            Some("0000 0000 0000"),
+            "That is not this payment's confirmation code",
+        ),
+        (
+            Some(small_code.as_str()),
+            "That is not this payment's confirmation code",
+        ),
+    ] {
+        let refused = apps[1]
+            .approve(&large, &view.review_digest, typed)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.title, title, "{typed:?}");
+    }
+    assert!(!apps[1].session(&large).await.unwrap().approved_by_me);
+    let approved = apps[1]
+        .approve(&large, &view.review_digest, Some(&code.replace(' ', "-")))
+        .await
+        .unwrap();
+    assert!(approved.approved_by_me);
+
+    // A fee-heavy payment: 2 XPI sent is under the limit, but with its fee more leaves.
+    apps[1].save_settings(&limit("2.1")).unwrap();
+    let (heavy, text) = propose_by_file(&apps[0], &group, &keys, "2", Some(2_000_000)).await;
+    let view = apps[1].import_session_file(&text).await.unwrap();
+    assert!(
+        view.sent_sats <= 21 * XPI / 10 && view.fee_sats > XPI / 10,
+        "{view:?}"
+    );
+    assert!(view.needs_confirmation_code, "the fee leaves the group too");
+    assert!(apps[1]
+        .approve(&heavy, &view.review_digest, None)
+        .await
+        .is_err());
+
+    devnet.shutdown();
 }
 
 /// With a Chronik backend, news comes over its WebSocket: the chain task polls when nudged,

@@ -324,6 +324,8 @@ async fn the_engine_runs_groups_sessions_and_the_chain_for_the_app() {
         .iter()
         .any(|o| o.address.as_deref() == Some(shop.as_str()) && o.amount_sats == 10_000_000));
     assert_eq!(session.outcome, None);
+    // The proposer's own screen shows the code to read out; nobody asks it for one.
+    assert!(session.confirmation_code.is_some() && !session.needs_confirmation_code);
     let waiting: Vec<_> = session
         .members
         .iter()
@@ -341,12 +343,12 @@ async fn the_engine_runs_groups_sessions_and_the_chain_for_the_app() {
 
     // Approving something else than what was reviewed is refused, with what to do.
     let wrong = engine
-        .approve(&proposal.session_id, &"00".repeat(32))
+        .approve(&proposal.session_id, &"00".repeat(32), None)
         .await
         .unwrap_err();
     assert_eq!(wrong.kind, ErrorKind::ProposalRefused, "{wrong:?}");
     let approved = engine
-        .approve(&proposal.session_id, &session.review_digest)
+        .approve(&proposal.session_id, &session.review_digest, None)
         .await
         .unwrap();
     assert!(approved.approved_by_me && approved.members[0].approved);
@@ -681,6 +683,7 @@ async fn the_app_forms_create_back_up_preview_propose_and_configure() {
         seen_quorum: 1,
         fee_rate_per_kb: fee,
         bootstrap: vec![],
+        confirm_above_xpi: String::new(),
     };
     let refused = engine
         .save_settings(&settings(vec!["ftp://nowhere".into()], 2_000))

@@ -120,6 +120,80 @@ pub fn children_of(parent: u32) -> Vec<u32> {
         .collect()
 }
 
+/// A process's command line as one string (arguments joined by NUL); empty once it is gone.
+pub fn cmdline_of(pid: u32) -> String {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        .unwrap_or_default()
+}
+
+/// Every process whose command line contains `needle`.
+pub fn processes_with_argument(needle: &str) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| cmdline_of(*pid).contains(needle))
+        .collect()
+}
+
+/// Reads the window's IPC log (`window.__lotusIpcLog`, started by the test) and checks that
+/// every `expected` command was answered and that no answer or event but the recovery
+/// phrase's one deliberate display holds the secret key (hex) or its recovery phrase.
+pub async fn assert_no_secret_in_ipc(
+    client: &Client,
+    expected: &[&str],
+    key: &lotus::PrivateKey,
+    phrase_words: &[String],
+) {
+    let log = client
+        .execute("return window.__lotusIpcLog;", vec![])
+        .await
+        .unwrap();
+    let log = log.as_array().expect("the IPC log");
+    let commands: std::collections::BTreeSet<&str> =
+        log.iter().filter_map(|e| e[0].as_str()).collect();
+    for command in expected {
+        assert!(
+            commands.contains(command),
+            "{command} not seen: {commands:?}"
+        );
+    }
+    let secret_hex = hex(&key.to_bytes()[..]);
+    let phrase = phrase_words.join(" ");
+    let phrase_start = phrase_words[..6].join(" ");
+    let mut scanned = 0;
+    for entry in log {
+        let (command, answer) = (entry[0].as_str().unwrap(), entry[1].as_str().unwrap());
+        if command == "reveal_recovery_phrase" {
+            continue;
+        }
+        scanned += answer.len();
+        assert!(
+            !answer.to_lowercase().contains(&secret_hex),
+            "{command} answered the secret key"
+        );
+        // The words in any spacing or punctuation.
+        let flat: String = answer
+            .chars()
+            .map(|c| if c.is_ascii_alphabetic() { c } else { ' ' })
+            .collect::<String>()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            !flat.contains(&phrase) && !flat.contains(&phrase_start),
+            "{command} answered the recovery phrase"
+        );
+    }
+    eprintln!(
+        "IPC secret scan: {} answers from {} commands, {scanned} bytes, no secret",
+        log.len(),
+        commands.len()
+    );
+}
+
 /// SIGTERM, then wait until the process is gone (SIGKILL if it lingers).
 fn stop_process(pid: u32) {
     // SAFETY: kill(2) with a pid read from /proc a moment ago; at worst it is already gone.

@@ -40,4 +40,12 @@ abort_reason: string | null,
 /**
  * The member a verified blame names (1-based), if any.
  */
-blamed_member: number | null, };
+blamed_member: number | null, 
+/**
+ * Approving needs the code the proposer reads out (sent plus fee is above the setting).
+ */
+needs_confirmation_code: boolean, 
+/**
+ * The code to read out, only in the app that made the proposal.
+ */
+confirmation_code: string | null, };

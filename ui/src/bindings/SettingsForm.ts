@@ -4,4 +4,8 @@
  * What the Settings screen saves. The network is not among it: a profile's groups and
  * addresses belong to one network.
  */
-export type SettingsForm = { chain: Array<string>, seen_quorum: number, fee_rate_per_kb: number, bootstrap: Array<string>, };
+export type SettingsForm = { chain: Array<string>, seen_quorum: number, fee_rate_per_kb: number, bootstrap: Array<string>, 
+/**
+ * XPI as typed; empty: never ask for a confirmation code.
+ */
+confirm_above_xpi: string, };

@@ -8,4 +8,8 @@ export type SettingsView = { network: Network, chain: Array<string>, seen_quorum
 /**
  * Whether the app is on the peer-to-peer network (it is, unless started offline).
  */
-online: boolean, };
+online: boolean, 
+/**
+ * Above this many satoshis, approving needs the proposer's confirmation code.
+ */
+confirm_above_sats: number | null, };

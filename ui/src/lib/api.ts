@@ -24,6 +24,7 @@ import type { IdentityView } from "../bindings/IdentityView";
 import type { ReputationView } from "../bindings/ReputationView";
 import type { SessionView } from "../bindings/SessionView";
 import type { DemoView } from "../bindings/DemoView";
+import type { TransactionView } from "../bindings/TransactionView";
 
 /** A failure as the UI shows it: the engine's own errors, or the app failing to answer at all. */
 export type Problem = Omit<ErrorView, "kind"> & { kind: ErrorView["kind"] | "ipc" };
@@ -113,6 +114,15 @@ export const exportAuditLog = () => call<SavedFileView>("export_audit_log");
 
 /** Saves the session (signed proposal, and the signed transaction once there is one). */
 export const saveSessionFile = (id: string) => call<SavedFileView>("save_session_file", { id });
+
+/** A session file's text (picked by the person): validated like a proposal from a co-signer. */
+export const importSessionFile = (text: string) => call<SessionView>("import_session_file", { text });
+
+/** A signed session's transaction as this member's chain backends see it. */
+export const transactionStatus = (id: string) => call<TransactionView>("transaction_status", { id });
+
+/** Proposes spending a coin of a signed transaction nobody has seen: that cancels it. */
+export const cancelUnseen = (id: string) => call<ProposalView>("cancel_unseen", { id });
 export const auditEntries = () => call<AuditEntryView[]>("audit_entries");
 /** Blame records against a signer, each verified again by the engine now. */
 export const evidenceAgainst = (signer: string) =>
@@ -123,8 +133,9 @@ export const saveEvidence = (signer: string, id: string) =>
 export const listSessions = () => call<SessionView[]>("list_sessions");
 export const getSession = (id: string) => call<SessionView>("get_session", { id });
 /** Approves exactly the review shown: `digest` is the `review_digest` of the view on screen. */
-export const approveSession = (id: string, digest: string) =>
-  call<SessionView>("approve_session", { id, digest });
+/** `code`: the proposer's confirmation code, for a payment above the limit in Settings. */
+export const approveSession = (id: string, digest: string, code: string | null = null) =>
+  call<SessionView>("approve_session", { id, digest, code });
 export const rejectSession = (id: string, reason: string) =>
   call<SessionView>("reject_session", { id, reason });
 export const chainStatus = () => call<ChainStatusView>("chain_status");

@@ -56,6 +56,7 @@ impl Engine {
             data_dir: identity.data_dir,
             key_store: identity.key_store,
             online: running.network.is_some(),
+            confirm_above_sats: settings.confirm_above_sats,
         })
     }
 
@@ -104,6 +105,15 @@ impl Engine {
                 ),
             ));
         }
+        let confirm_above = form.confirm_above_xpi.trim();
+        settings.confirm_above_sats = if confirm_above.is_empty() {
+            None
+        } else {
+            Some(
+                crate::payment_form::parse_xpi(confirm_above)
+                    .map_err(|e| invalid("confirmation code above", e))?,
+            )
+        };
         settings.chain = chain;
         settings.bootstrap = bootstrap;
         settings.fee_rate_per_kb = form.fee_rate_per_kb;

@@ -160,6 +160,11 @@ enum Request {
         reply: Reply<Vec<store::SignerStats>>,
     },
     Reconnected,
+    /// A message that came by hand (an imported session file), not from a connection.
+    ReceiveByHand {
+        bytes: Vec<u8>,
+        reply: oneshot::Sender<Result<(), protocol::gate::Rejection>>,
+    },
     AppendAudit {
         event: store::AuditEvent,
         reply: Reply<()>,
@@ -438,6 +443,21 @@ impl SessionEngine {
             .await
     }
 
+    /// Feeds a message the person brought by hand (an imported session file) to the core,
+    /// exactly as if a co-signer had sent it: the same gate, budgets and validation. A
+    /// proposal it refuses is announced as a `ProposalRefused` event.
+    pub async fn receive_by_hand(
+        &self,
+        bytes: Vec<u8>,
+    ) -> Result<Result<(), protocol::gate::Rejection>, RuntimeError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request::ReceiveByHand { bytes, reply })
+            .await
+            .map_err(|_| RuntimeError::Stopped)?;
+        answer.await.map_err(|_| RuntimeError::Stopped)
+    }
+
     /// A co-signer became reachable: open sessions pull what they missed.
     pub async fn reconnected(&self) {
         let _ = self.requests.send(Request::Reconnected).await;
@@ -531,6 +551,9 @@ fn handle(core: &mut Core, request: Request) {
             let _ = reply.send(Ok(core.sessions()));
         }
         Request::Reconnected => core.reconnected(),
+        Request::ReceiveByHand { bytes, reply } => {
+            let _ = reply.send(core.receive(&bytes, transport::BY_HAND));
+        }
         Request::AppendAudit { event, reply } => {
             let now = core.now();
             let _ = reply.send(

@@ -42,6 +42,10 @@ type Inboxes = BTreeMap<[u8; 33], mpsc::Sender<Delivery>>;
 /// this, then is dropped, never queued without limit.
 pub const INBOX_CAPACITY: usize = 1024;
 
+/// The connection id of messages the person brought by hand (imported files): the protocol's
+/// per-connection budgets charge them here, apart from every network peer.
+pub const BY_HAND: Peer = Peer(u64::MAX);
+
 /// The connection id of an in-process transport: derived from the key it was connected with
 /// (the network layer uses the libp2p peer instead).
 pub fn peer_of(key: &PublicKey) -> Peer {
