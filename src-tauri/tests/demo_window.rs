@@ -146,6 +146,17 @@ async fn the_demo_walks_through_a_failover_and_a_blame_and_leaves_nothing_behind
     text_of(&client, "[data-testid=evidence-verified]").await;
     shoot(&client, "15-demo-evidence").await;
     click(&client, "dialog button.close").await;
+    // Each co-signer's record: timeouts by phase and the response-time chart of the rounds.
+    let chart = text_of(&client, "[data-testid=response-chart]").await;
+    assert!(chart.contains("median"), "{chart}");
+    client
+        .execute(
+            "document.querySelector('[data-testid=cosigner-detail]').scrollIntoView(); return null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    shoot(&client, "16-demo-cosigners").await;
     click(&client, "[data-testid=nav-audit]").await;
     wait_for_text(&client, "[data-testid=audit-status]", "Verified").await;
 
