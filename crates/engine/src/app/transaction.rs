@@ -13,8 +13,9 @@ use crate::{error_view, ErrorKind, ErrorView, Explain};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, TS)]
 pub struct TransactionView {
     pub txid: String,
-    /// `offline` (no chain backend), `unreachable`, `not_seen`, `partly_seen` (by fewer
-    /// backends than the quorum), `mempool`, `confirmed` or `conflicted`.
+    /// `offline` (no chain backend), `unreachable` (fewer backends than the quorum answered),
+    /// `not_seen`, `partly_seen` (by fewer backends than the quorum), `mempool`, `confirmed`
+    /// or `conflicted`.
     pub state: String,
     pub confirmations: u32,
     /// How many backends have it in their mempool or a block, of how many asked.
@@ -24,10 +25,11 @@ pub struct TransactionView {
     pub can_cancel: bool,
 }
 
-/// The verdict of one status round, in the words the view uses.
-fn state_of(report: &StatusReport) -> &'static str {
-    let answered = report.reports.iter().any(|r| r.answer.is_ok());
-    if !answered {
+/// The verdict of one status round, in the words the view uses. "Never seen" needs at least
+/// `quorum` backends to have answered: fewer cannot outvote the ones that did not.
+fn state_of(report: &StatusReport, quorum: usize) -> &'static str {
+    let answered = report.reports.iter().filter(|r| r.answer.is_ok()).count();
+    if answered == 0 {
         "unreachable"
     } else if report.conflicted {
         "conflicted"
@@ -37,6 +39,8 @@ fn state_of(report: &StatusReport) -> &'static str {
         "mempool"
     } else if report.seen_by > 0 {
         "partly_seen"
+    } else if answered < quorum {
+        "unreachable"
     } else {
         "not_seen"
     }
@@ -69,13 +73,14 @@ impl Engine {
             });
         };
         let backends = chains.labels().len() as u32;
+        let quorum = chains.seen_quorum();
         // On the engine's runtime: the caller's may not be tokio's.
         let report = running
             .handle()
             .spawn(async move { chains.status(&tx).await })
             .await
             .map_err(|e| internal("The chain question failed", e))?;
-        let state = state_of(&report);
+        let state = state_of(&report, quorum);
         Ok(TransactionView {
             txid,
             state: state.into(),
@@ -166,29 +171,50 @@ mod tests {
     fn only_a_transaction_no_answering_backend_has_is_not_seen() {
         use TxStatus::*;
         assert_eq!(
-            state_of(&report(vec![Ok(Unknown), Ok(Unknown)], 1)),
+            state_of(&report(vec![Ok(Unknown), Ok(Unknown)], 1), 1),
             "not_seen"
         );
-        assert_eq!(state_of(&report(vec![Ok(Unknown), Err(())], 1)), "not_seen");
+        assert_eq!(
+            state_of(&report(vec![Ok(Unknown), Err(())], 1), 1),
+            "not_seen"
+        );
         // One backend down and one that has it: seen, not cancellable.
-        assert_eq!(state_of(&report(vec![Ok(Mempool), Err(())], 1)), "mempool");
+        assert_eq!(
+            state_of(&report(vec![Ok(Mempool), Err(())], 1), 1),
+            "mempool"
+        );
         // Seen by fewer than the quorum is not "never seen" either.
         assert_eq!(
-            state_of(&report(vec![Ok(Mempool), Ok(Unknown)], 2)),
+            state_of(&report(vec![Ok(Mempool), Ok(Unknown)], 2), 2),
             "partly_seen"
         );
         // Nobody answered: we know nothing, so nothing may be cancelled.
-        assert_eq!(state_of(&report(vec![Err(()), Err(())], 1)), "unreachable");
         assert_eq!(
-            state_of(&report(
-                vec![Ok(Confirmed {
-                    height: 9,
-                    depth: 2
-                })],
+            state_of(&report(vec![Err(()), Err(())], 1), 1),
+            "unreachable"
+        );
+        assert_eq!(
+            state_of(
+                &report(
+                    vec![Ok(Confirmed {
+                        height: 9,
+                        depth: 2
+                    })],
+                    1
+                ),
                 1
-            )),
+            ),
             "confirmed"
         );
-        assert_eq!(state_of(&report(vec![Ok(Conflicted)], 1)), "conflicted");
+        assert_eq!(state_of(&report(vec![Ok(Conflicted)], 1), 1), "conflicted");
+        // With a quorum of two, one backend's "never heard of it" is not enough.
+        assert_eq!(
+            state_of(&report(vec![Ok(Unknown), Err(())], 2), 2),
+            "unreachable"
+        );
+        assert_eq!(
+            state_of(&report(vec![Ok(Unknown), Ok(Unknown)], 2), 2),
+            "not_seen"
+        );
     }
 }
