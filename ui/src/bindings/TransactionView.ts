@@ -2,8 +2,9 @@
 
 export type TransactionView = { txid: string, 
 /**
- * `offline` (no chain backend), `unreachable`, `not_seen`, `partly_seen` (by fewer
- * backends than the quorum), `mempool`, `confirmed` or `conflicted`.
+ * `offline` (no chain backend), `unreachable` (fewer backends than the quorum answered),
+ * `not_seen`, `partly_seen` (by fewer backends than the quorum), `mempool`, `confirmed`
+ * or `conflicted`.
  */
 state: string, confirmations: number, 
 /**
