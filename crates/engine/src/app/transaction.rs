@@ -170,51 +170,33 @@ mod tests {
     #[test]
     fn only_a_transaction_no_answering_backend_has_is_not_seen() {
         use TxStatus::*;
-        assert_eq!(
-            state_of(&report(vec![Ok(Unknown), Ok(Unknown)], 1), 1),
-            "not_seen"
-        );
-        assert_eq!(
-            state_of(&report(vec![Ok(Unknown), Err(())], 1), 1),
-            "not_seen"
-        );
-        // One backend down and one that has it: seen, not cancellable.
-        assert_eq!(
-            state_of(&report(vec![Ok(Mempool), Err(())], 1), 1),
-            "mempool"
-        );
-        // Seen by fewer than the quorum is not "never seen" either.
-        assert_eq!(
-            state_of(&report(vec![Ok(Mempool), Ok(Unknown)], 2), 2),
-            "partly_seen"
-        );
-        // Nobody answered: we know nothing, so nothing may be cancelled.
-        assert_eq!(
-            state_of(&report(vec![Err(()), Err(())], 1), 1),
-            "unreachable"
-        );
-        assert_eq!(
-            state_of(
-                &report(
-                    vec![Ok(Confirmed {
-                        height: 9,
-                        depth: 2
-                    })],
-                    1
-                ),
-                1
-            ),
-            "confirmed"
-        );
-        assert_eq!(state_of(&report(vec![Ok(Conflicted)], 1), 1), "conflicted");
-        // With a quorum of two, one backend's "never heard of it" is not enough.
-        assert_eq!(
-            state_of(&report(vec![Ok(Unknown), Err(())], 2), 2),
-            "unreachable"
-        );
-        assert_eq!(
-            state_of(&report(vec![Ok(Unknown), Ok(Unknown)], 2), 2),
-            "not_seen"
-        );
+        let confirmed = Confirmed {
+            height: 9,
+            depth: 2,
+        };
+        // (what each backend answered, the seen quorum, the verdict)
+        let cases = [
+            (vec![Ok(Unknown), Ok(Unknown)], 1, "not_seen"),
+            (vec![Ok(Unknown), Err(())], 1, "not_seen"),
+            // One backend down and one that has it: seen, not cancellable.
+            (vec![Ok(Mempool), Err(())], 1, "mempool"),
+            // Seen by fewer than the quorum is not "never seen" either.
+            (vec![Ok(Mempool), Ok(Unknown)], 2, "partly_seen"),
+            // Nobody answered: we know nothing, so nothing may be cancelled.
+            (vec![Err(()), Err(())], 1, "unreachable"),
+            (vec![Ok(confirmed)], 1, "confirmed"),
+            (vec![Ok(Conflicted)], 1, "conflicted"),
+            // With a quorum of two, one backend's "never heard of it" is not enough.
+            (vec![Ok(Unknown), Err(())], 2, "unreachable"),
+            (vec![Ok(Unknown), Ok(Unknown)], 2, "not_seen"),
+        ];
+        for (answers, quorum, verdict) in cases {
+            let shown = format!("{answers:?} with quorum {quorum}");
+            assert_eq!(
+                state_of(&report(answers, quorum), quorum),
+                verdict,
+                "{shown}"
+            );
+        }
     }
 }
