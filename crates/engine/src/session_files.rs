@@ -8,6 +8,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
+use protocol::envelope::{Envelope, MessageKind};
+
 use crate::custody::Custody;
 use crate::profile::Profile;
 use crate::runtime::{EngineEvent, RuntimeError};
@@ -85,6 +87,31 @@ pub fn export(profile: &Profile, session_id: &[u8; 32]) -> Result<SessionFile, S
     })
 }
 
+/// The file's signed proposal, bytes and decoded, checked to be the session and group the file
+/// names: a file naming one session while carrying another would show the wrong review.
+/// (Its signature and contents are checked where it is delivered, like any message.)
+pub fn proposal_of(file: &SessionFile) -> Result<(Vec<u8>, Envelope), SessionFileError> {
+    let not_one = |why: String| SessionFileError::NotASessionFile(why);
+    let bytes = hex::decode(&file.proposal)
+        .map_err(|e| not_one(format!("the proposal is not hex: {e}")))?;
+    let envelope = Envelope::decode(&bytes, bytes.len())
+        .map_err(|e| not_one(format!("the proposal does not decode: {e}")))?;
+    let header = &envelope.header;
+    let named_session = hex::decode(file.session_id.trim()).ok();
+    if header.kind != MessageKind::Proposal
+        || named_session.as_deref() != Some(&header.session_id[..])
+        || !header
+            .group_id
+            .to_string()
+            .eq_ignore_ascii_case(file.group_id.trim())
+    {
+        return Err(not_one(
+            "its proposal is not the session and group the file names".into(),
+        ));
+    }
+    Ok((bytes, envelope))
+}
+
 pub fn parse(text: &str) -> Result<SessionFile, SessionFileError> {
     let file: SessionFile =
         serde_json::from_str(text).map_err(|e| SessionFileError::NotASessionFile(e.to_string()))?;
@@ -104,15 +131,14 @@ pub async fn import(
     custody: &Custody,
     file: &SessionFile,
 ) -> Result<ImportedView, SessionFileError> {
-    let envelope = hex::decode(&file.proposal)
-        .map_err(|e| SessionFileError::NotASessionFile(format!("the proposal is not hex: {e}")))?;
+    let (envelope, decoded) = proposal_of(file)?;
     let groups: Vec<_> = profile
         .groups()
         .map_err(|e| SessionFileError::NotASessionFile(e.to_string()))?
         .into_iter()
         .map(|(g, _)| g)
         .collect();
-    if !groups.iter().any(|g| g.id().to_string() == file.group_id) {
+    if !groups.iter().any(|g| g.id() == decoded.header.group_id) {
         return Err(SessionFileError::UnknownGroup(file.group_id.clone()));
     }
     let (engine, core, deliver, _lock) =
@@ -184,5 +210,46 @@ fn view_of(
             .collect(),
         fee_sats: review.fee_sat,
         signed_tx: file.signed_tx.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::envelope::Header;
+    use protocol::group::GroupId;
+
+    fn file_of(kind: MessageKind, session_id: [u8; 32], group: [u8; 32]) -> SessionFile {
+        let key = lotus::PrivateKey::from_bytes(&[7; 32]).unwrap();
+        let header = Header::new(kind, GroupId(group), session_id, [0; 32], 0, 0, 0);
+        SessionFile {
+            format: FORMAT.to_owned(),
+            session_id: hex::encode(session_id),
+            group_id: hex::encode(group),
+            proposal: hex::encode(Envelope::sign(header, vec![1, 2, 3], &key).encode()),
+            signed_tx: None,
+        }
+    }
+
+    #[test]
+    fn a_file_whose_proposal_is_another_session_or_group_is_not_a_session_file() {
+        let file = file_of(MessageKind::Proposal, [2; 32], [1; 32]);
+        assert!(proposal_of(&file).is_ok());
+        let mut other_session = file.clone();
+        other_session.session_id = hex::encode([3; 32]);
+        let mut other_group = file.clone();
+        other_group.group_id = hex::encode([4; 32]);
+        let mut not_hex = file.clone();
+        not_hex.proposal = "zz".into();
+        let nonces = file_of(MessageKind::Nonces, [2; 32], [1; 32]);
+        for refused in [other_session, other_group, not_hex, nonces] {
+            assert!(
+                matches!(
+                    proposal_of(&refused),
+                    Err(SessionFileError::NotASessionFile(_))
+                ),
+                "{refused:?}"
+            );
+        }
     }
 }

@@ -2,8 +2,6 @@
 //! gate and validation exactly as if a co-signer had sent it, and the person then reviews it
 //! like any other.
 
-use protocol::envelope::{Envelope, MessageKind};
-
 use super::{internal, parse_session_id, Engine};
 use crate::runtime::EngineEvent;
 use crate::session_files::{self, SessionFileError};
@@ -13,37 +11,21 @@ use crate::{ErrorView, Explain};
 /// Larger than any real session file (a proposal is a few KB), small enough to refuse junk.
 const MAX_FILE_BYTES: usize = 1 << 20;
 
-fn not_a_session_file(why: String) -> ErrorView {
-    SessionFileError::NotASessionFile(why).view()
-}
-
 impl Engine {
     /// Takes a session file's text (`lotus-cosigner-session/1`) and answers the session to
     /// review. A session already here is opened, if the file holds the same proposal.
     pub async fn import_session_file(&self, text: &str) -> Result<SessionView, ErrorView> {
         if text.len() > MAX_FILE_BYTES {
-            return Err(not_a_session_file(format!(
+            return Err(SessionFileError::NotASessionFile(format!(
                 "{} bytes, larger than any session file",
                 text.len()
-            )));
+            ))
+            .view());
         }
         let file = session_files::parse(text).map_err(|e| e.view())?;
         let session = parse_session_id(&file.session_id)?;
-        let bytes = hex::decode(&file.proposal)
-            .map_err(|e| not_a_session_file(format!("the proposal is not hex: {e}")))?;
-        // The file's names must be the proposal's own: a file naming one session while
-        // carrying another would show the person the wrong review.
-        let envelope = Envelope::decode(&bytes, MAX_FILE_BYTES)
-            .map_err(|e| not_a_session_file(format!("the proposal does not decode: {e}")))?;
+        let (bytes, envelope) = session_files::proposal_of(&file).map_err(|e| e.view())?;
         let header = &envelope.header;
-        if header.kind != MessageKind::Proposal
-            || header.session_id != session.0
-            || header.group_id.to_string() != file.group_id.trim()
-        {
-            return Err(not_a_session_file(
-                "its proposal is not the session and group the file names".into(),
-            ));
-        }
         let known_group = self.with_profile(|profile| {
             Ok(profile
                 .groups()
