@@ -5,11 +5,12 @@ BUILD_PACKAGES=(
   build-essential pkg-config file libssl-dev libdbus-1-dev
   libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev librsvg2-dev libxdo-dev
 )
-# What the tests need on top: a headless X server, WebDriver for WebKitGTK, a D-Bus session
-# and a real Secret Service (gnome-keyring) to keep keys in.
+# What the tests need on top: a headless X server, WebDriver for WebKitGTK, a D-Bus session,
+# a real Secret Service (gnome-keyring) to keep keys in, a notification service (dunst), and a
+# window manager (openbox, wmctrl) for the close-to-tray test.
 TEST_PACKAGES=(
   webkit2gtk-driver xvfb xauth dbus dbus-x11 gnome-keyring libsecret-tools keyutils
-  iproute2 nftables
+  iproute2 nftables dunst openbox wmctrl
 )
 
 # ensure_packages PKG... : installs the missing ones when root, else prints the exact command.

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 const COMMANDS: &[&str] = &[
     "get_identity",
     "take_launch_invite",
+    "take_open_session",
     "reveal_recovery_phrase",
     "confirm_backup",
     "restore_key",

@@ -24,6 +24,7 @@ use tauri::ipc::Channel;
 use tauri::State;
 
 mod demo_window;
+mod notifications;
 #[cfg(unix)]
 mod single_instance;
 mod tray;
@@ -278,6 +279,12 @@ fn take_launch_invite(launch: State<'_, LaunchInvite>) -> Option<String> {
     launch.0.lock().unwrap_or_else(|p| p.into_inner()).take()
 }
 
+/// The session a clicked desktop notification asked to open, given to the window once.
+#[tauri::command]
+fn take_open_session(open: State<'_, notifications::OpenSession>) -> Option<String> {
+    open.take()
+}
+
 /// The demo's guide, in a demo window only (started with `--demo`).
 struct Demo(Option<cli::app_demo::DemoGuide>);
 
@@ -385,11 +392,13 @@ fn main() -> ExitCode {
             }
         })
         .manage(launch)
+        .manage(notifications::OpenSession::default())
         .manage(Engine::start(config))
         .manage(Demo(guide.clone()))
         .invoke_handler(tauri::generate_handler![
             get_identity,
             take_launch_invite,
+            take_open_session,
             reveal_recovery_phrase,
             confirm_backup,
             restore_key,
@@ -434,6 +443,7 @@ fn main() -> ExitCode {
         }
         tray::follow_waiting(app.handle().clone());
     }
+    notifications::follow(app.handle().clone());
     let director = demo.map(|(demo, _)| demo_window::direct(demo, app.handle().clone()));
     if director.is_some() {
         demo_window::exit_on_terminate(app.handle().clone());

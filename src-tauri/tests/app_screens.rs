@@ -51,6 +51,13 @@ async fn a_funded_group_is_backed_up_and_pays_and_every_screen_opens() {
     assert!(text.contains(&group.invite()), "{text}");
     assert!(file.starts_with(&backups.display().to_string()), "{file}");
     shoot(&client, "03-group").await;
+    // Pictures for the QR scan below: the invite's QR as the window draws it, and the
+    // balance (no QR in it).
+    let invite_qr = profile.dir.path().join("invite-qr.png");
+    picture_of(&client, ".invite-qr [data-testid=qr-code]", &invite_qr).await;
+    let no_qr = profile.dir.path().join("balance.png");
+    picture_of(&client, "[data-testid=group-balance]", &no_qr).await;
+    let (invite_qr, no_qr) = (invite_qr.display().to_string(), no_qr.display().to_string());
 
     // A payment: the preview shows exactly what co-signers review, then it is proposed.
     click(&client, "[data-testid=new-payment]").await;
@@ -139,8 +146,20 @@ async fn a_funded_group_is_backed_up_and_pays_and_every_screen_opens() {
     assert!(log.contains("proposal_created"), "{log}");
     shoot(&client, "10-audit").await;
 
-    // A second group, created in the window from pasted keys.
+    // "Scan a QR picture…" on the join form: a picture without a QR is refused with a reason;
+    // the invite's QR reads back as the invite.
     nav(&client, "groups").await;
+    type_into(&client, "[data-testid=scan-invite]", &no_qr).await;
+    wait_for_text(
+        &client,
+        "[data-testid=scan-invite-problem]",
+        "No QR code was found",
+    )
+    .await;
+    type_into(&client, "[data-testid=scan-invite]", &invite_qr).await;
+    wait_for_value(&client, "[data-testid=invite-input]", &group.invite()).await;
+
+    // A second group, created in the window from pasted keys.
     click(&client, "[data-testid=create-group]").await;
     type_into(&client, "[data-testid=group-name-input]", "Savings").await;
     let third = lotus::PrivateKey::from_bytes(&[0x53; 32]).unwrap();
@@ -190,6 +209,95 @@ async fn a_funded_group_is_backed_up_and_pays_and_every_screen_opens() {
         &words,
     )
     .await;
+
+    client.close().await.unwrap();
+}
+
+/// A co-signer's proposal above the confirmation limit: a desktop notification (a real
+/// notification service, dunst) tells the person, clicking it opens the review, and Approve
+/// takes only the code the proposer's app shows.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_co_signers_proposal_is_notified_and_approved_only_with_the_proposers_code() {
+    let funded = FundedProfile::new("notify").await;
+    let profile = &funded.profile;
+    let path = profile.data_dir().join("settings.json");
+    let mut settings = engine::settings::Settings::load_or_init(&path).unwrap();
+    settings.confirm_above_sats = Some(5_000_000);
+    settings.save(&path).unwrap();
+    let daemon = NotificationDaemon::start(profile.dir.path());
+
+    // Member 2 proposes 7.25 XPI from its own app; the file reaches member 1 by hand.
+    let co_signer = funded.co_signer();
+    let form: engine::payment_form::PaymentForm = serde_json::from_value(serde_json::json!({
+        "group": funded.group.id().to_string(),
+        "recipients": [{ "address": shop_address(), "amount": "7.25" }],
+        "fee_rate_per_kb": null,
+        "expires_minutes": null,
+        "allow_unconfirmed": true,
+    }))
+    .unwrap();
+    let proposal = co_signer.propose_payment(&form).await.unwrap();
+    let theirs = co_signer.session(&proposal.session_id).await.unwrap();
+    let code = theirs
+        .confirmation_code
+        .clone()
+        .expect("the proposer's app shows the code");
+    let file = co_signer
+        .save_session_file(&proposal.session_id)
+        .unwrap()
+        .path;
+
+    let env = profile.app_env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let driver = WebDriver::start(&env, &profile.dir.path().join("webdriver.log"));
+    let client = driver.open_app().await;
+    text_of(&client, "[data-testid=public-key]").await;
+    nav(&client, "inbox").await;
+    type_into(&client, "[data-testid=import-session-file]", &file).await;
+    wait_for_text(&client, "[data-testid=session]", "7.250000 XPI").await;
+
+    let printed = daemon.wait_for("A payment waits for your review");
+    assert!(
+        printed.contains("Member 2 of Shop till proposes to send 7.250000 XPI."),
+        "{printed}"
+    );
+    // Away from the session, the click on the notification brings it back.
+    nav(&client, "settings").await;
+    text_of(&client, "[data-testid=settings]").await;
+    daemon.click_top();
+    wait_for_text(&client, "[data-testid=session]", "7.250000 XPI").await;
+
+    // Above the limit: Approve waits for 12 digits, and refuses a wrong code.
+    text_of(&client, "[data-testid=confirmation-needed]").await;
+    let approve = client
+        .find(Locator::Css("[data-testid=approve]"))
+        .await
+        .unwrap();
+    assert_eq!(
+        approve.attr("disabled").await.unwrap().as_deref(),
+        Some("true")
+    );
+    let wrong: String = code
+        .chars()
+        .filter(char::is_ascii_digit)
+        .map(|d| if d == '9' { '0' } else { '9' })
+        .collect();
+    type_into(&client, "[data-testid=confirmation-input]", &wrong).await;
+    click(&client, "[data-testid=approve]").await;
+    wait_for_text(
+        &client,
+        "[data-testid=error-card]",
+        "That is not this payment's confirmation code",
+    )
+    .await;
+    let input = client
+        .find(Locator::Css("[data-testid=confirmation-input]"))
+        .await
+        .unwrap();
+    input.clear().await.unwrap();
+    type_into(&client, "[data-testid=confirmation-input]", &code).await;
+    click(&client, "[data-testid=approve]").await;
+    wait_for_text(&client, "[data-testid=session]", "You approved this review").await;
 
     client.close().await.unwrap();
 }

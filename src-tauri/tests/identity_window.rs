@@ -52,7 +52,7 @@ async fn identity_screen_shows_the_key_held_in_the_keychain() {
         view.p2pkh_address
     );
     let qr_path = client
-        .find(Locator::Css("[data-testid=taproot-qr] path"))
+        .find(Locator::Css("[data-testid=qr-code] path"))
         .await
         .expect("QR code")
         .attr("d")
@@ -305,20 +305,46 @@ async fn an_invite_link_opens_the_join_form_filled_in_even_while_the_app_runs() 
         String::from_utf8_lossy(&started.stderr)
     );
     text_of(&client, "[data-testid=invite-from-link]").await;
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let field = client
-            .find(Locator::Css("[data-testid=invite-input]"))
-            .await
-            .unwrap();
-        if field.prop("value").await.unwrap().as_deref() == Some(second.as_str()) {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the second link never arrived"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    wait_for_value(&client, "[data-testid=invite-input]", &second).await;
     client.close().await.unwrap();
+}
+
+/// On a desktop with a window manager (openbox, on an X display of this test's own): closing
+/// the window hides it and the app keeps running; starting the app again brings it back.
+#[test]
+fn closing_the_window_keeps_the_app_running_and_a_second_start_brings_it_back() {
+    let profile = Profile::new("tray");
+    let me = lotus::PrivateKey::from_bytes(&[0x63; 32]).unwrap();
+    KeyStore::new(profile.keychain.clone()).store(&me).unwrap();
+    let desktop = Desktop::start(profile.dir.path());
+    let env = profile.app_env();
+    let mut app = std::process::Command::new(app_binary())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("DISPLAY", desktop.display())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(profile.dir.path().join("app.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let window = desktop.wait_for_window_of(app.id());
+
+    desktop.close(&window);
+    desktop.wait_until_no_window_of(app.id());
+    assert!(
+        app.try_wait().unwrap().is_none(),
+        "closing the window ended the app; log: {}",
+        std::fs::read_to_string(profile.dir.path().join("app.log")).unwrap_or_default()
+    );
+
+    let again = std::process::Command::new(app_binary())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("DISPLAY", desktop.display())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("already open"),
+        "{again:?}"
+    );
+    desktop.wait_for_window_of(app.id());
+    stop_process(app.id());
+    let _ = app.wait();
 }

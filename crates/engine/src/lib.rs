@@ -17,6 +17,7 @@ pub mod group_wallet;
 pub mod identity;
 pub mod key_file;
 pub mod key_store;
+pub mod notices;
 pub mod payment_form;
 pub mod policy;
 pub mod profile;

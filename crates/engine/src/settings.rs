@@ -50,6 +50,9 @@ pub struct Settings {
     /// out on a call (see [`crate::confirmation`]); `None`: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirm_above_sats: Option<i64>,
+    /// Desktop notifications (new proposal, about to expire, blame, failover, confirmed).
+    #[serde(default = "default_notifications")]
+    pub notifications: bool,
 }
 
 impl Default for Settings {
@@ -61,12 +64,17 @@ impl Default for Settings {
             fee_rate_per_kb: default_fee_rate(),
             bootstrap: Vec::new(),
             confirm_above_sats: None,
+            notifications: default_notifications(),
         }
     }
 }
 
 fn default_seen_quorum() -> usize {
     1
+}
+
+fn default_notifications() -> bool {
+    true
 }
 
 fn default_fee_rate() -> i64 {

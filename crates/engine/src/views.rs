@@ -54,6 +54,8 @@ pub struct SessionView {
     pub needs_confirmation_code: bool,
     /// The code to read out, only in the app that made the proposal.
     pub confirmation_code: Option<String>,
+    /// This app made the proposal (signed with this member's key is not enough).
+    pub made_here: bool,
 }
 
 impl SessionView {
@@ -264,6 +266,7 @@ pub fn session_view(
         blamed_member,
         needs_confirmation_code: false,
         confirmation_code: None,
+        made_here: false,
     }
 }
 
@@ -281,6 +284,7 @@ pub fn with_confirmation(
     made_here: bool,
     confirm_above_sats: Option<i64>,
 ) -> SessionView {
+    view.made_here = made_here;
     if made_here {
         view.confirmation_code = Some(crate::confirmation::code(digest));
     } else {
@@ -619,6 +623,8 @@ pub struct SettingsView {
     /// Above this many satoshis, approving needs the proposer's confirmation code.
     #[ts(type = "number | null")]
     pub confirm_above_sats: Option<i64>,
+    /// Desktop notifications for proposals, expiry, blame, failover and confirmations.
+    pub notifications: bool,
 }
 
 /// What the Settings screen saves. The network is not among it: a profile's groups and
@@ -632,6 +638,7 @@ pub struct SettingsForm {
     pub bootstrap: Vec<String>,
     /// XPI as typed; empty: never ask for a confirmation code.
     pub confirm_above_xpi: String,
+    pub notifications: bool,
 }
 
 /// One chain backend tried before it is saved.
@@ -701,6 +708,7 @@ pub(crate) fn sample_session(sent_sats: i64, fee_sats: i64) -> SessionView {
         blamed_member: None,
         needs_confirmation_code: false,
         confirmation_code: None,
+        made_here: false,
     }
 }
 

@@ -737,6 +737,7 @@ async fn a_large_payment_is_not_approved_without_the_proposers_code() {
         fee_rate_per_kb: 1_000,
         bootstrap: vec![],
         confirm_above_xpi: xpi.into(),
+        notifications: true,
     };
     let refused = apps[1].save_settings(&limit("lots")).unwrap_err();
     assert_eq!(

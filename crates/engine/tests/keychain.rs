@@ -684,6 +684,7 @@ async fn the_app_forms_create_back_up_preview_propose_and_configure() {
         fee_rate_per_kb: fee,
         bootstrap: vec![],
         confirm_above_xpi: String::new(),
+        notifications: false,
     };
     let refused = engine
         .save_settings(&settings(vec!["ftp://nowhere".into()], 2_000))
@@ -703,6 +704,7 @@ async fn the_app_forms_create_back_up_preview_propose_and_configure() {
         .unwrap();
     assert_eq!(view.fee_rate_per_kb, 2_000);
     assert_eq!(view.chain, vec![devnet.chronik_spec()]);
+    assert!(!view.notifications, "notifications turned off are kept off");
     let funded = engine.refresh_group(&group.id).await.unwrap();
     assert_eq!(funded.balance.confirmed_sats, 40_000_000);
 

@@ -195,7 +195,7 @@ pub async fn assert_no_secret_in_ipc(
 }
 
 /// SIGTERM, then wait until the process is gone (SIGKILL if it lingers).
-fn stop_process(pid: u32) {
+pub fn stop_process(pid: u32) {
     // SAFETY: kill(2) with a pid read from /proc a moment ago; at worst it is already gone.
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGTERM);
@@ -307,6 +307,77 @@ pub async fn wait_for_text(client: &Client, css: &str, needle: &str) -> String {
     }
 }
 
+/// Saves what the window shows of the element `css` as a PNG at `path` (scrolled into view,
+/// cut out of a screenshot of the window; WebKitWebDriver's own element screenshots come out
+/// black under Xvfb).
+pub async fn picture_of(client: &Client, css: &str, path: &Path) {
+    let element = serde_json::to_value(client.find(Locator::Css(css)).await.unwrap()).unwrap();
+    // Scrolled, then two frames later (painted) measured and shot.
+    client
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; \
+             arguments[0].scrollIntoView({block: 'center'}); \
+             requestAnimationFrame(() => requestAnimationFrame(() => done(null)));",
+            vec![element.clone()],
+        )
+        .await
+        .unwrap();
+    let rect = client
+        .execute(
+            "const r = arguments[0].getBoundingClientRect(); \
+             return [r.left, r.top, r.width, r.height].map(Math.round);",
+            vec![element],
+        )
+        .await
+        .unwrap();
+    let [x, y, width, height]: [u32; 4] = serde_json::from_value(rect).unwrap();
+    let shot = client.screenshot().await.unwrap();
+    let mut reader = png::Decoder::new(std::io::Cursor::new(shot))
+        .read_info()
+        .unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let frame = reader.next_frame(&mut pixels).unwrap();
+    let channels = frame.color_type.samples();
+    assert_eq!(frame.bit_depth, png::BitDepth::Eight);
+    let row = frame.line_size;
+    let mut cut = Vec::new();
+    for line in y..(y + height).min(frame.height) {
+        let start = line as usize * row + x as usize * channels;
+        let end = start + (width.min(frame.width - x) as usize) * channels;
+        cut.extend_from_slice(&pixels[start..end]);
+    }
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut encoder = png::Encoder::new(
+        file,
+        width.min(frame.width - x),
+        (y + height).min(frame.height) - y,
+    );
+    encoder.set_color(frame.color_type);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&cut).unwrap();
+    writer.finish().unwrap();
+}
+
+/// Waits until the form field `css` holds `expected`.
+pub async fn wait_for_value(client: &Client, css: &str, expected: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let value = match client.find(Locator::Css(css)).await {
+            Ok(field) => field.prop("value").await.ok().flatten(),
+            Err(_) => None,
+        };
+        if value.as_deref() == Some(expected) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css} holds {value:?}, not {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 pub async fn click(client: &Client, css: &str) {
     client
         .wait()
@@ -356,6 +427,8 @@ pub struct FundedProfile {
     pub profile: Profile,
     pub group: protocol::group::GroupDescriptor,
     pub me: lotus::PrivateKey,
+    /// Member 2's key (its app is [`FundedProfile::co_signer`]).
+    pub other: lotus::PrivateKey,
     pub devnet: chain::devnet::server::RunningDevnet,
 }
 
@@ -397,9 +470,110 @@ impl FundedProfile {
             profile,
             group,
             me,
+            other,
             devnet,
         }
     }
+
+    /// Member 2's app, headless, on its own data folder and key file beside the profile.
+    pub fn co_signer(&self) -> engine::Engine {
+        let dir = self.profile.dir.path().join("member-2");
+        let mut saved = engine::profile::Profile::open(Some(dir.join("data"))).unwrap();
+        saved.save_group(&self.group, &[]).unwrap();
+        drop(saved);
+        let key_file = dir.join("key");
+        let passphrase = "a long enough passphrase";
+        engine::key_file::write(&key_file, &self.other, passphrase, Default::default()).unwrap();
+        engine::Engine::start(EngineConfig {
+            data_dir: Some(dir.join("data")),
+            key: Some(std::sync::Arc::new(
+                engine::custody::Custody::open_file(&key_file, passphrase).unwrap(),
+            )),
+            chain: vec![self.devnet.chronik_spec()],
+            backup_dir: Some(dir.clone()),
+            ..EngineConfig::default()
+        })
+    }
+}
+
+/// A real notification service (dunst) on the test's D-Bus session, keeping every
+/// notification on screen until it is acted on, and printing each to a file. Stopped on drop.
+pub struct NotificationDaemon {
+    child: Child,
+    printed: PathBuf,
+}
+
+impl NotificationDaemon {
+    pub fn start(dir: &Path) -> Self {
+        require_environment();
+        let config = dir.join("dunstrc");
+        std::fs::write(
+            &config,
+            "[global]\n    follow = none\n[urgency_low]\n    timeout = 0\n\
+             [urgency_normal]\n    timeout = 0\n[urgency_critical]\n    timeout = 0\n",
+        )
+        .unwrap();
+        let printed = dir.join("notifications.txt");
+        let child = Command::new("dunst")
+            .arg("-config")
+            .arg(&config)
+            .arg("-print")
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&printed).unwrap())
+            .stderr(std::fs::File::create(dir.join("dunst.log")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start dunst ({e}); install it (./scripts/test does)")
+            });
+        let daemon = Self { child, printed };
+        daemon.wait_until(
+            || dunstctl(&["is-paused"]).is_some(),
+            "dunst to answer on D-Bus",
+        );
+        daemon
+    }
+
+    /// What dunst printed of the notifications it received.
+    pub fn printed(&self) -> String {
+        std::fs::read_to_string(&self.printed).unwrap_or_default()
+    }
+
+    /// Waits until a notification whose printout contains `needle` was received.
+    pub fn wait_for(&self, needle: &str) -> String {
+        self.wait_until(|| self.printed().contains(needle), needle);
+        self.printed()
+    }
+
+    /// Clicks the notification on top (dunst's default action).
+    pub fn click_top(&self) {
+        dunstctl(&["action", "0"]).expect("dunstctl action");
+    }
+
+    fn wait_until(&self, done: impl Fn() -> bool, what: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !done() {
+            assert!(
+                Instant::now() < deadline,
+                "waited too long for {what}; dunst printed: {}",
+                self.printed()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for NotificationDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn dunstctl(args: &[&str]) -> Option<String> {
+    let out = Command::new("dunstctl").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The texts of every element matching `css`, in document order.
@@ -438,4 +612,114 @@ pub async fn shoot(client: &Client, name: &str) {
     let png = client.screenshot().await.expect("screenshot");
     let path = PathBuf::from(dir).join(format!("{name}.png"));
     std::fs::write(&path, png).unwrap();
+}
+
+/// An X display of a test's own (Xvfb) with a window manager (openbox), for what needs one:
+/// a close request goes through the window manager. Stopped on drop.
+pub struct Desktop {
+    display: String,
+    x: Child,
+    wm: Child,
+}
+
+impl Desktop {
+    pub fn start(dir: &Path) -> Self {
+        use std::io::{BufRead, BufReader};
+        use std::os::fd::FromRawFd;
+        require_environment();
+        // Xvfb picks a free display and writes its number to this pipe once it accepts
+        // clients (-displayfd), on the write end of this pipe that it inherits.
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) fills two new descriptors, each owned once below.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe(2)");
+        let log = |name: &str| std::fs::File::create(dir.join(name)).unwrap();
+        let x = Command::new("Xvfb")
+            .args(["-displayfd", &fds[1].to_string()])
+            .args(["-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            .stdout(Stdio::null())
+            .stderr(log("xvfb.log"))
+            .spawn()
+            .expect("Xvfb (./scripts/test installs xvfb)");
+        // SAFETY: each descriptor from pipe(2) above, owned by exactly one File.
+        let (reader, writer) = unsafe {
+            (
+                std::fs::File::from_raw_fd(fds[0]),
+                std::fs::File::from_raw_fd(fds[1]),
+            )
+        };
+        drop(writer);
+        let mut number = String::new();
+        BufReader::new(reader).read_line(&mut number).unwrap();
+        let display = format!(":{}", number.trim());
+        assert!(display.len() > 1, "Xvfb did not start: see xvfb.log");
+        let wm = Command::new("openbox")
+            .arg("--sm-disable")
+            .env("DISPLAY", &display)
+            .stdout(Stdio::null())
+            .stderr(log("openbox.log"))
+            .spawn()
+            .expect("openbox (./scripts/test installs it)");
+        let desktop = Self { display, x, wm };
+        desktop.wait_until(
+            || desktop.wmctrl(&["-m"]).is_some(),
+            "openbox to manage the display",
+        );
+        desktop
+    }
+
+    pub fn display(&self) -> &str {
+        &self.display
+    }
+
+    /// The window id of the (first) window process `pid` shows.
+    pub fn wait_for_window_of(&self, pid: u32) -> String {
+        self.wait_until(|| self.window_of(pid).is_some(), "the app's window");
+        self.window_of(pid).unwrap()
+    }
+
+    pub fn wait_until_no_window_of(&self, pid: u32) {
+        self.wait_until(|| self.window_of(pid).is_none(), "the app's window to go");
+    }
+
+    /// Asks the window manager to close `window`, as its close button does.
+    pub fn close(&self, window: &str) {
+        self.wmctrl(&["-i", "-c", window]).expect("wmctrl -c");
+    }
+
+    /// `wmctrl -lp`: one line per managed window, "id desktop pid host title".
+    fn window_of(&self, pid: u32) -> Option<String> {
+        let list = self.wmctrl(&["-l", "-p"])?;
+        list.lines().find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(2) == Some(&pid.to_string().as_str())).then(|| fields[0].to_owned())
+        })
+    }
+
+    fn wmctrl(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("wmctrl")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn wait_until(&self, done: impl Fn() -> bool, what: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !done() {
+            assert!(Instant::now() < deadline, "waited too long for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        let _ = self.wm.kill();
+        let _ = self.wm.wait();
+        let _ = self.x.kill();
+        let _ = self.x.wait();
+    }
 }

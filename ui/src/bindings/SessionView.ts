@@ -48,4 +48,8 @@ needs_confirmation_code: boolean,
 /**
  * The code to read out, only in the app that made the proposal.
  */
-confirmation_code: string | null, };
+confirmation_code: string | null, 
+/**
+ * This app made the proposal (signed with this member's key is not enough).
+ */
+made_here: boolean, };

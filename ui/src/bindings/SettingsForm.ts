@@ -8,4 +8,4 @@ export type SettingsForm = { chain: Array<string>, seen_quorum: number, fee_rate
 /**
  * XPI as typed; empty: never ask for a confirmation code.
  */
-confirm_above_xpi: string, };
+confirm_above_xpi: string, notifications: boolean, };

@@ -12,4 +12,8 @@ online: boolean,
 /**
  * Above this many satoshis, approving needs the proposer's confirmation code.
  */
-confirm_above_sats: number | null, };
+confirm_above_sats: number | null, 
+/**
+ * Desktop notifications for proposals, expiry, blame, failover and confirmations.
+ */
+notifications: boolean, };

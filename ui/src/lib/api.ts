@@ -87,6 +87,7 @@ export const restoreKey = (phrase: string) => call<IdentityView>("restore_key", 
 
 /** The invite link the app was opened with, once (then `null`). */
 export const takeLaunchInvite = () => call<string | null>("take_launch_invite");
+export const takeOpenSession = () => call<string | null>("take_open_session");
 
 export const listGroups = () => call<GroupView[]>("list_groups");
 export const getGroup = (id: string) => call<GroupView>("get_group", { id });

@@ -57,6 +57,7 @@ impl Engine {
             key_store: identity.key_store,
             online: running.network.is_some(),
             confirm_above_sats: settings.confirm_above_sats,
+            notifications: settings.notifications,
         })
     }
 
@@ -118,6 +119,7 @@ impl Engine {
         settings.bootstrap = bootstrap;
         settings.fee_rate_per_kb = form.fee_rate_per_kb;
         settings.seen_quorum = quorum;
+        settings.notifications = form.notifications;
         settings
             .save(&path)
             .map_err(|e| internal("The settings cannot be saved", e))?;

@@ -1,0 +1,113 @@
+//! Desktop notifications: what `engine::notices` says the sessions deserve, shown through the
+//! desktop's notification service (org.freedesktop.Notifications on Linux). Clicking one
+//! brings the window to the front at its session. Off when the Settings say so.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use engine::notices::{Notice, Notices};
+use engine::Engine;
+use tauri::{AppHandle, Manager};
+
+/// How often the sessions are looked at without a change (for "about to expire").
+const TICK: Duration = Duration::from_secs(15);
+
+/// A session a clicked notification asked to open, given to the window once.
+#[derive(Clone, Default)]
+pub struct OpenSession(Arc<Mutex<Option<String>>>);
+
+impl OpenSession {
+    fn put(&self, id: String) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
+    }
+
+    pub fn take(&self) -> Option<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// Watches the sessions for as long as the app runs and notifies what deserves it.
+pub fn follow(app: AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        let engine = app.state::<Engine>();
+        let mut changes = engine.changes();
+        let mut notices = Notices::new();
+        let mut unavailable_said = false;
+        loop {
+            // Learned even while notifications are off, so turning them on tells no old news.
+            if let Ok(sessions) = engine.sessions().await {
+                let told = notices.update(&sessions, now_ms());
+                let enabled = engine.settings_view().is_ok_and(|s| s.notifications);
+                for notice in told.into_iter().filter(|_| enabled) {
+                    if let Err(e) = show(&app, notice).await {
+                        if !unavailable_said {
+                            tracing::warn!("desktop notifications are unavailable: {e}");
+                            unavailable_said = true;
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                change = changes.next() => if change.is_none() { return },
+                () = tokio::time::sleep(TICK) => {}
+            }
+        }
+    });
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(all(unix, not(target_os = "macos")))]
+async fn show(app: &AppHandle, notice: Notice) -> Result<(), notify_rust::error::Error> {
+    use notify_rust::{Notification, NotificationResponse};
+    let handle = Notification::new()
+        .appname("Lotus Cosigner")
+        // The icon the .deb installs (named after the binary, as its desktop entry says).
+        .icon("lotus-cosigner-app")
+        .summary(&notice.title)
+        .body(&notice.body)
+        // "default" is the click on the notification itself.
+        .action("default", "Open")
+        .show_async()
+        .await?;
+    tracing::info!(session = %notice.session_id, event = ?notice.event, "notified");
+    let app = app.clone();
+    tauri::async_runtime::spawn(async move {
+        let mut clicked = false;
+        handle
+            .wait_for_action_async(|response| {
+                clicked = match response {
+                    NotificationResponse::Default => true,
+                    NotificationResponse::Action(action) => action == "default",
+                    _ => false,
+                };
+            })
+            .await;
+        if clicked {
+            open_session(&app, notice.session_id);
+        }
+    });
+    Ok(())
+}
+
+/// Elsewhere the notification is shown; a click brings the app forward (the platform's own
+/// behaviour) but cannot name the session.
+#[cfg(not(all(unix, not(target_os = "macos"))))]
+async fn show(_app: &AppHandle, notice: Notice) -> Result<(), notify_rust::error::Error> {
+    notify_rust::Notification::new()
+        .appname("Lotus Cosigner")
+        .summary(&notice.title)
+        .body(&notice.body)
+        .show()
+        .map(|_| ())
+}
+
+fn open_session(app: &AppHandle, id: String) {
+    tracing::info!(session = %id, "notification clicked: opening its session");
+    app.state::<OpenSession>().put(id);
+    crate::tray::show_window(app);
+}
