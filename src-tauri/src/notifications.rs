@@ -17,6 +17,7 @@ const TICK: Duration = Duration::from_secs(15);
 pub struct OpenSession(Arc<Mutex<Option<String>>>);
 
 impl OpenSession {
+    #[cfg_attr(not(all(unix, not(target_os = "macos"))), allow(dead_code))]
     fn put(&self, id: String) {
         *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
     }
@@ -69,12 +70,12 @@ async fn show(app: &AppHandle, notice: Notice) -> Result<(), notify_rust::error:
         // The icon the .deb installs (named after the binary, as its desktop entry says).
         .icon("lotus-cosigner-app")
         .summary(&notice.title)
-        .body(&notice.body)
+        .body(&plain_body(&notice.body))
         // "default" is the click on the notification itself.
         .action("default", "Open")
         .show_async()
         .await?;
-    tracing::info!(session = %notice.session_id, event = ?notice.event, "notified");
+    tracing::info!(session = ?notice.session_id, event = ?notice.event, "notified");
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let mut clicked = false;
@@ -106,8 +107,54 @@ async fn show(_app: &AppHandle, notice: Notice) -> Result<(), notify_rust::error
         .map(|_| ())
 }
 
-fn open_session(app: &AppHandle, id: String) {
-    tracing::info!(session = %id, "notification clicked: opening its session");
-    app.state::<OpenSession>().put(id);
+#[cfg(all(unix, not(target_os = "macos")))]
+fn open_session(app: &AppHandle, id: Option<String>) {
+    tracing::info!(session = ?id, "notification clicked: opening the window there");
+    if let Some(id) = id {
+        app.state::<OpenSession>().put(id);
+    }
     crate::tray::show_window(app);
+}
+
+/// The longest notification body: the rest is in the app.
+#[cfg(all(unix, not(target_os = "macos")))]
+const BODY_CHARS: usize = 240;
+
+/// A notification body as plain text. The desktop may read bodies as markup (the
+/// specification's "body-markup"), and parts of them come from co-signers (group names, the
+/// reason a member gives): escaped, they cannot add links or images; shortened, they cannot
+/// fill the screen.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn plain_body(text: &str) -> String {
+    let mut body = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == BODY_CHARS {
+            body.push('…');
+            break;
+        }
+        match c {
+            '&' => body.push_str("&amp;"),
+            '<' => body.push_str("&lt;"),
+            '>' => body.push_str("&gt;"),
+            c if c.is_control() => body.push(' '),
+            c => body.push(c),
+        }
+    }
+    body
+}
+
+#[cfg(all(test, unix, not(target_os = "macos")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_co_signers_cannot_add_markup_or_fill_the_screen() {
+        assert_eq!(
+            plain_body("Member 2 of <a href=\"https://evil\">Till</a> & co\nproposes"),
+            "Member 2 of &lt;a href=\"https://evil\"&gt;Till&lt;/a&gt; &amp; co proposes"
+        );
+        let long = plain_body(&"x".repeat(10_000));
+        assert_eq!(long.chars().count(), BODY_CHARS + 1);
+        assert!(long.ends_with('…'));
+    }
 }

@@ -8,10 +8,10 @@ use std::collections::HashSet;
 use crate::payment_form::SATS_PER_XPI;
 use crate::views::SessionView;
 
-/// One notification to show; clicking it opens `session_id`.
+/// One notification to show; clicking it opens `session_id` (the app's window, when `None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notice {
-    pub session_id: String,
+    pub session_id: Option<String>,
     pub event: Event,
     pub title: String,
     pub body: String,
@@ -28,7 +28,13 @@ pub enum Event {
     /// Earlier broadcasters failed: this member now broadcasts the signed transaction.
     NowCoordinator,
     Confirmed,
+    /// Too many at once to tell one by one.
+    Several,
 }
+
+/// More notices than this at once (a flood of proposals from a hostile member, many sessions
+/// ending together) are told as one, not as a wall of pop-ups.
+pub const MOST_AT_ONCE: usize = 3;
 
 /// What has been told so far.
 #[derive(Debug, Default)]
@@ -55,8 +61,23 @@ impl Notices {
             }
         }
         self.started = true;
-        notices
+        at_most_a_few(notices)
     }
+}
+
+fn at_most_a_few(mut notices: Vec<Notice>) -> Vec<Notice> {
+    if notices.len() <= MOST_AT_ONCE {
+        return notices;
+    }
+    let more = notices.len() - (MOST_AT_ONCE - 1);
+    notices.truncate(MOST_AT_ONCE - 1);
+    notices.push(Notice {
+        session_id: None,
+        event: Event::Several,
+        title: format!("{more} more payments need a look"),
+        body: "Open Lotus Cosigner: the Inbox lists what waits for you.".to_owned(),
+    });
+    notices
 }
 
 fn events(session: &SessionView, now_ms: u64) -> Vec<Event> {
@@ -126,9 +147,10 @@ fn notice(session: &SessionView, event: Event) -> Notice {
             "Payment confirmed".to_owned(),
             format!("{amount} from {group} is in a block."),
         ),
+        Event::Several => unreachable!("only made by at_most_a_few"),
     };
     Notice {
-        session_id: session.session_id.clone(),
+        session_id: Some(session.session_id.clone()),
         event,
         title,
         body,
@@ -180,7 +202,7 @@ mod tests {
     fn told(notices: &[Notice]) -> Vec<(String, Event)> {
         notices
             .iter()
-            .map(|n| (n.session_id.clone(), n.event))
+            .map(|n| (n.session_id.clone().unwrap_or_default(), n.event))
             .collect()
     }
 
@@ -307,5 +329,30 @@ mod tests {
             told[0].body,
             "The 12.500000 XPI payment from Shop till stopped: member 3 sent two different messages"
         );
+    }
+
+    #[test]
+    fn a_flood_of_proposals_is_told_as_a_few_notices() {
+        let mut notices = Notices::new();
+        notices.update(&[], 0);
+        let flood: Vec<SessionView> = (0..50).map(|i| session(&format!("s{i}"))).collect();
+        let told = notices.update(&flood, 0);
+        assert_eq!(told.len(), MOST_AT_ONCE);
+        assert_eq!(told[MOST_AT_ONCE - 1].event, Event::Several);
+        assert_eq!(told[MOST_AT_ONCE - 1].session_id, None);
+        assert_eq!(told[MOST_AT_ONCE - 1].title, "48 more payments need a look");
+        assert!(
+            notices.update(&flood, 0).is_empty(),
+            "each told once, also the folded ones"
+        );
+        let few: Vec<SessionView> = (50..53).map(|i| session(&format!("s{i}"))).collect();
+        assert_eq!(
+            told_events(&notices.update(&few, 0)),
+            [Event::NewProposal; MOST_AT_ONCE]
+        );
+    }
+
+    fn told_events(notices: &[Notice]) -> Vec<Event> {
+        notices.iter().map(|n| n.event).collect()
     }
 }

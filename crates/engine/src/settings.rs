@@ -147,7 +147,7 @@ mod tests {
         assert_eq!(Settings::load_or_init(&path).unwrap(), Settings::default());
         assert_eq!(
             fs::read_to_string(&path).unwrap(),
-            "{\n  \"network\": \"mainnet\",\n  \"seen_quorum\": 1,\n  \"fee_rate_per_kb\": 1000\n}\n"
+            "{\n  \"network\": \"mainnet\",\n  \"seen_quorum\": 1,\n  \"fee_rate_per_kb\": 1000,\n  \"notifications\": true\n}\n"
         );
         fs::write(&path, r#"{"network":"testnet"}"#).unwrap();
         assert_eq!(
