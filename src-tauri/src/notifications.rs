@@ -11,6 +11,9 @@ use tauri::{AppHandle, Manager};
 
 /// How often the sessions are looked at without a change (for "about to expire").
 const TICK: Duration = Duration::from_secs(15);
+/// How long a shown notification's click is waited for.
+#[cfg(all(unix, not(target_os = "macos")))]
+const CLICK_WAIT: Duration = Duration::from_secs(30 * 60);
 
 /// A session a clicked notification asked to open, given to the window once.
 #[derive(Clone, Default)]
@@ -79,15 +82,19 @@ async fn show(app: &AppHandle, notice: Notice) -> Result<(), notify_rust::error:
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let mut clicked = false;
-        handle
-            .wait_for_action_async(|response| {
+        // Some desktops keep notifications without ever closing them: the wait (and its D-Bus
+        // connection) ends after a while anyway; the session stays in the Inbox.
+        let _ = tokio::time::timeout(
+            CLICK_WAIT,
+            handle.wait_for_action_async(|response| {
                 clicked = match response {
                     NotificationResponse::Default => true,
                     NotificationResponse::Action(action) => action == "default",
                     _ => false,
                 };
-            })
-            .await;
+            }),
+        )
+        .await;
         if clicked {
             open_session(&app, notice.session_id);
         }
@@ -136,11 +143,18 @@ fn plain_body(text: &str) -> String {
             '&' => body.push_str("&amp;"),
             '<' => body.push_str("&lt;"),
             '>' => body.push_str("&gt;"),
-            c if c.is_control() => body.push(' '),
+            c if c.is_control() || is_invisible_or_reordering(c) => body.push(' '),
             c => body.push(c),
         }
     }
     body
+}
+
+/// Line and paragraph separators, bidirectional overrides and zero-width characters: a name
+/// holding them could start a new line or reorder what the person reads.
+#[cfg(all(unix, not(target_os = "macos")))]
+fn is_invisible_or_reordering(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 #[cfg(all(test, unix, not(target_os = "macos")))]
@@ -152,6 +166,10 @@ mod tests {
         assert_eq!(
             plain_body("Member 2 of <a href=\"https://evil\">Till</a> & co\nproposes"),
             "Member 2 of &lt;a href=\"https://evil\"&gt;Till&lt;/a&gt; &amp; co proposes"
+        );
+        assert_eq!(
+            plain_body("Till\u{2028}\u{2028}pays \u{202E}IPX 1\u{200B}"),
+            "Till  pays  IPX 1 "
         );
         let long = plain_body(&"x".repeat(10_000));
         assert_eq!(long.chars().count(), BODY_CHARS + 1);

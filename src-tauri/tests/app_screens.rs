@@ -256,9 +256,9 @@ async fn a_co_signers_proposal_is_notified_and_approved_only_with_the_proposers_
     type_into(&client, "[data-testid=import-session-file]", &file).await;
     wait_for_text(&client, "[data-testid=session]", "7.250000 XPI").await;
 
-    let printed = daemon.wait_for("A payment waits for your review");
+    let printed = daemon.wait_for("A payment of 7.250000 XPI waits for your review");
     assert!(
-        printed.contains("Member 2 of Shop till proposes to send 7.250000 XPI."),
+        printed.contains("Proposed by member 2 of \u{201c}Shop till\u{201d}."),
         "{printed}"
     );
     // Away from the session, the click on the notification brings it back.

@@ -525,10 +525,15 @@ impl NotificationDaemon {
             .unwrap_or_else(|e| {
                 panic!("cannot start dunst ({e}); install it (./scripts/test does)")
             });
-        let daemon = Self { child, printed };
+        let mut daemon = Self { child, printed };
         daemon.wait_until(
             || dunstctl(&["is-paused"]).is_some(),
             "dunst to answer on D-Bus",
+        );
+        // dunstctl would also answer for another notification service already on this bus.
+        assert!(
+            daemon.child.try_wait().unwrap().is_none(),
+            "dunst exited: is another notification service running on this D-Bus session?"
         );
         daemon
     }
@@ -626,18 +631,38 @@ impl Desktop {
     pub fn start(dir: &Path) -> Self {
         use std::io::{BufRead, BufReader};
         use std::os::fd::FromRawFd;
+        use std::os::unix::process::CommandExt;
         require_environment();
-        // Xvfb picks a free display and writes its number to this pipe once it accepts
-        // clients (-displayfd), on the write end of this pipe that it inherits.
+        // Xvfb picks a free display and writes its number once it accepts clients
+        // (-displayfd) to the write end of this pipe. Both ends are close-on-exec, so
+        // processes other tests start meanwhile do not hold it open; only Xvfb gets it.
         let mut fds = [0; 2];
-        // SAFETY: pipe(2) fills two new descriptors, each owned once below.
-        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0, "pipe(2)");
+        // SAFETY: pipe2(2) fills two new descriptors, each owned once below.
+        assert_eq!(
+            unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) },
+            0,
+            "pipe2(2)"
+        );
         let log = |name: &str| std::fs::File::create(dir.join(name)).unwrap();
-        let x = Command::new("Xvfb")
-            .args(["-displayfd", &fds[1].to_string()])
+        let write_end = fds[1];
+        let mut command = Command::new("Xvfb");
+        command
+            .args(["-displayfd", &write_end.to_string()])
             .args(["-screen", "0", "1280x800x24", "-nolisten", "tcp"])
             .stdout(Stdio::null())
-            .stderr(log("xvfb.log"))
+            .stderr(log("xvfb.log"));
+        // SAFETY: between fork and exec only fcntl(2), which is async-signal-safe: the write
+        // end stays open across exec in Xvfb alone.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::fcntl(write_end, libc::F_SETFD, 0) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let x = command
             .spawn()
             .expect("Xvfb (./scripts/test installs xvfb)");
         // SAFETY: each descriptor from pipe(2) above, owned by exactly one File.
