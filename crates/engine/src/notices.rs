@@ -402,7 +402,12 @@ mod tests {
     fn a_flood_of_proposals_is_told_as_a_few_notices_and_urgent_ones_first() {
         let mut notices = Notices::new();
         notices.update(&[], 0);
-        let mut flood: Vec<SessionView> = (0..50).map(|i| session(&format!("s{i}"))).collect();
+        // Long-lived proposals: none comes near its end within this test.
+        let long_lived = |id: String| SessionView {
+            expires_ms: 10 * WINDOW_MS,
+            ..session(&id)
+        };
+        let mut flood: Vec<SessionView> = (0..50).map(|i| long_lived(format!("s{i}"))).collect();
         flood[49].blamed_member = Some(2);
         flood[49].outcome = Some("aborted".into());
         let told = notices.update(&flood, 0);
@@ -417,7 +422,7 @@ mod tests {
         let mut shown = 0;
         for i in 0..25u64 {
             let mut more = flood.clone();
-            more.push(session(&format!("late{i}")));
+            more.push(long_lived(format!("late{i}")));
             shown += notices.update(&more, i * 12_000).len();
         }
         assert_eq!(shown, 0, "the window's three notices were used");
