@@ -5,8 +5,8 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::payment_form::SATS_PER_XPI;
 use crate::views::SessionView;
+use chain::amount::format_xpi;
 
 /// One notification to show; clicking it opens `session_id` (the app's window, when `None`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -160,7 +160,7 @@ fn broadcaster_after_failover(session: &SessionView) -> Option<u32> {
 /// name cannot pass for the amount.
 fn notice(session: &SessionView, event: Event) -> Notice {
     let group = format!("\u{201c}{}\u{201d}", session.group_name);
-    let amount = xpi(session.sent_sats);
+    let amount = format_xpi(session.sent_sats);
     let (title, body) = match event {
         Event::NewProposal => (
             format!("A payment of {amount} waits for your review"),
@@ -200,14 +200,6 @@ fn notice(session: &SessionView, event: Event) -> Notice {
         title,
         body,
     }
-}
-
-fn xpi(sats: i64) -> String {
-    format!(
-        "{}.{:06} XPI",
-        sats / SATS_PER_XPI,
-        (sats % SATS_PER_XPI).unsigned_abs()
-    )
 }
 
 #[cfg(test)]
