@@ -128,8 +128,10 @@ impl AppDemo {
         let mut cosigners = Cosigners::new(launcher, root.path(), &["alice", "bob", "you"]);
         let keys = cosigners.create_keys()?;
         // First-signer election: Alice coordinates, Bob is backup #1, the person backup #2.
-        // Rounds wait two minutes before noting silence: a person reads the review first.
-        let group = cosigners.create_group(&keys, 120, 10)?;
+        // A person's review takes no round time (partials wait for approval without a
+        // timer), so rounds can be short: the blamed co-signer goes silent after its proof,
+        // and the second session ends one round later.
+        let group = cosigners.create_group(&keys, 20, 10)?;
         let devnet = cosigners.start_devnet(&group.address)?;
         let policy = root.path().join("policy.toml");
         std::fs::write(&policy, POLICY)?;
