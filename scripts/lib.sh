@@ -7,10 +7,11 @@ BUILD_PACKAGES=(
 )
 # What the tests need on top: a headless X server, WebDriver for WebKitGTK, a D-Bus session,
 # a real Secret Service (gnome-keyring) to keep keys in, a notification service (dunst), and a
-# window manager (openbox, wmctrl) for the close-to-tray test.
+# window manager (openbox, wmctrl) for the close-to-tray test; busctl (systemd) to click the
+# tray menu through the tests' own tray host.
 TEST_PACKAGES=(
   webkit2gtk-driver xvfb xauth dbus dbus-x11 gnome-keyring libsecret-tools keyutils
-  iproute2 nftables dunst openbox wmctrl
+  iproute2 nftables dunst openbox wmctrl systemd
 )
 
 # ensure_packages PKG... : installs the missing ones when root, else prints the exact command.

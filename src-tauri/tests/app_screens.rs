@@ -225,6 +225,7 @@ async fn a_co_signers_proposal_is_notified_and_approved_only_with_the_proposers_
     settings.confirm_above_sats = Some(5_000_000);
     settings.save(&path).unwrap();
     let daemon = NotificationDaemon::start(profile.dir.path());
+    let panel = TrayHost::start();
 
     // Member 2 proposes 7.25 XPI from its own app; the file reaches member 1 by hand.
     let co_signer = funded.co_signer();
@@ -255,6 +256,10 @@ async fn a_co_signers_proposal_is_notified_and_approved_only_with_the_proposers_
     nav(&client, "inbox").await;
     type_into(&client, "[data-testid=import-session-file]", &file).await;
     wait_for_text(&client, "[data-testid=session]", "7.250000 XPI").await;
+    // The panel counts it beside the tray icon.
+    let app = children_of(driver.pid())[0];
+    let tray = panel.wait_for_item_of(app);
+    tray.wait_for_label("1");
 
     let printed = daemon.wait_for("A payment of 7.250000 XPI waits for your review");
     assert!(
@@ -298,6 +303,7 @@ async fn a_co_signers_proposal_is_notified_and_approved_only_with_the_proposers_
     type_into(&client, "[data-testid=confirmation-input]", &code).await;
     click(&client, "[data-testid=approve]").await;
     wait_for_text(&client, "[data-testid=session]", "You approved this review").await;
+    tray.wait_for_label("");
 
     client.close().await.unwrap();
 }

@@ -309,30 +309,41 @@ async fn an_invite_link_opens_the_join_form_filled_in_even_while_the_app_runs() 
     client.close().await.unwrap();
 }
 
-/// On a desktop with a window manager (openbox, on an X display of this test's own): closing
-/// the window hides it and the app keeps running; starting the app again brings it back.
+/// On a desktop with a window manager (openbox, on an X display of this test's own) and a panel
+/// (the test's own tray host on its D-Bus session): closing the window hides it and the app
+/// keeps running in the tray; starting the app again, or "Show" in the tray menu, brings it
+/// back; "Quit" in the tray menu ends the app.
 #[test]
-fn closing_the_window_keeps_the_app_running_and_a_second_start_brings_it_back() {
+fn closing_the_window_keeps_the_app_in_the_tray_until_quit_there() {
     let profile = Profile::new("tray");
     let me = lotus::PrivateKey::from_bytes(&[0x63; 32]).unwrap();
     KeyStore::new(profile.keychain.clone()).store(&me).unwrap();
     let desktop = Desktop::start(profile.dir.path());
+    let panel = TrayHost::start();
     let env = profile.app_env();
+    let log = profile.dir.path().join("app.log");
     let mut app = std::process::Command::new(app_binary())
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .env("DISPLAY", desktop.display())
         .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(profile.dir.path().join("app.log")).unwrap())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
+    let app_log = || std::fs::read_to_string(&log).unwrap_or_default();
     let window = desktop.wait_for_window_of(app.id());
+    let tray = panel.wait_for_item_of(app.id());
+    assert_eq!(
+        tray.menu_labels(),
+        ["Show Lotus Cosigner", "Quit Lotus Cosigner"]
+    );
+    assert_eq!(tray.label(), "", "nothing waits for this person");
 
     desktop.close(&window);
     desktop.wait_until_no_window_of(app.id());
     assert!(
         app.try_wait().unwrap().is_none(),
         "closing the window ended the app; log: {}",
-        std::fs::read_to_string(profile.dir.path().join("app.log")).unwrap_or_default()
+        app_log()
     );
 
     let again = std::process::Command::new(app_binary())
@@ -344,7 +355,25 @@ fn closing_the_window_keeps_the_app_running_and_a_second_start_brings_it_back() 
         String::from_utf8_lossy(&again.stdout).contains("already open"),
         "{again:?}"
     );
+    let window = desktop.wait_for_window_of(app.id());
+
+    desktop.close(&window);
+    desktop.wait_until_no_window_of(app.id());
+    tray.click("Show Lotus Cosigner");
     desktop.wait_for_window_of(app.id());
-    stop_process(app.id());
-    let _ = app.wait();
+
+    tray.click("Quit Lotus Cosigner");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = app.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            stop_process(app.id());
+            panic!("Quit in the tray did not end the app; log: {}", app_log());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}; log: {}", app_log());
+    assert!(app_log().contains("quit from the tray"), "{}", app_log());
 }

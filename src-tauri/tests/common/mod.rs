@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 use engine::{EngineConfig, KeyStore, KeychainConfig};
 use fantoccini::{Client, ClientBuilder, Locator};
 
+mod tray_host;
+#[allow(unused_imports)] // Not every test binary has a tray.
+pub use tray_host::TrayHost;
+
 pub const APP: &str = env!("CARGO_BIN_EXE_lotus-cosigner-app");
 
 /// The app binary under test: this build's, or an installed one (`scripts/check-deb` points
