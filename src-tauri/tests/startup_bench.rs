@@ -109,12 +109,14 @@ async fn app_start_and_memory() {
     let session_all = session_app + helpers.iter().map(|p| rss_kib(*p)).sum::<u64>();
     client.close().await.unwrap();
 
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
+    // The binary measured: this build's (debug or release, as the harness), or an installed one.
+    let binary = app_binary();
+    let build = match std::env::var_os("LOTUS_COSIGNER_APP_BINARY") {
+        Some(_) => "installed",
+        None if cfg!(debug_assertions) => "debug build",
+        None => "release build",
     };
-    println!("app start and memory ({profile} build, {RUNS} starts, Xvfb, 2 cores)");
+    println!("app start and memory ({build}: {binary}; {RUNS} starts, Xvfb, 2 cores)");
     println!(
         "  cold start to interactive window: median {:.0} ms, min {:.0} ms, max {:.0} ms",
         median(starts.clone()),
