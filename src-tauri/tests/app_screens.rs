@@ -156,6 +156,22 @@ async fn a_funded_group_is_backed_up_and_pays_and_every_screen_opens() {
         "No QR code was found",
     )
     .await;
+    // A_small_file_declaring_a_huge_picture_is_refused_before_decoding: 60000 × 60000 pixels
+    // would decode to 14 GB.
+    let huge = profile.dir.path().join("huge.png");
+    std::fs::write(&huge, png_declaring(60_000, 60_000)).unwrap();
+    type_into(
+        &client,
+        "[data-testid=scan-invite]",
+        &huge.display().to_string(),
+    )
+    .await;
+    wait_for_text(
+        &client,
+        "[data-testid=scan-invite-problem]",
+        "declares 60000 × 60000 pixels",
+    )
+    .await;
     type_into(&client, "[data-testid=scan-invite]", &invite_qr).await;
     wait_for_value(&client, "[data-testid=invite-input]", &group.invite()).await;
 
@@ -306,4 +322,14 @@ async fn a_co_signers_proposal_is_notified_and_approved_only_with_the_proposers_
     tray.wait_for_label("");
 
     client.close().await.unwrap();
+}
+
+/// A PNG file that is only its header: it declares `width` × `height` pixels, 8-bit RGBA.
+fn png_declaring(width: u32, height: u32) -> Vec<u8> {
+    let mut png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
+    png.extend(width.to_be_bytes());
+    png.extend(height.to_be_bytes());
+    png.extend([8, 6, 0, 0, 0]);
+    png.extend([0; 4]); // CRC: nothing gets far enough to check it
+    png
 }
